@@ -1,0 +1,173 @@
+"""`lhlab` subcommands. Bad input: one line on stderr, exit code 2, nothing written."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from experiment.errors import EXIT_BAD_INPUT, EXIT_ERROR, BadInput, LhlabError, ProtocolError
+
+DEFAULT_DATA_DIR = Path("data")
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="lhlab", description="Run learned-helplessness experiments.")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("validate", help="check protocol files; exit 2 with file:line: field: message lines")
+    p.add_argument("protocols", nargs="+", type=Path)
+
+    p = sub.add_parser("plan", help="print the seeded trial-by-trial schedule and expected duration")
+    p.add_argument("protocol", type=Path)
+    p.add_argument("--condition", required=True)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = sub.add_parser("run", help="run one participant's session")
+    p.add_argument("protocol", type=Path)
+    p.add_argument("--participant", required=True, help="pseudonymous label (letters and digits)")
+    p.add_argument("--condition", required=True)
+    p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    p.add_argument("--session", type=int, help="session number (default: the next free one)")
+    p.add_argument("--seed", type=int, help="schedule seed (default: random, recorded)")
+    p.add_argument("--experimenter", default="", help="experimenter id, recorded with the session")
+    p.add_argument("--simulate", metavar="PROFILE", help="simulated participant profile, e.g. default or "
+                                                         "'default,helplessness_effect=0.3'")
+    p.add_argument("--mode", choices=("data-only", "visual"), default="data-only")
+    p.add_argument("--speed", type=float, default=1.0, help="compress waits by this factor (simulation; marks pilot)")
+    p.add_argument("--windowed", action="store_true", help="a window instead of full screen")
+    p.add_argument("--screen", type=int, default=0, help="monitor index for the participant window")
+    p.add_argument("--pilot", action="store_true", help="mark the data as pilot data")
+
+    p = sub.add_parser("status", help="list the sessions of a study folder with their real status")
+    p.add_argument("study_dir", type=Path)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return {"validate": cmd_validate, "plan": cmd_plan, "run": cmd_run, "status": cmd_status}[args.command](args)
+    except ProtocolError as e:
+        print("\n".join(e.problems), file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except BadInput as e:
+        print(f"lhlab {args.command}: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except LhlabError as e:
+        print(f"lhlab {args.command}: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print(f"lhlab {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def cmd_validate(args) -> int:
+    from experiment.protocol import load_protocol
+    problems = []
+    for path in args.protocols:
+        try:
+            proto = load_protocol(path)
+            print(f"{path}: ok ({proto.study_id}: {len(proto.conditions)} conditions, {len(proto.phases)} phases)")
+        except ProtocolError as e:
+            problems.extend(e.problems)
+    if problems:
+        print("\n".join(problems), file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return 0
+
+
+def cmd_plan(args) -> int:
+    from experiment.protocol import load_protocol, plan
+    proto = load_protocol(args.protocol)
+    if args.condition not in proto.conditions:
+        raise BadInput(f"--condition: {args.condition!r} is not a condition of {args.protocol}; "
+                       f"choose one of: {', '.join(proto.conditions)}")
+    schedule = plan(proto, args.condition, args.seed)
+    total = sum(e for _, _, e in schedule)
+    if args.json:
+        print(json.dumps({"study": proto.study_id, "condition": args.condition, "seed": args.seed,
+                          "expected_max_s": total,
+                          "phases": [{"id": ph.id, "task": ph.task, "role": ph.role, "expected_max_s": e,
+                                      "trials": trials} for ph, trials, e in schedule]}, indent=1))
+        return 0
+    print(f"{proto.title} [{proto.study_id}] condition={args.condition} seed={args.seed}")
+    for ph, trials, expected in schedule:
+        print(f"\n{ph.id} ({ph.task}, {ph.role}): {len(trials)} trials, up to {expected / 60:.1f} min")
+        for n, t in enumerate(trials, 1):
+            print(f"  {n:3d}  " + "  ".join(f"{k}={v}" for k, v in t.items() if k != "page" and not isinstance(v, (dict, list)))
+                  + (f"  page: {t['page'][:60]!r}" if "page" in t else ""))
+    print(f"\nExpected duration: up to {total / 60:.1f} min (every trial to its time limit), "
+          f"plus the debriefing.")
+    return 0
+
+
+def cmd_run(args) -> int:
+    # Signals first: SIGINT/SIGTERM end the session gracefully, even during device start-up.
+    stop = threading.Event()
+
+    def on_signal(signum, frame):
+        stop.set()
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    from experiment.protocol import load_protocol
+    from experiment.session import Session, SessionRequest, prepare
+    proto = load_protocol(args.protocol)
+    req = SessionRequest(protocol=proto, participant=args.participant, condition=args.condition,
+                         data_dir=args.data_dir, session=args.session, seed=args.seed,
+                         experimenter=args.experimenter, simulate=args.simulate, mode=args.mode,
+                         speed=args.speed, pilot=args.pilot)
+    if args.simulate is None and args.mode != "data-only":
+        raise BadInput("--mode applies to simulated participants only (add --simulate PROFILE)")
+    prepared = prepare(req)
+    devices, info, closer = _open_devices(args, prepared, stop)
+    try:
+        return Session(prepared, devices, stop, sys.stdout, info).run()
+    finally:
+        closer()
+
+
+def _open_devices(args, prepared, stop):
+    """(clock, screen, keyboard, speaker), extra provenance, and a function that closes them."""
+    from experiment.simulated import SimulatedParticipant, data_only_devices, parse_profile
+    from experiment.session import participant_rng
+    proto = prepared.request.protocol
+    participant = None
+    if args.simulate:
+        profile = parse_profile(args.simulate)
+        participant = SimulatedParticipant(profile, participant_rng(prepared.seed), vocabulary(proto), proto.keys)
+        if args.mode == "data-only":
+            return data_only_devices(participant, proto.keys, stop), {}, lambda: None
+    from experiment import psychopy_devices    # the only import of PsychoPy, and only here
+    return psychopy_devices.open_devices(proto.keys, stop, windowed=args.windowed, screen=args.screen,
+                                         participant=participant, speed=args.speed)
+
+
+def vocabulary(proto) -> set[str]:
+    """The words a simulated participant 'knows': every solution in the protocol's stimulus files."""
+    from experiment.tasks.anagram import read_items
+    words = set()
+    for ph in proto.phases.values():
+        if ph.task == "anagram":
+            items, _ = read_items(proto.base_dir / ph.params["items"])
+            words.update(i["solution"] for i in items if i["solvable"])
+    return words
+
+
+def cmd_status(args) -> int:
+    from experiment import datafile
+    if not (args.study_dir / "dataset_description.json").is_file():
+        raise BadInput(f"{args.study_dir} is not an lhlab study folder (no dataset_description.json)")
+    for rec in datafile.all_sessions(args.study_dir):
+        print(f"sub-{rec.get('participant')}\tses-{rec.get('session')}\t{rec.get('condition')}\t"
+              f"{rec['effective_status']}\t{rec.get('started', '')}\t{(rec.get('exit') or {}).get('reason', '')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

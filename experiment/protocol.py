@@ -1,0 +1,316 @@
+"""Load and validate a protocol file into typed models.
+
+The whole file is checked before anything runs, and every problem is reported as
+`file:line: field.path: message`. See protocols/README.md for the format.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from experiment.errors import ProtocolError
+from experiment.tasks import TASKS
+from experiment.tasks.base import LABEL_RE, Problem, check_value
+from experiment.yamlsource import YamlProblem, load_with_lines
+
+SCHEMA_VERSION = 1
+ROLES = ("instructions", "practice", "training", "check", "test", "repair")
+CONDITION_KINDS = ("helpless", "controllable", "control")
+STUDY_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+
+DEFAULT_KEYS = {"withdraw": "f12", "abort": "escape", "continue": "space"}
+DEFAULT_TEXTS = {
+    "withdraw_hint": "You may stop at any time by pressing F12.",
+    "continue_hint": "Press SPACE to continue.",
+    "withdrawn": "You have chosen to stop. Thank you for your time. Please read the following.",
+    "goodbye": "Thank you! The session is over. Please let the experimenter know.",
+}
+TOP_KEYS = {"schema_version", "study", "keys", "texts", "phases", "conditions", "debriefing"}
+STUDY_KEYS = {"id", "title", "description", "reference", "block_size"}
+PHASE_KEYS = {"task", "role", "instructions"}
+CONDITION_KEYS = {"kind", "description", "phases", "yoked_to"}
+DEBRIEF_KEYS = {"pages", "repair"}
+
+
+@dataclass(frozen=True)
+class Phase:
+    id: str
+    task: str
+    role: str
+    params: dict            # task parameters with defaults filled in
+    instructions: list[str]
+    line: int
+
+
+@dataclass(frozen=True)
+class Condition:
+    name: str
+    kind: str
+    description: str
+    phases: tuple[str, ...]
+    yoked_to: str | None
+
+
+@dataclass(frozen=True)
+class Protocol:
+    path: Path
+    sha256: str
+    study_id: str
+    title: str
+    block_size: int
+    keys: dict
+    texts: dict
+    phases: dict[str, Phase]
+    conditions: dict[str, Condition]
+    debriefing_pages: list[str]
+    repair_phase: str | None
+    raw: dict = field(repr=False, default_factory=dict)
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    def phase_sequence(self, condition: str) -> list[Phase]:
+        """The condition's phases in order, then the repair task after the debriefing."""
+        return [self.phases[p] for p in self.conditions[condition].phases]
+
+    def has_task(self, *names: str) -> bool:
+        return any(p.task in names for p in self.phases.values())
+
+
+def load_protocol(path: str | Path) -> Protocol:
+    """Load and validate `path`; raise ProtocolError listing every problem."""
+    path = Path(path)
+    shown = str(path)
+    if not path.is_file():
+        raise ProtocolError([f"{shown}:1: protocol file not found (check the path)"])
+    raw_bytes = path.read_bytes()
+    try:
+        data, lines = load_with_lines(path)
+    except YamlProblem as e:
+        raise ProtocolError([f"{shown}:{e.line}: {e}"]) from None
+    except UnicodeDecodeError:
+        raise ProtocolError([f"{shown}:1: not UTF-8 text; save the protocol as UTF-8"]) from None
+    v = _Validator(shown, path.parent.resolve(), lines)
+    proto = v.protocol(data, path, hashlib.sha256(raw_bytes).hexdigest())
+    if v.problems:
+        raise ProtocolError(v.problems)
+    return proto
+
+
+class _Validator:
+    def __init__(self, shown: str, base_dir: Path, lines: dict):
+        self.shown, self.base_dir, self.lines = shown, base_dir, lines
+        self.problems: list[str] = []
+
+    def err(self, path: tuple, message: str) -> None:
+        line = self._line(path)
+        dotted = ".".join(str(p) for p in path) or "(top)"
+        self.problems.append(f"{self.shown}:{line}: {dotted}: {message}")
+
+    def _line(self, path: tuple) -> int:
+        while path and path not in self.lines:
+            path = path[:-1]
+        return self.lines.get(path, 1)
+
+    def mapping(self, value, path: tuple, allowed: set | None) -> dict:
+        if not isinstance(value, dict):
+            self.err(path, f"must be a mapping of fields (got {type(value).__name__})")
+            return {}
+        if allowed is not None:
+            for k in value:
+                if k not in allowed:
+                    self.err(path + (k,), f"unknown field; allowed here: {', '.join(sorted(allowed))}")
+        return value
+
+    def text(self, value, path: tuple, required: bool = True) -> str:
+        if value is None and not required:
+            return ""
+        if not isinstance(value, str) or not value.strip():
+            self.err(path, "must be a non-empty text" if value is not None else "is required")
+            return ""
+        return value
+
+    def pages(self, value, path: tuple) -> list[str]:
+        if value is None:
+            return []
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+            self.err(path, "must be a text or a list of texts")
+            return []
+        return list(value)
+
+    # -- the file -----------------------------------------------------------------------
+    def protocol(self, data, path: Path, sha: str) -> Protocol | None:
+        top = self.mapping(data, (), TOP_KEYS)
+        sv = top.get("schema_version")
+        if sv is None:
+            self.err(("schema_version",), f"is required (this lhlab reads schema_version: {SCHEMA_VERSION})")
+        elif sv != SCHEMA_VERSION:
+            self.err(("schema_version",), f"this lhlab reads schema_version {SCHEMA_VERSION} (got {sv!r})")
+
+        study = self.mapping(top.get("study", {}), ("study",), STUDY_KEYS)
+        study_id = study.get("id")
+        if not isinstance(study_id, str) or not STUDY_ID_RE.match(study_id):
+            self.err(("study", "id"), f"must be lower-case letters, digits and '-' (got {study_id!r})")
+        title = self.text(study.get("title"), ("study", "title"))
+
+        keys = dict(DEFAULT_KEYS)
+        for k, val in self.mapping(top.get("keys", {}), ("keys",), set(DEFAULT_KEYS)).items():
+            if not isinstance(val, str) or not re.fullmatch(r"[a-z0-9_]+", val):
+                self.err(("keys", k), f"must be a key name such as 'space' or 'f12' (got {val!r})")
+            else:
+                keys[k] = val
+        if keys["withdraw"] == keys["abort"]:
+            self.err(("keys", "withdraw"), "must differ from keys.abort")
+
+        texts = dict(DEFAULT_TEXTS)
+        for k, val in self.mapping(top.get("texts", {}), ("texts",), None).items():
+            texts[k] = self.text(val, ("texts", k))
+
+        phases = self.all_phases(top.get("phases"), keys)
+        conditions = self.conditions(top.get("conditions"), phases)
+
+        block_size = study.get("block_size", 2 * max(1, len(conditions)))
+        if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
+            self.err(("study", "block_size"), f"must be a whole number >= 1 (got {block_size!r})")
+        elif conditions and block_size % len(conditions):
+            self.err(("study", "block_size"),
+                     f"must be a multiple of the number of conditions ({len(conditions)}) so blocks balance")
+
+        debrief = self.mapping(top.get("debriefing"), ("debriefing",), DEBRIEF_KEYS) \
+            if "debriefing" in top else self.err(("debriefing",), "is required: every session ends with a debriefing") or {}
+        debrief_pages = self.pages(debrief.get("pages"), ("debriefing", "pages"))
+        if debrief and not debrief_pages:
+            self.err(("debriefing", "pages"), "is required: the text that explains the study")
+        repair = debrief.get("repair")
+        if repair is not None:
+            if repair not in phases:
+                self.err(("debriefing", "repair"), f"unknown phase {repair!r}; define it under phases")
+            elif phases[repair].task != "anagram" or phases[repair].params.get("unsolvable_proportion", 0) != 0:
+                self.err(("debriefing", "repair"), "must be a solvable anagram phase (unsolvable_proportion: 0)")
+            elif any(repair in c.phases for c in conditions.values()):
+                self.err(("debriefing", "repair"), "the repair phase runs after the debriefing; do not list it in a condition")
+        if self.problems:
+            return None
+        return Protocol(path=path, sha256=sha, study_id=study_id, title=title, block_size=block_size,
+                        keys=keys, texts=texts, phases=phases, conditions=conditions,
+                        debriefing_pages=debrief_pages, repair_phase=repair, raw=top)
+
+    def all_phases(self, value, keys: dict) -> dict[str, Phase]:
+        if value is None:
+            self.err(("phases",), "is required: a mapping of phase id -> task and parameters")
+            return {}
+        out = {}
+        for pid, spec in self.mapping(value, ("phases",), None).items():
+            if not LABEL_RE.match(pid):
+                self.err(("phases", pid), "phase ids must be letters and digits only (they become BIDS task labels)")
+                continue
+            phase = self.phase(pid, spec, keys)
+            if phase:
+                out[pid] = phase
+        return out
+
+    def phase(self, pid: str, spec, keys: dict) -> Phase | None:
+        path = ("phases", pid)
+        spec = self.mapping(spec, path, None)
+        task_name = spec.get("task")
+        if task_name not in TASKS:
+            self.err(path + ("task",), f"unknown task {task_name!r}; known: {', '.join(sorted(TASKS))}")
+            return None
+        task = TASKS[task_name]
+        allowed = PHASE_KEYS | {p.name for p in task.params}
+        for k in spec:
+            if k not in allowed:
+                self.err(path + (k,), f"unknown field for task {task_name}; allowed: {', '.join(sorted(allowed))}")
+        role = spec.get("role", task.default_role)
+        if role not in ROLES:
+            self.err(path + ("role",), f"must be one of {', '.join(ROLES)} (got {role!r})")
+        params, ok = {}, True
+        for p in task.params:
+            if p.name not in spec:
+                if p.required:
+                    self.err(path + (p.name,), f"is required: {p.help}")
+                    ok = False
+                else:
+                    params[p.name] = p.default
+                continue
+            msg = check_value(p, spec[p.name], self.base_dir)
+            if msg:
+                self.err(path + (p.name,), msg)
+                ok = False
+            else:
+                params[p.name] = spec[p.name]
+        if ok:
+            for prob in task.check(params, self.base_dir):
+                self.err(path + tuple(prob.field.split(".")), prob.message)
+        for k in (keys["withdraw"], keys["abort"]):
+            for p in task.params:
+                if p.kind == "key" and params.get(p.name) == k:
+                    self.err(path + (p.name,), f"key {k!r} is reserved for withdraw/abort; choose another")
+        return Phase(pid, task_name, role, params, self.pages(spec.get("instructions"), path + ("instructions",)),
+                     self._line(path))
+
+    def conditions(self, value, phases: dict[str, Phase]) -> dict[str, Condition]:
+        if value is None:
+            self.err(("conditions",), "is required: a mapping of condition name -> phases")
+            return {}
+        out = {}
+        conds = self.mapping(value, ("conditions",), None)
+        for name, spec in conds.items():
+            path = ("conditions", name)
+            if not LABEL_RE.match(name):
+                self.err(path, "condition names must be letters and digits only")
+                continue
+            spec = self.mapping(spec, path, CONDITION_KEYS)
+            kind = spec.get("kind")
+            if kind not in CONDITION_KINDS:
+                self.err(path + ("kind",), f"must be one of {', '.join(CONDITION_KINDS)} (got {kind!r})")
+            seq = spec.get("phases")
+            if not isinstance(seq, list) or not seq:
+                self.err(path + ("phases",), "must be a non-empty list of phase ids")
+                seq = []
+            roles = []
+            for i, pid in enumerate(seq):
+                if pid not in phases:
+                    self.err(path + ("phases", i), f"unknown phase {pid!r}")
+                else:
+                    roles.append(phases[pid].role)
+            if len(set(seq)) != len(seq):
+                self.err(path + ("phases",), "a phase may appear only once per condition (data files are per phase)")
+            self._check_order(path, roles)
+            yoked = spec.get("yoked_to")
+            if yoked is not None and (yoked not in conds or yoked == name):
+                self.err(path + ("yoked_to",), f"must name another condition (got {yoked!r})")
+            out[name] = Condition(name, kind, spec.get("description", "") or "", tuple(seq), yoked)
+        if not out and not self.problems:
+            self.err(("conditions",), "needs at least one condition")
+        return out
+
+    def _check_order(self, path: tuple, roles: list[str]) -> None:
+        if "test" in roles and "training" in roles:
+            if roles.index("test") < max(i for i, r in enumerate(roles) if r == "training"):
+                self.err(path + ("phases",), "a test phase comes before the end of training")
+        if "training" in roles:
+            last_train = max(i for i, r in enumerate(roles) if r == "training")
+            if "check" not in roles[last_train:]:
+                self.err(path + ("phases",), "needs a manipulation check (role: check) after training")
+
+
+def plan(proto: Protocol, condition: str, seed: int) -> list[tuple]:
+    """The seeded schedule: [(phase, [trial dicts], expected seconds)] in running order."""
+    import random
+    rng = random.Random(seed)
+    out = []
+    seq = proto.phase_sequence(condition)
+    if proto.repair_phase:
+        seq = seq + [proto.phases[proto.repair_phase]]
+    for phase in seq:
+        task = TASKS[phase.task]
+        schedule = task.plan(phase.params, rng, proto.base_dir)
+        out.append((phase, schedule, task.expected_duration(phase.params, schedule)))
+    return out

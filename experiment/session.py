@@ -1,0 +1,345 @@
+"""Run one participant's session: phases in order, data on disk as it happens, progress out.
+
+`prepare()` makes every check that can refuse a session (exit 2, nothing written);
+`Session.run()` then owns the session folder until the end, whatever happens.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import random
+import re
+import secrets
+import shutil
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, TextIO
+
+from experiment import datafile
+from experiment.errors import (EXIT_ABORTED, EXIT_COMPLETE, EXIT_ERROR, EXIT_WITHDRAWN, Aborted, BadInput,
+                               SessionEnded, Withdrawn)
+from experiment.protocol import Phase, Protocol, plan
+from experiment.tasks import TASKS
+from experiment.tasks.base import COMMON_COLUMNS, PhaseContext
+from experiment.tasks.instructions import show_page
+
+LABEL_RE = re.compile(r"^[A-Za-z0-9]+$")
+MIN_FREE_MB_DEFAULT = 200      # refuse to start below this much free space in the data folder
+EXIT_FOR_STATUS = {"complete": EXIT_COMPLETE, "aborted": EXIT_ABORTED, "withdrawn": EXIT_WITHDRAWN,
+                   "crashed": EXIT_ERROR}
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+@dataclass
+class SessionRequest:
+    protocol: Protocol
+    participant: str
+    condition: str
+    data_dir: Path
+    session: int | None = None
+    seed: int | None = None
+    experimenter: str = ""
+    simulate: str | None = None      # profile spec, or None for a real participant
+    mode: str = "data-only"
+    speed: float = 1.0
+    yoked_to: str | None = None
+    pilot: bool = False
+
+
+@dataclass
+class Prepared:
+    request: SessionRequest
+    study: Path
+    session: int
+    seed: int
+    schedule: list            # [(Phase, trials, expected_s)]
+    previous: list = field(default_factory=list)
+
+
+def prepare(req: SessionRequest) -> Prepared:
+    """Every check that may refuse the session, before anything is written."""
+    proto = req.protocol
+    if not LABEL_RE.match(req.participant or ""):
+        raise BadInput(f"--participant: {req.participant!r} must be letters and digits only (it becomes sub-<label>)")
+    if req.condition not in proto.conditions:
+        raise BadInput(f"--condition: {req.condition!r} is not a condition of {proto.path}; "
+                       f"choose one of: {', '.join(proto.conditions)}")
+    if req.speed <= 0:
+        raise BadInput(f"--speed must be > 0 (got {req.speed})")
+    if req.speed != 1 and not req.simulate:
+        raise BadInput("--speed only applies to simulated participants (--simulate)")
+    study = datafile.study_dir(req.data_dir, proto.study_id)
+    _check_writable(Path(req.data_dir), study)
+
+    previous = []
+    for n, path in datafile.sessions_of(study, req.participant):
+        try:
+            rec = datafile.read_session(path)
+        except (OSError, ValueError):
+            rec = {"session": n, "effective_status": "crashed", "condition": None}
+        previous.append(rec)
+        if rec.get("effective_status") == "running":
+            raise BadInput(f"sub-{req.participant} ses-{n} is still running (pid {rec.get('process', {}).get('pid')}); "
+                           "wait for it to end or abort it first")
+        if rec.get("condition") and rec["condition"] != req.condition:
+            raise BadInput(f"sub-{req.participant} was run in condition {rec['condition']!r} (ses-{n}); "
+                           f"--condition {req.condition!r} would mix conditions. Use a new participant label")
+    used = {rec.get("session") for rec in previous} | {n for n, _ in datafile.sessions_of(study, req.participant)}
+    if req.session is not None:
+        if req.session < 1:
+            raise BadInput(f"--session must be >= 1 (got {req.session})")
+        if req.session in used:
+            raise BadInput(f"sub-{req.participant} ses-{req.session} already has data in {study}; "
+                           "nothing is overwritten: choose another session number or participant")
+        session = req.session
+    else:
+        done = [r for r in previous if r.get("effective_status") in ("complete", "withdrawn")]
+        if done:
+            r = done[-1]
+            raise BadInput(f"sub-{req.participant} already has a {r['effective_status']} session (ses-{r.get('session')}) "
+                           f"in {study}; pass --session {max(used) + 1} to add a session on purpose")
+        session = max(used, default=0) + 1
+    seed = req.seed if req.seed is not None else secrets.randbelow(2**31)
+    return Prepared(req, study, session, seed, plan(proto, req.condition, seed), previous)
+
+
+def _check_writable(data_dir: Path, study: Path) -> None:
+    probe_dir = study if study.exists() else data_dir
+    while not probe_dir.exists():
+        probe_dir = probe_dir.parent
+    if not os.access(probe_dir, os.W_OK | os.X_OK):
+        raise BadInput(f"data folder {probe_dir} is not writable; choose another --data-dir or fix its permissions")
+    try:
+        import tempfile
+        with tempfile.NamedTemporaryFile(dir=probe_dir, prefix=".lhlab-probe-"):
+            pass
+    except OSError as e:
+        raise BadInput(f"data folder {probe_dir} is not writable ({e.strerror}); choose another --data-dir") from None
+    need = float(os.environ.get("LHLAB_MIN_FREE_MB", MIN_FREE_MB_DEFAULT))
+    free = shutil.disk_usage(probe_dir).free / 2**20
+    if free < need:
+        raise BadInput(f"data folder {probe_dir} has only {free:.0f} MB free (lhlab needs {need:.0f} MB); "
+                       "free some space or choose another --data-dir")
+
+
+def versions(real_devices: bool) -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+    out = {"python": platform.python_version(), "platform": platform.platform()}
+    for dist in ("lhlab", "numpy", "pyyaml") + (("psychopy-lib", "psychtoolbox", "pyglet") if real_devices else ()):
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            out[dist] = None
+    return out
+
+
+class Progress:
+    """One JSON object per line on `out`, for the launcher (and a human) to follow."""
+
+    def __init__(self, out: TextIO | None, t0: float):
+        self.out, self.t0 = out, t0
+        self.context: dict = {}
+
+    def __call__(self, event: str, **fields) -> None:
+        if self.out is None:
+            return
+        msg = {"event": event, "elapsed": round(time.monotonic() - self.t0, 3), **self.context, **fields}
+        try:
+            self.out.write(json.dumps(msg) + "\n")
+            self.out.flush()
+        except (BrokenPipeError, ValueError):
+            self.out = None      # nobody listens any more; the data files are what matters
+
+
+class Session:
+    def __init__(self, prepared: Prepared, devices: tuple, stop_flag: threading.Event,
+                 progress_out: TextIO | None = sys.stdout, device_info: dict | None = None):
+        self.p = prepared
+        self.req = prepared.request
+        self.proto = prepared.request.protocol
+        self.clock, self.screen, self.keyboard, self.speaker = devices
+        self.stop_flag = stop_flag
+        self.progress = Progress(progress_out, time.monotonic())
+        self.label = self.req.participant
+        self.dir = datafile.session_dir(prepared.study, self.label, prepared.session)
+        self.json_path = datafile.session_json_path(prepared.study, self.label, prepared.session)
+        self.state: dict = {}
+        self.record: dict = {}
+        self.device_info = device_info or {}
+
+    # -- the session record ------------------------------------------------------------------
+    def _save(self) -> None:
+        self.record["updated"] = now_iso()
+        datafile.write_json_atomic(self.json_path, self.record)
+
+    def _start_record(self) -> None:
+        req, proto = self.req, self.proto
+        self.record = {
+            "lhlab_session_schema": 1,
+            "study": proto.study_id,
+            "participant": self.label,
+            "session": self.p.session,
+            "condition": req.condition,
+            "condition_kind": proto.conditions[req.condition].kind,
+            "yoked_to": req.yoked_to,
+            "status": "running",
+            "started": now_iso(),
+            "ended": None,
+            "experimenter": req.experimenter or None,
+            "pilot": bool(req.pilot or req.simulate),
+            "simulated": ({"profile": req.simulate, "mode": req.mode, "speed": req.speed}
+                          if req.simulate else None),
+            "seed": self.p.seed,
+            "protocol": {"file": str(proto.path.resolve()), "sha256": proto.sha256, "title": proto.title},
+            "versions": versions(real_devices=self.req.mode == "visual" or not req.simulate),
+            "devices": {"screen": self.screen.info(), "audio": self.speaker.info(), **self.device_info},
+            "calibration": None,
+            "phases": [{"id": ph.id, "task": ph.task, "role": ph.role, "status": "pending", "trials": 0,
+                        "planned_trials": len(trials), "file": None}
+                       for ph, trials, _ in self.p.schedule],
+            "debriefing_shown": None,
+            "process": datafile.process_identity(),
+            "exit": None,
+        }
+
+    # -- running -----------------------------------------------------------------------------
+    def run(self) -> int:
+        datafile.ensure_dataset_files(self.p.study, self.proto.title)
+        os.makedirs(self.dir.parent, exist_ok=True)
+        os.mkdir(self.dir)      # fails if a concurrent run took this number: never share a folder
+        self._start_record()
+        self._save()
+        datafile.update_participants_tsv(self.p.study)
+        self.progress.context = {"participant": self.label, "session": self.p.session}
+        self.progress("session_start", condition=self.req.condition, study=self.proto.study_id,
+                      data=str(self.dir), phases=[ph.id for ph, _, _ in self.p.schedule],
+                      expected_s=round(sum(e for _, _, e in self.p.schedule)))
+        status, reason = "complete", "all phases done"
+        try:
+            main = [s for s in self.p.schedule if s[0].id != self.proto.repair_phase]
+            for index, (phase, trials, _) in enumerate(main):
+                self._run_phase(index, phase, trials)
+            self._debrief()
+            if self.proto.repair_phase:
+                index = len(self.p.schedule) - 1
+                phase, trials, _ = self.p.schedule[index]
+                self._run_phase(index, phase, trials)
+            show_goodbye = True
+        except Withdrawn:
+            status, reason = "withdrawn", "participant pressed the withdraw key"
+            show_goodbye = self._debrief_after_withdrawal()
+        except Aborted as e:
+            status, reason = "aborted", str(e) or "experimenter abort"
+            show_goodbye = False
+        except Exception as e:      # a bug or a device failure: keep what is on disk, say what happened
+            status, reason = "crashed", f"{type(e).__name__}: {e}"
+            self.record["traceback"] = traceback.format_exc()
+            show_goodbye = False
+        self._close_phase()
+        self.record.update(status=status, ended=now_iso(),
+                           exit={"status": status, "reason": reason, "code": EXIT_FOR_STATUS[status]})
+        self._save()
+        datafile.update_participants_tsv(self.p.study)
+        self.progress("session_end", status=status, reason=reason)
+        if show_goodbye:
+            self._goodbye()
+        return EXIT_FOR_STATUS[status]
+
+    def _phase_record(self, index: int) -> dict:
+        return self.record["phases"][index]
+
+    def _run_phase(self, index: int, phase: Phase, trials: list) -> None:
+        task = TASKS[phase.task]
+        rec = self._phase_record(index)
+        rec.update(status="running", started=now_iso())
+        path = datafile.beh_path(self.p.study, self.label, self.p.session, phase.id)
+        columns = [c.name for c in task.columns]
+        self._log = datafile.TrialLog(path, columns)
+        datafile.write_new_json(path.with_suffix(".json"), self._sidecar(task, phase))
+        rec["file"] = str(path.relative_to(self.p.study))
+        self._save()
+        self.progress.context.update(phase=phase.id, role=phase.role)
+        self.progress("phase_start", task=phase.task, trials=len(trials))
+        self.screen.begin_phase(phase.id, phase.role)
+        common = {"participant_id": f"sub-{self.label}", "session": self.p.session,
+                  "condition": self.req.condition, "phase": phase.id, "role": phase.role, "task": phase.task}
+
+        def write_row(row: dict) -> None:
+            self._log.write({**common, **row})
+            rec["trials"] = self._log.rows
+
+        ctx = PhaseContext(phase.id, phase.role, phase.params, self.clock, self.screen, self.keyboard,
+                           self.speaker, self.proto.texts, self.proto.keys, write_row, self.progress,
+                           self.proto.base_dir, self.state)
+        for page in phase.instructions:
+            show_page(ctx, page)
+        task.run(ctx, trials)
+        self._close_phase()
+        rec.update(status="complete", ended=now_iso())
+        self._save()
+        self.progress("phase_end", trials_done=rec["trials"])
+
+    def _close_phase(self) -> None:
+        log = getattr(self, "_log", None)
+        if log is not None:
+            log.close()
+            for rec in self.record.get("phases", []):
+                if rec["status"] == "running":
+                    rec.update(status="interrupted", ended=now_iso())
+            self._log = None
+
+    def _sidecar(self, task, phase: Phase) -> dict:
+        out = {c.name: c.sidecar() for c in task.columns}
+        out["TaskName"] = phase.id
+        out["TaskDescription"] = f"{task.summary} (lhlab task '{task.name}', role '{phase.role}')"
+        return out
+
+    def _debrief(self) -> None:
+        ctx = PhaseContext("debriefing", "debriefing", {}, self.clock, self.screen, self.keyboard, self.speaker,
+                           self.proto.texts, self.proto.keys, lambda row: None, self.progress,
+                           self.proto.base_dir, self.state)
+        self.screen.begin_phase("debriefing", "debriefing")
+        self.progress.context.update(phase="debriefing", role="debriefing")
+        self.record["debriefing_shown"] = now_iso()
+        self._save()
+        self.progress("debriefing")
+        for page in self.proto.debriefing_pages:
+            show_page(ctx, page, kind="debriefing")
+
+    def _debrief_after_withdrawal(self) -> bool:
+        """A participant who withdraws still reads the debriefing; pressing withdraw again ends it."""
+        self._close_phase()
+        self.record["withdrawn_at"] = now_iso()
+        self._save()
+        ctx = PhaseContext("debriefing", "debriefing", {}, self.clock, self.screen, self.keyboard, self.speaker,
+                           self.proto.texts, self.proto.keys, lambda row: None, self.progress,
+                           self.proto.base_dir, self.state)
+        try:
+            show_page(ctx, self.proto.texts["withdrawn"])
+            self._debrief()
+            return True
+        except SessionEnded:
+            return False
+
+    def _goodbye(self) -> None:
+        from experiment.devices import View
+        try:
+            t = self.screen.show(View("text", text=self.proto.texts["goodbye"]))
+            self.clock.wait_until(t + 2.0)
+        except SessionEnded:
+            pass
+
+
+def participant_rng(seed: int) -> random.Random:
+    """The simulated participant's own random stream, separate from the schedule's."""
+    return random.Random(seed * 7919 + 17)

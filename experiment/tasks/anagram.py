@@ -1,0 +1,232 @@
+"""Anagrams: solvable or unsolvable training, the patterned test, the mood-repair task.
+
+The participant types the word and presses Enter; answers are case-insensitive and checked
+against the item's solution. A wrong answer says so and the trial goes on until the time
+limit; an optional skip key moves on. Typed text comes from the text box (it follows the
+keyboard layout), timing from the keyboard's timestamps.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+from dataclasses import replace
+from pathlib import Path
+
+from experiment.devices import KeyPress, TextEntry, View
+from experiment.tasks.base import COMMON_COLUMNS, Column, Param, Problem, Task
+
+ITEM_COLUMNS = ["item_id", "letters", "solution", "solvable"]
+
+
+@functools.lru_cache(maxsize=32)
+def _read_items(path: str, mtime_ns: int) -> tuple[tuple[dict, ...], str | None]:
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f, delimiter="\t")
+            if reader.fieldnames != ITEM_COLUMNS:
+                return (), f"stimulus file {path} must have the columns {' '.join(ITEM_COLUMNS)} (got {reader.fieldnames})"
+            items = []
+            for i, row in enumerate(reader, 2):
+                if row["solvable"] not in ("0", "1") or not row["letters"].isalpha():
+                    return (), f"stimulus file {path}:{i}: bad row (letters must be letters, solvable 0 or 1)"
+                items.append({"item_id": row["item_id"], "letters": row["letters"].lower(),
+                              "solution": row["solution"].lower(), "solvable": row["solvable"] == "1"})
+            return tuple(items), None
+    except (OSError, UnicodeDecodeError) as e:
+        return (), f"cannot read stimulus file {path}: {e}"
+
+
+def read_items(path: Path) -> tuple[list[dict], str | None]:
+    path = path.resolve()
+    items, error = _read_items(str(path), path.stat().st_mtime_ns)
+    return [dict(i) for i in items], error
+
+
+def obeys_pattern(letters: str, solution: str, pattern: list[int]) -> bool:
+    """letters[i] == solution[pattern[i] - 1] for every position (pattern 3-4-2-5-1: CHAIR -> AIHRC)."""
+    return len(letters) == len(solution) == len(pattern) and all(
+        letters[i] == solution[p - 1] for i, p in enumerate(pattern))
+
+
+class Anagram(Task):
+    name = "anagram"
+    summary = "Type the word the letters spell; solvable, unsolvable or patterned items."
+    default_role = "training"
+    params = (
+        Param("items", "file", "TSV of items (item_id, letters, solution, solvable), relative to the protocol"),
+        Param("n_trials", "int", "number of trials (default: every item the proportion allows)", None, low=1),
+        Param("unsolvable_proportion", "number", "share of trials drawn from unsolvable items", 0, low=0, high=1),
+        Param("order", "choice", "item order: shuffled (seeded) or as in the file", "shuffled",
+              choices=("shuffled", "fixed")),
+        Param("time_limit", "number", "seconds per anagram", 100, above=0),
+        Param("pattern", "pattern", "letter order every item must obey, e.g. [3, 4, 2, 5, 1]", None),
+        Param("criterion_run", "int", "consecutive fast solutions that reach criterion (0: none)", 3, low=0),
+        Param("criterion_time", "number", "a solution counts toward criterion if faster than this (s)", 15, above=0),
+        Param("stop_at_criterion", "bool", "end the phase once criterion is reached", False),
+        Param("allow_skip", "bool", "let the participant give up on an item with the skip key", False),
+        Param("skip_key", "key", "key that skips the item when allow_skip is true", "f2"),
+        Param("prompt", "text", "line under the letters", "Type the word and press ENTER."),
+        Param("feedback", "bool", "show the outcome after each anagram", True),
+        Param("feedback_duration", "number", "seconds the outcome stays on screen", 1.5, low=0),
+        Param("text_correct", "text", "feedback for a solution", "Correct!"),
+        Param("text_wrong", "text", "shown under the letters after a wrong answer", "That is not the word. Try again."),
+        Param("text_timeout", "text", "feedback at the time limit", "Time is up."),
+        Param("text_skipped", "text", "feedback after a skip", "Skipped."),
+        Param("iti", "number", "blank interval between anagrams (s)", 1.0, low=0),
+    )
+    columns = COMMON_COLUMNS + (
+        Column("item_id", "Stimulus item id."),
+        Column("letters", "Letters shown."),
+        Column("solvable", "Whether the letters spell a word (1) or not (0)."),
+        Column("solution", "The one word the letters spell (n/a for unsolvable items)."),
+        Column("onset", "Session time the letters appeared.", "s"),
+        Column("outcome", "How the trial ended.",
+               levels={"solved": "correct word typed", "timeout": "time limit reached",
+                       "skipped": "participant skipped"}),
+        Column("rt", "Time from onset to the Enter key of the correct answer (n/a if unsolved).", "s"),
+        Column("latency_scored", "rt, or the time limit when unsolved (classic scoring).", "s"),
+        Column("first_key", "Time from onset to the first typed key of the final answer.", "s"),
+        Column("response", "Last text submitted (lower-cased), n/a if none."),
+        Column("attempts", "Number of answers submitted."),
+        Column("wrong_answers", "Wrong answers submitted, separated by '|'."),
+        Column("time_limit", "Time limit of the trial.", "s"),
+        Column("fast_run", "Consecutive solutions under criterion_time up to this trial."),
+        Column("criterion_reached", "1 from the trial where criterion was reached on."),
+    )
+
+    # -- validation -------------------------------------------------------------------------
+    def check(self, params, base_dir):
+        items, error = read_items(base_dir / params["items"])
+        if error:
+            return [Problem("items", error)]
+        solvable = [i for i in items if i["solvable"]]
+        unsolvable = [i for i in items if not i["solvable"]]
+        problems = []
+        n, prop = params["n_trials"], params["unsolvable_proportion"]
+        n_uns, n_sol = _split(n if n is not None else _default_n(len(solvable), len(unsolvable), prop), prop)
+        if n_uns > len(unsolvable):
+            problems.append(Problem("unsolvable_proportion" if n is None else "n_trials",
+                                    f"needs {n_uns} unsolvable items but {params['items']} has {len(unsolvable)}"))
+        if n_sol > len(solvable):
+            problems.append(Problem("n_trials", f"needs {n_sol} solvable items but {params['items']} has {len(solvable)}"))
+        if n_uns + n_sol == 0:
+            problems.append(Problem("items", f"{params['items']} has no items for this phase"))
+        total = n_uns + n_sol
+        if params["criterion_run"] > total:
+            problems.append(Problem("criterion_run",
+                                    f"criterion of {params['criterion_run']} in a row is longer than the phase ({total} trials)"))
+        if params["criterion_run"] and params["criterion_time"] > params["time_limit"]:
+            problems.append(Problem("criterion_time",
+                                    f"must not exceed time_limit ({params['time_limit']:g} s)"))
+        pattern = params["pattern"]
+        if pattern:
+            for it in items:
+                if not it["solvable"] or not obeys_pattern(it["letters"], it["solution"], pattern):
+                    problems.append(Problem("pattern", f"item {it['item_id']} ({it['letters']}) does not follow "
+                                                       f"the pattern {'-'.join(map(str, pattern))}"))
+                    break
+        for it in solvable:
+            if sorted(it["letters"]) != sorted(it["solution"]):
+                problems.append(Problem("items", f"item {it['item_id']}: letters {it['letters']!r} do not spell "
+                                                 f"the solution {it['solution']!r}"))
+                break
+        return problems
+
+    # -- schedule ---------------------------------------------------------------------------
+    def plan(self, params, rng, base_dir):
+        items, _ = read_items(base_dir / params["items"])
+        solvable = [i for i in items if i["solvable"]]
+        unsolvable = [i for i in items if not i["solvable"]]
+        prop = params["unsolvable_proportion"]
+        n = params["n_trials"] if params["n_trials"] is not None else _default_n(len(solvable), len(unsolvable), prop)
+        n_uns, n_sol = _split(n, prop)
+        if params["order"] == "fixed":
+            chosen = [i for i in items if i in unsolvable[:n_uns] or i in solvable[:n_sol]]
+        else:
+            chosen = rng.sample(unsolvable, n_uns) + rng.sample(solvable, n_sol)
+            rng.shuffle(chosen)
+        return chosen
+
+    def expected_duration(self, params, schedule):
+        per = params["time_limit"] + (params["feedback_duration"] if params["feedback"] else 0) + params["iti"]
+        return per * len(schedule)
+
+    # -- running ----------------------------------------------------------------------------
+    def run(self, ctx, schedule):
+        p = ctx.params
+        fast_run, reached = 0, False
+        extra = [p["skip_key"]] if p["allow_skip"] else []
+        hint = ctx.texts["withdraw_hint"]
+        if p["allow_skip"]:
+            hint = f"Press {p['skip_key'].upper()} to skip.   " + hint
+        for n, item in enumerate(schedule, 1):
+            view = View("anagram", letters=item["letters"].upper(), text=p["prompt"], entry=True,
+                        footer=hint, data={"trial": n, "of": len(schedule)})
+            onset = ctx.screen.show(view)
+            deadline = onset + p["time_limit"]
+            wrong: list[str] = []
+            outcome, answer, first_key = "timeout", None, None
+            while True:
+                got = ctx.keyboard.read_text(deadline, view, extra_keys=extra)
+                if got is None:
+                    break
+                if isinstance(got, KeyPress):
+                    outcome = "skipped"
+                    break
+                typed = got.text.strip().lower()
+                if not typed:
+                    continue
+                answer, first_key = got, got.first_key
+                if item["solvable"] and typed == item["solution"]:
+                    outcome = "solved"
+                    break
+                wrong.append(typed)
+                view = replace(view, text=p["text_wrong"])
+                ctx.screen.show(view)
+            rt = answer.t - onset if outcome == "solved" else None
+            if outcome == "solved" and rt < p["criterion_time"]:
+                fast_run += 1
+            else:
+                fast_run = 0
+            if p["criterion_run"] and fast_run >= p["criterion_run"]:
+                reached = True
+            ctx.write_row({
+                "trial": n, "item_id": item["item_id"], "letters": item["letters"],
+                "solvable": int(item["solvable"]), "solution": item["solution"] or None,
+                "onset": onset, "outcome": outcome, "rt": rt,
+                "latency_scored": rt if rt is not None else p["time_limit"],
+                "first_key": (first_key - onset) if first_key is not None else None,
+                "response": answer.text.strip().lower() if answer else None,
+                "attempts": len(wrong) + (outcome == "solved"), "wrong_answers": "|".join(wrong) or None,
+                "time_limit": p["time_limit"], "fast_run": fast_run, "criterion_reached": int(reached),
+            })
+            ctx.progress("trial", trial=n, of=len(schedule), outcome=outcome,
+                         rt=round(rt, 3) if rt is not None else None)
+            end = ctx.clock.now()
+            if p["feedback"] and p["feedback_duration"] > 0:
+                text = {"solved": p["text_correct"], "timeout": p["text_timeout"], "skipped": p["text_skipped"]}[outcome]
+                end = ctx.screen.show(View("feedback", text=text, footer=ctx.texts["withdraw_hint"],
+                                           data={"outcome": outcome}))
+                ctx.clock.wait_until(end + p["feedback_duration"])
+                end = end + p["feedback_duration"]
+            if p["iti"] > 0:
+                ctx.screen.show(View("blank", footer=ctx.texts["withdraw_hint"]))
+                ctx.clock.wait_until(end + p["iti"])
+            if reached and p["stop_at_criterion"]:
+                break
+
+
+def _split(n: int, prop: float) -> tuple[int, int]:
+    n_uns = round(n * prop)
+    return n_uns, n - n_uns
+
+
+def _default_n(n_sol: int, n_uns: int, prop: float) -> int:
+    """Largest trial count the items allow at the requested proportion."""
+    if prop <= 0:
+        return n_sol
+    if prop >= 1:
+        return n_uns
+    return max(k for k in range(0, n_sol + n_uns + 1)
+               if _split(k, prop)[0] <= n_uns and _split(k, prop)[1] <= n_sol)

@@ -1,0 +1,165 @@
+"""What every task declares about itself, and the context it runs in.
+
+A task module states its parameters (type, default, one-line meaning) and the data columns
+it writes; the protocol validator and the BIDS sidecar JSON are both generated from that
+one declaration, so they cannot drift apart (STYLE.md, 1).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ClassVar
+
+REQUIRED = object()
+
+LABEL_RE = re.compile(r"^[A-Za-z0-9]+$")
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    kind: str          # int | number | bool | str | text | key | file | pages | pattern | questions | choice
+    help: str
+    default: Any = REQUIRED
+    low: float | None = None        # inclusive lower bound
+    above: float | None = None      # exclusive lower bound ("must be > above")
+    high: float | None = None       # inclusive upper bound
+    choices: tuple = ()
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    description: str
+    units: str | None = None
+    levels: dict[str, str] | None = None
+
+    def sidecar(self) -> dict:
+        out: dict[str, Any] = {"Description": self.description}
+        if self.units:
+            out["Units"] = self.units
+        if self.levels:
+            out["Levels"] = dict(self.levels)
+        return out
+
+
+# Columns on every trial row, whatever the task (DESIGN.md: participant, session,
+# condition, phase, task and trial number are on every row).
+COMMON_COLUMNS: tuple[Column, ...] = (
+    Column("participant_id", "Pseudonymous participant label (sub-<label>)."),
+    Column("session", "Session number."),
+    Column("condition", "Condition the participant was assigned to."),
+    Column("phase", "Phase id from the protocol."),
+    Column("role", "Role of the phase in the design.",
+           levels={"instructions": "instructions", "practice": "practice trials",
+                   "training": "training (manipulation)", "check": "manipulation check",
+                   "test": "test phase", "repair": "mood repair after debriefing",
+                   "debriefing": "debriefing"}),
+    Column("task", "Task type that produced the row."),
+    Column("trial", "Trial number within the phase, from 1."),
+)
+
+
+@dataclass
+class Problem:
+    field: str      # dotted path relative to the phase, e.g. "time_limit"
+    message: str
+
+
+class Task:
+    """Base class: subclasses fill the class attributes and implement `run`."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    default_role: ClassVar[str] = "training"
+    params: ClassVar[tuple[Param, ...]]
+    columns: ClassVar[tuple[Column, ...]]
+
+    def check(self, params: dict, base_dir: Path) -> list[Problem]:
+        """Cross-field and file checks, after every single field has passed its own check."""
+        return []
+
+    def plan(self, params: dict, rng, base_dir: Path) -> list[dict]:
+        """The trial-by-trial schedule, drawn from `rng` (one dict per trial)."""
+        raise NotImplementedError
+
+    def expected_duration(self, params: dict, schedule: list[dict]) -> float:
+        """Upper estimate of the phase's duration in seconds, for `lhlab plan`."""
+        raise NotImplementedError
+
+    def run(self, ctx: "PhaseContext", schedule: list[dict]) -> None:
+        raise NotImplementedError
+
+
+@dataclass
+class PhaseContext:
+    """Everything a running task may use; passed in, never imported (STYLE.md, 4)."""
+
+    phase_id: str
+    role: str
+    params: dict
+    clock: Any
+    screen: Any
+    keyboard: Any
+    speaker: Any
+    texts: dict                     # protocol-wide texts (footer hint, continue hint, ...)
+    keys: dict                      # protocol-wide keys (continue, ...)
+    write_row: Callable[[dict], None]
+    progress: Callable[..., None]
+    base_dir: Path
+    state: dict = field(default_factory=dict)   # per-session facts shared between phases
+
+
+def check_value(p: Param, value: Any, base_dir: Path) -> str | None:
+    """One parameter's own check; returns a message or None."""
+    k = p.kind
+    if k in ("int",):
+        if isinstance(value, bool) or not isinstance(value, int):
+            return f"must be a whole number (got {value!r})"
+    elif k == "number":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"must be a number (got {value!r})"
+    elif k == "bool":
+        if not isinstance(value, bool):
+            return f"must be true or false (got {value!r})"
+    elif k in ("str", "text", "key", "file", "choice"):
+        if not isinstance(value, str):
+            return f"must be text (got {value!r})"
+        if k == "text" and not value.strip():
+            return "must not be empty"
+        if k == "key" and not re.fullmatch(r"[a-z0-9_]+", value):
+            return f"must be a key name such as 'space', 'return' or 'f12' (got {value!r})"
+        if k == "choice" and value not in p.choices:
+            return f"must be one of {', '.join(p.choices)} (got {value!r})"
+        if k == "file":
+            path = (base_dir / value)
+            if not path.is_file():
+                return f"stimulus file not found: {path} (paths are relative to the protocol file)"
+    elif k == "pages":
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not value or not all(isinstance(v, str) and v.strip() for v in value):
+            return "must be a text or a non-empty list of texts"
+    elif k == "pattern":
+        if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            return f"must be a list of letter positions such as [3, 4, 2, 5, 1] (got {value!r})"
+        if sorted(value) != list(range(1, len(value) + 1)):
+            return f"must be a permutation of 1..{len(value)} (got {value!r})"
+    elif k == "questions":
+        return None    # checked by the task, which knows the fields
+    else:  # pragma: no cover - a declaration bug, not user input
+        raise ValueError(f"unknown parameter kind {k}")
+    if k in ("int", "number"):
+        if p.low is not None and value < p.low:
+            return f"must be >= {p.low:g} (got {value!r})"
+        if p.above is not None and value <= p.above:
+            return f"must be > {p.above:g} (got {value!r})"
+        if p.high is not None and value > p.high:
+            return f"must be <= {p.high:g} (got {value!r})"
+    return None
