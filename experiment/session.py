@@ -153,7 +153,8 @@ class Progress:
     def __call__(self, event: str, **fields) -> None:
         if self.out is None:
             return
-        msg = {"event": event, "elapsed": round(time.monotonic() - self.t0, 3), **self.context, **fields}
+        msg = {"event": event, "time": round(time.time(), 4), "elapsed": round(time.monotonic() - self.t0, 3),
+               **self.context, **fields}
         try:
             self.out.write(json.dumps(msg) + "\n")
             self.out.flush()

@@ -164,6 +164,7 @@ class Anagram(Task):
             view = View("anagram", letters=item["letters"].upper(), text=p["prompt"], entry=True,
                         footer=hint, data={"trial": n, "of": len(schedule)})
             onset = ctx.screen.show(view)
+            ctx.progress("trial_start", trial=n, of=len(schedule))
             deadline = onset + p["time_limit"]
             wrong: list[str] = []
             outcome, answer, first_key = "timeout", None, None

@@ -36,6 +36,7 @@ def show_page(ctx, text: str, min_time: float = 0.0, kind: str = "text") -> tupl
     """Show one page, wait for the continue key; return (onset, rt)."""
     view = View(kind, text=text, footer=ctx.texts["continue_hint"] + "   " + ctx.texts["withdraw_hint"])
     onset = ctx.screen.show(view)
+    ctx.progress("page", kind=kind)
     if min_time > 0:
         ctx.clock.wait_until(onset + min_time)
     press = ctx.keyboard.wait_key([ctx.keys["continue"]])

@@ -80,6 +80,7 @@ class Rating(Task):
                         marker=value, footer=ctx.params["hint"] + "   " + ctx.texts["withdraw_hint"],
                         data={"question": q["id"]})
             onset = ctx.screen.show(view)
+            ctx.progress("trial_start", trial=n, of=len(schedule))
             moves = 0
             while True:
                 press = ctx.keyboard.wait_key(["left", "right", "return"])

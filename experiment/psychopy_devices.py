@@ -1,0 +1,308 @@
+"""The real devices: a PsychoPy window, the psychtoolbox keyboard, PsychoPy sound.
+
+This is the only module that imports PsychoPy (DESIGN.md). Everything here implements the
+interfaces in experiment.devices; task code never sees PsychoPy.
+
+Time: session time = (core.getTime() - t0) * speed. Key timestamps come from the keyboard's
+own event queue (psychtoolbox kbQueue), so they do not depend on when we poll.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from psychopy import core, logging, prefs
+
+prefs.general["audioLib"] = ["ptb"]
+logging.console.setLevel(logging.ERROR)       # stdout carries progress JSON only
+
+from psychopy import visual                                  # noqa: E402
+from psychopy.hardware import keyboard as ptb_keyboard       # noqa: E402
+
+from experiment.devices import KeyPress, TextEntry, View     # noqa: E402
+from experiment.errors import Aborted, DeviceError, Withdrawn  # noqa: E402
+
+FONT = "DejaVu Sans"
+FRAME_HZ_WITHOUT_VSYNC = 60.0   # Xvfb/VMs flip at ~1 kHz; pace to a lab screen's rate
+TEXT_COLOR = (0.9, 0.9, 0.9)
+DIM = (0.3, 0.3, 0.3)
+
+
+class Display:
+    """The window, the keyboard queue, the current view and the frame loop: shared by the
+    Clock, Screen and Keyboard facades below."""
+
+    def __init__(self, keys: dict, stop_flag, windowed: bool, screen: int, speed: float):
+        self.keys, self.stop_flag, self.speed = keys, stop_flag, speed
+        try:
+            self.win = visual.Window(size=(1024, 768), fullscr=not windowed, screen=screen, color=(-0.6, -0.6, -0.6),
+                                     units="height", allowGUI=windowed, checkTiming=False, winType="pyglet")
+        except Exception as e:  # noqa: BLE001 - any failure to open a window is a device error
+            raise DeviceError(f"cannot open the participant window ({e}); is a display available (DISPLAY)?") from None
+        self.win.mouseVisible = False
+        self.kb = ptb_keyboard.Keyboard(backend="ptb")
+        self.kb.clearEvents()
+        self._seen: set[int] = set()
+        self.t0 = core.getTime()
+        self.t0_unix = time.time() - (core.getTime() - self.t0)   # GetSecs is Unix time on Linux
+        self.frame_period = 1.0 / FRAME_HZ_WITHOUT_VSYNC
+        self._last_flip = 0.0
+        self.view: View | None = None
+        self._stims = self._make_stims()
+        self.entry_text_override: str | None = None   # visual simulation types into the box
+        self.frames = 0
+
+    # -- time ------------------------------------------------------------------------------
+    def now(self) -> float:
+        return (core.getTime() - self.t0) * self.speed
+
+    def to_session(self, t_abs: float) -> float:
+        return (t_abs - self.t0) * self.speed
+
+    # -- drawing ---------------------------------------------------------------------------
+    def _make_stims(self) -> dict:
+        w = self.win
+        return {
+            "text": visual.TextStim(w, text="", font=FONT, height=0.035, wrapWidth=1.1, color=TEXT_COLOR,
+                                    pos=(0, 0.05)),
+            "letters": visual.TextStim(w, text="", font=FONT, height=0.11, color=(1, 1, 1), bold=True,
+                                       pos=(0, 0.15)),
+            "prompt": visual.TextStim(w, text="", font=FONT, height=0.032, color=TEXT_COLOR, pos=(0, -0.02),
+                                      wrapWidth=1.1),
+            "footer": visual.TextStim(w, text="", font=FONT, height=0.022, color=DIM, pos=(0, -0.45),
+                                      wrapWidth=1.3),
+            "entry": visual.TextBox2(w, text="", font=FONT, letterHeight=0.06, size=(0.5, 0.09), pos=(0, -0.14),
+                                     color=(1, 1, 1), fillColor=(-0.8, -0.8, -0.8), borderColor=(0.6, 0.6, 0.6),
+                                     alignment="center", editable=True, units="height"),
+            "scale_line": visual.Line(w, start=(-0.4, -0.12), end=(0.4, -0.12), lineColor=TEXT_COLOR, lineWidth=3),
+            "marker": visual.Circle(w, radius=0.02, fillColor=(0.2, 0.6, 1.0), lineColor=None, pos=(0, -0.12)),
+            "scale_low": visual.TextStim(w, text="", font=FONT, height=0.028, color=TEXT_COLOR, pos=(-0.4, -0.19)),
+            "scale_high": visual.TextStim(w, text="", font=FONT, height=0.028, color=TEXT_COLOR, pos=(0.4, -0.19)),
+            "value": visual.TextStim(w, text="", font=FONT, height=0.045, color=(1, 1, 1), pos=(0, -0.05)),
+            "light": visual.Circle(w, radius=0.08, fillColor=(0, 0.8, 0), lineColor=None, pos=(0, 0.25)),
+        }
+
+    def set_view(self, view: View) -> None:
+        s = self._stims
+        old = self.view
+        self.view = view
+        _set(s["footer"], view.footer)
+        if view.kind == "anagram":
+            _set(s["letters"], "  ".join(view.letters))
+            _set(s["prompt"], view.text)
+            _set(s["text"], "")
+            if old is None or old.kind != "anagram" or old.letters != view.letters:
+                s["entry"].text = ""        # a new item starts with an empty box
+        else:
+            _set(s["text"], view.text)
+            _set(s["letters"], "")
+            _set(s["prompt"], "")
+        if view.scale:
+            low, high = view.scale
+            x = -0.4 + 0.8 * (view.marker - low) / (high - low)
+            s["marker"].pos = (x, -0.12)
+            _set(s["value"], str(view.marker))
+            _set(s["scale_low"], f"{low}\n{view.scale_labels[0]}")
+            _set(s["scale_high"], f"{high}\n{view.scale_labels[1]}")
+        if view.light:
+            s["light"].fillColor = (0, 0.8, 0) if view.light == "success" else (0.9, 0.1, 0.1)
+
+    def draw(self) -> None:
+        s, v = self._stims, self.view
+        if v is None:
+            return
+        if v.kind in ("blank",):
+            s["footer"].draw()
+            return
+        for name in ("text", "letters", "prompt", "footer"):
+            if s[name].text:
+                s[name].draw()
+        if v.entry:
+            if self.entry_text_override is not None:
+                s["entry"].text = self.entry_text_override
+            s["entry"].draw()
+        if v.scale:
+            for name in ("scale_line", "scale_low", "scale_high", "marker", "value"):
+                s[name].draw()
+        if v.light:
+            s["light"].draw()
+
+    def flip(self) -> float:
+        """Draw the current view and flip; return the session time of the flip. Paced to
+        60 Hz where the display has no vsync, so the loop does not spin at 1 kHz."""
+        self.draw()
+        wait = self._last_flip + self.frame_period - core.getTime()
+        if wait > 0.0005:
+            time.sleep(wait - 0.0003)
+        t = self.win.flip()
+        self._last_flip = t = core.getTime() if t is None else t
+        self.frames += 1
+        return self.to_session(t)
+
+    # -- keys --------------------------------------------------------------------------------
+    def poll(self) -> list[KeyPress]:
+        """New key presses since the last poll, in order. Raises on withdraw/abort/stop."""
+        if self.stop_flag is not None and self.stop_flag.is_set():
+            raise Aborted("stop requested (SIGINT/SIGTERM)")
+        pressed = self.kb.getKeys(waitRelease=False, clear=False)
+        released = self.kb.getKeys(waitRelease=True, clear=True)   # includes taps between two polls
+        out = []
+        for r in pressed + released:
+            if id(r) in self._seen:
+                continue
+            self._seen.add(id(r))
+            out.append(KeyPress(r.name, self.to_session(r.tDown)))
+        for r in released:
+            self._seen.discard(id(r))
+        out.sort(key=lambda k: k.t)
+        for k in out:
+            if k.key == self.keys["abort"]:
+                raise Aborted("experimenter abort key")
+            if k.key == self.keys["withdraw"]:
+                raise Withdrawn("withdraw key")
+        return out
+
+    def close(self) -> None:
+        try:
+            self.win.close()
+        except Exception:  # noqa: BLE001 - closing is best effort at exit
+            pass
+
+
+def _set(stim, text: str) -> None:
+    if stim.text != text:     # re-layout only when the text changes
+        stim.text = text
+
+
+class RealClock:
+    def __init__(self, d: Display):
+        self.d = d
+
+    def now(self) -> float:
+        return self.d.now()
+
+    def wait_until(self, t: float) -> None:
+        while self.d.now() < t:
+            self.d.flip()
+            self.d.poll()    # keys other than withdraw/abort are ignored while waiting
+
+
+class RealScreen:
+    def __init__(self, d: Display):
+        self.d = d
+
+    def show(self, view: View) -> float:
+        self.d.set_view(view)
+        return self.d.flip()
+
+    def begin_phase(self, phase_id: str, role: str) -> None:
+        self.d.poll()     # drop keys pressed between phases
+
+    def info(self) -> dict:
+        w = self.d.win
+        return {"backend": "psychopy", "size": [int(v) for v in w.size], "fullscreen": bool(w._isFullScr),
+                "frame_pacing_hz": FRAME_HZ_WITHOUT_VSYNC, "display": os.environ.get("DISPLAY"),
+                "t0_unix": self.d.t0_unix,
+                "speed": self.d.speed}
+
+
+class RealKeyboard:
+    def __init__(self, d: Display):
+        self.d = d
+
+    def wait_key(self, keys, until=None):
+        while until is None or self.d.now() < until:
+            self.d.flip()
+            for k in self.d.poll():
+                if k.key in keys:
+                    return k
+        return None
+
+    def read_text(self, until, view, extra_keys=()):
+        entry = self.d._stims["entry"]
+        first_key = None
+        while self.d.now() < until:
+            self.d.flip()            # pyglet delivers typed characters to the box during flip
+            for k in self.d.poll():
+                if k.key in extra_keys:
+                    return k
+                if k.key in ("return", "num_enter"):
+                    text = entry.text.replace("\n", "").strip()
+                    entry.text = ""
+                    return TextEntry(text, k.t, first_key)
+                if first_key is None and len(k.key) == 1:
+                    first_key = k.t
+        return None
+
+
+class SimulatedInput:
+    """Visual simulation: the real window and clock, answers from a simulated participant
+    delivered at their sampled times (typed into the box letter by letter)."""
+
+    def __init__(self, d: Display, participant):
+        self.d, self.participant = d, participant
+
+    def _run_until(self, t: float | None) -> None:
+        while t is None or self.d.now() < t:
+            self.d.flip()
+            self.d.poll()
+
+    def wait_key(self, keys, until=None):
+        self.participant.see(self.d.view, self.d.now())
+        got = self.participant.press(list(keys), self.d.now(), until)
+        self._run_until(got.t if got else until)
+        return self._deliver(got)
+
+    def read_text(self, until, view, extra_keys=()):
+        got = self.participant.answer_text(self.d.now(), until, list(extra_keys))
+        if isinstance(got, TextEntry):
+            start = got.first_key if got.first_key is not None else got.t
+            self._run_until(start)
+            while self.d.now() < got.t:        # show the word being typed
+                share = (self.d.now() - start) / max(1e-6, got.t - start)
+                self.d.entry_text_override = got.text[: int(len(got.text) * share) + 1]
+                self.d.flip()
+                self.d.poll()
+            self.d.entry_text_override = None
+        else:
+            self._run_until(got.t if got else until)
+        return self._deliver(got)
+
+    def _deliver(self, got):
+        if isinstance(got, KeyPress) and got.key == self.d.keys["withdraw"]:
+            raise Withdrawn("withdraw key (simulated)")
+        return got
+
+
+class SimulatedScreen(RealScreen):
+    """The real screen that also lets the simulated participant see each view."""
+
+    def __init__(self, d: Display, participant):
+        super().__init__(d)
+        self.participant = participant
+
+    def show(self, view: View) -> float:
+        t = super().show(view)
+        self.participant.see(view, t)
+        return t
+
+    def begin_phase(self, phase_id: str, role: str) -> None:
+        super().begin_phase(phase_id, role)
+        self.participant.enter_phase(role)
+
+
+class NoSpeaker:
+    def info(self) -> dict:
+        return {"backend": "none"}
+
+
+def open_devices(keys: dict, stop_flag, windowed: bool = False, screen: int = 0, participant=None,
+                 speed: float = 1.0):
+    """Open the window and keyboard; returns ((clock, screen, keyboard, speaker), info, close)."""
+    d = Display(keys, stop_flag, windowed, screen, speed)
+    if participant is None:
+        devices = (RealClock(d), RealScreen(d), RealKeyboard(d), NoSpeaker())
+    else:
+        devices = (RealClock(d), SimulatedScreen(d, participant), SimulatedInput(d, participant), NoSpeaker())
+    return devices, {"participant_window": {"windowed": windowed, "screen": screen}}, d.close

@@ -1,0 +1,58 @@
+"""Shared fixtures. Tests never touch the real home folder and bring their own X server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+ARTIFACTS = REPO / "test-artifacts"
+LHLAB = [sys.executable, "-m", "experiment.cli"]
+
+# A private home for PsychoPy, Mesa, PulseAudio and matplotlib, for this process and children.
+_HOME = Path(tempfile.mkdtemp(prefix="lhlab-test-home-"))
+for var, sub in (("HOME", ""), ("XDG_CONFIG_HOME", ".config"), ("XDG_CACHE_HOME", ".cache"),
+                 ("MPLCONFIGDIR", "mpl"), ("XDG_RUNTIME_DIR", "run")):
+    os.environ[var] = str(_HOME / sub)
+    (_HOME / sub).mkdir(parents=True, exist_ok=True)
+os.chmod(_HOME / "run", 0o700)
+os.environ["PYTHONUNBUFFERED"] = "1"
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+@pytest.fixture(scope="session")
+def x_display():
+    """An Xvfb display for real PsychoPy windows (DISPLAY is set for children too)."""
+    from x11tools import Xvfb
+    server = Xvfb()
+    old = os.environ.get("DISPLAY")
+    os.environ["DISPLAY"] = server.display
+    yield server.display
+    server.stop()
+    if old is None:
+        os.environ.pop("DISPLAY", None)
+    else:
+        os.environ["DISPLAY"] = old
+
+
+def run_lhlab(*args, check_rc: int | None = None, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
+    """Run the real command line in a child process."""
+    proc = subprocess.run([*LHLAB, *map(str, args)], cwd=REPO, capture_output=True, text=True, timeout=timeout, **kw)
+    if check_rc is not None:
+        assert proc.returncode == check_rc, f"rc={proc.returncode}\nstdout:\n{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[-3000:]}"
+    return proc
+
+
+def events(stdout: str) -> list[dict]:
+    return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+
+
+@pytest.fixture
+def lhlab():
+    return run_lhlab
