@@ -250,6 +250,12 @@ def ensure_dataset_files(study: Path, title: str, protocol_sha: str | None = Non
             "GeneratedBy": [{"Name": "lhlab", "Version": _version(),
                              "Description": "learned-helplessness experiment runner"}],
         })
+    readme = study / "README"
+    if not readme.exists():
+        readme.write_text(f"{title}\n\nBehavioural data collected with lhlab (learned-helplessness experiments).\n"
+                          "One folder per participant and session; trial logs are BIDS beh TSV files with JSON\n"
+                          "sidecars. *_session.json files hold each session's provenance and status.\n",
+                          encoding="utf-8")
     ignore = study / ".bidsignore"
     if not ignore.exists():
         ignore.write_text("registry.sqlite*\n*_session.json\n.lock*\nlhlab/\n", encoding="utf-8")

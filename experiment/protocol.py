@@ -206,6 +206,7 @@ class _Validator:
             self.err(("phases",), "is required: a mapping of phase id -> task and parameters")
             return {}
         out = {}
+        self.defined_phases = set(value) if isinstance(value, dict) else set()
         for pid, spec in self.mapping(value, ("phases",), None).items():
             if not LABEL_RE.match(pid):
                 self.err(("phases", pid), "phase ids must be letters and digits only (they become BIDS task labels)")
@@ -247,7 +248,7 @@ class _Validator:
                 params[p.name] = spec[p.name]
         if ok:
             for prob in task.check(params, self.base_dir):
-                self.err(path + tuple(prob.field.split(".")), prob.message)
+                self.err(path + tuple(int(f) if f.isdigit() else f for f in prob.field.split(".")), prob.message)
         for k in (keys["withdraw"], keys["abort"]):
             for p in task.params:
                 if p.kind == "key" and params.get(p.name) == k:
@@ -274,15 +275,19 @@ class _Validator:
             if not isinstance(seq, list) or not seq:
                 self.err(path + ("phases",), "must be a non-empty list of phase ids")
                 seq = []
-            roles = []
+            roles, complete = [], True
             for i, pid in enumerate(seq):
+                if pid not in phases and pid in getattr(self, "defined_phases", ()):
+                    complete = False    # the phase itself is broken and reported already
+                    continue
                 if pid not in phases:
                     self.err(path + ("phases", i), f"unknown phase {pid!r}")
                 else:
                     roles.append(phases[pid].role)
             if len(set(seq)) != len(seq):
                 self.err(path + ("phases",), "a phase may appear only once per condition (data files are per phase)")
-            self._check_order(path, roles)
+            if complete:
+                self._check_order(path, roles)
             yoked = spec.get("yoked_to")
             if yoked is not None and (yoked not in conds or yoked == name):
                 self.err(path + ("yoked_to",), f"must name another condition (got {yoked!r})")

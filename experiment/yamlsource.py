@@ -26,7 +26,10 @@ def load_with_lines(path: Path) -> tuple[object, dict[tuple, int]]:
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
-        raise YamlProblem(mark.line + 1 if mark else 1, f"YAML syntax: {e.problem or e}") from None
+        where = ""
+        if e.context_mark and e.problem_mark and e.context_mark.line != e.problem_mark.line:
+            where = f" ({e.context} on line {e.context_mark.line + 1})"
+        raise YamlProblem(mark.line + 1 if mark else 1, f"YAML syntax: {e.problem or e}{where}") from None
     except yaml.YAMLError as e:
         raise YamlProblem(1, f"YAML syntax: {e}") from None
     finally:
@@ -41,6 +44,9 @@ def load_with_lines(path: Path) -> tuple[object, dict[tuple, int]]:
 
 def _build(node, path: tuple, lines: dict, constructor) -> object:
     lines[path] = node.start_mark.line + 1
+    if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and node.tag not in _COLLECTION_TAGS:
+        raise YamlProblem(node.start_mark.line + 1,
+                          f"unsupported YAML tag {node.tag!r}: protocols hold plain data only")
     if isinstance(node, yaml.MappingNode):
         out: dict = {}
         for key_node, value_node in node.value:
@@ -64,6 +70,7 @@ def _build(node, path: tuple, lines: dict, constructor) -> object:
     return _scalar(node, constructor)
 
 
+_COLLECTION_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
 _PLAIN_TAGS = {
     "tag:yaml.org,2002:str", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float",
     "tag:yaml.org,2002:bool", "tag:yaml.org,2002:null",
