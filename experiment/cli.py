@@ -45,13 +45,17 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("status", help="list the sessions of a study folder with their real status")
     p.add_argument("study_dir", type=Path)
+    from experiment import cohort
+    cohort.add_parser(sub)
     return ap
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return {"validate": cmd_validate, "plan": cmd_plan, "run": cmd_run, "status": cmd_status}[args.command](args)
+        from experiment import cohort
+        return {"validate": cmd_validate, "plan": cmd_plan, "run": cmd_run, "status": cmd_status,
+                "simulate": cohort.run}[args.command](args)
     except ProtocolError as e:
         print("\n".join(e.problems), file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -115,6 +119,7 @@ def cmd_run(args) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
+    from experiment import datafile
     from experiment.protocol import load_protocol
     from experiment.session import Session, SessionRequest, prepare
     proto = load_protocol(args.protocol)
@@ -125,6 +130,9 @@ def cmd_run(args) -> int:
     if args.simulate is None and args.mode != "data-only":
         raise BadInput("--mode applies to simulated participants only (add --simulate PROFILE)")
     prepared = prepare(req)
+    for n, path in datafile.sessions_of(prepared.study, req.participant):
+        if path.exists():
+            datafile.settle_crashed(path)     # an earlier session that crashed says so in its file
     devices, info, closer = _open_devices(args, prepared, stop)
     try:
         return Session(prepared, devices, stop, sys.stdout, info).run()
@@ -163,6 +171,11 @@ def cmd_status(args) -> int:
     from experiment import datafile
     if not (args.study_dir / "dataset_description.json").is_file():
         raise BadInput(f"{args.study_dir} is not an lhlab study folder (no dataset_description.json)")
+    for _, path in ((n, p) for sub in sorted(args.study_dir.glob("sub-*"))
+                    for n, p in datafile.sessions_of(args.study_dir, sub.name[4:])):
+        if path.exists():
+            datafile.settle_crashed(path)
+    datafile.update_participants_tsv(args.study_dir)
     for rec in datafile.all_sessions(args.study_dir):
         print(f"sub-{rec.get('participant')}\tses-{rec.get('session')}\t{rec.get('condition')}\t"
               f"{rec['effective_status']}\t{rec.get('started', '')}\t{(rec.get('exit') or {}).get('reason', '')}")

@@ -208,6 +208,31 @@ def read_session(path: Path) -> dict:
     return record
 
 
+def settle_crashed(path: Path) -> dict | None:
+    """If the session at `path` was left `running` by a process that is gone, write down that it
+    crashed (with what is on disk) so the file itself says what happened. Returns the new record."""
+    record = read_session(path)
+    if record.get("status") != "running" or record["effective_status"] != "crashed":
+        return None
+    done = sum(p.get("trials", 0) for p in record.get("phases", []))
+    study = Path(path).parent.parent.parent
+    on_disk = 0
+    for phase in record.get("phases", []):
+        if phase.get("file") and (study / phase["file"]).exists():
+            rows, _ = read_trials(study / phase["file"])
+            on_disk += len(rows)
+            if phase.get("status") == "running":
+                phase["status"] = "interrupted"
+    record.pop("effective_status", None)
+    record.update(status="crashed", exit={
+        "status": "crashed", "code": None,
+        "reason": (f"the session process ended without closing the session (killed, crashed or power cut); "
+                   f"{on_disk} finished trials are on disk (the record had counted {done} at its last update)")})
+    write_json_atomic(Path(path), record)
+    record["effective_status"] = "crashed"
+    return record
+
+
 def sessions_of(study: Path, label: str) -> list[tuple[int, Path]]:
     """Existing session numbers of a participant (any folder counts, even without JSON)."""
     sub = study / f"sub-{label}"

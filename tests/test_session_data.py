@@ -140,6 +140,8 @@ def test_sigkill_keeps_finished_trials_and_session_reads_as_crashed(x_display, t
     assert on_disk >= len(finished)                 # every trial reported finished is on disk
     status = run_lhlab("status", study, check_rc=0)
     assert "sub-k1\tses-1\tsolvable\tcrashed" in status.stdout
+    settled = json.loads(datafile.session_json_path(study, "k1", 1).read_text())   # the file itself now says so
+    assert settled["status"] == "crashed" and f"{on_disk} finished trials are on disk" in settled["exit"]["reason"]
     again = run_lhlab("run", "protocols/demo.yaml", "--participant", "k1", "--condition", "solvable", "--data-dir",
                       tmp_path, "--simulate", "default", check_rc=0)  # a crashed slot is re-run as a new session
     assert events(again.stdout)[0]["session"] == 2
