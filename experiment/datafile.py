@@ -70,8 +70,8 @@ def _format(value) -> str:
 class TrialLog:
     """Append-only TSV of one phase; each `write` is on disk before it returns."""
 
-    def __init__(self, path: Path, columns: list[str]):
-        self.path, self.columns = path, columns
+    def __init__(self, path: Path, columns: list[str], durable: bool = True):
+        self.path, self.columns, self.durable = path, columns, durable
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)   # never overwrite
         self._file = os.fdopen(fd, "w", encoding="utf-8", newline="")
@@ -92,7 +92,8 @@ class TrialLog:
 
     def _sync(self) -> None:
         self._file.flush()
-        os.fsync(self._file.fileno())
+        if self.durable:
+            os.fsync(self._file.fileno())
 
     def close(self) -> None:
         if not self._file.closed:
@@ -289,23 +290,36 @@ def ensure_dataset_files(study: Path, title: str, protocol_sha: str | None = Non
         write_json_atomic(pj, {k: {"Description": v} for k, v in PARTICIPANT_COLUMNS.items()})
 
 
-def update_participants_tsv(study: Path) -> None:
-    """Rebuild participants.tsv from the session records (atomic replace)."""
-    rows: dict[str, dict] = {}
-    for rec in all_sessions(study):
-        label = rec.get("participant")
-        if not label:
-            continue
-        row = rows.setdefault(label, {"participant_id": f"sub-{label}", "condition": rec.get("condition"),
-                                      "yoked_to": rec.get("yoked_to"), "status": None, "sessions": 0})
-        row["sessions"] += 1
-        row["status"] = rec["effective_status"]
-        row["condition"] = rec.get("condition") or row["condition"]
+def _participant_row(record: dict, sessions: int) -> dict:
+    return {"participant_id": f"sub-{record['participant']}", "condition": record.get("condition"),
+            "yoked_to": record.get("yoked_to"), "status": record.get("effective_status", record.get("status")),
+            "sessions": sessions}
+
+
+def upsert_participant(study: Path, record: dict) -> None:
+    """Put one participant's latest session into participants.tsv (locked read-modify-write,
+    so concurrent sessions in one study folder do not lose each other's rows)."""
+    import fcntl
+    with open(study / ".lock-participants", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        path = study / "participants.tsv"
+        rows: dict[str, dict] = {}
+        if path.exists():
+            with open(path, newline="", encoding="utf-8") as f:
+                for r in csv.DictReader(f, delimiter="\t"):
+                    rows[r["participant_id"]] = r
+        sid = f"sub-{record['participant']}"
+        sessions = max(int(record.get("session", 1)), int(rows.get(sid, {}).get("sessions", 0) or 0))
+        rows[sid] = _participant_row(record, sessions)
+        _write_participants(study, rows)
+
+
+def _write_participants(study: Path, rows: dict[str, dict]) -> None:
     buf = io.StringIO()
     w = csv.writer(buf, delimiter="\t", lineterminator="\n")
     w.writerow(list(PARTICIPANT_COLUMNS))
-    for label in sorted(rows):
-        w.writerow([_format(rows[label].get(c)) for c in PARTICIPANT_COLUMNS])
+    for key in sorted(rows):
+        w.writerow([_format(rows[key].get(c)) if rows[key].get(c) != NA else NA for c in PARTICIPANT_COLUMNS])
     path = study / "participants.tsv"
     fd, tmp = tempfile.mkstemp(prefix=".participants.", dir=study)
     with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
@@ -313,6 +327,21 @@ def update_participants_tsv(study: Path) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def update_participants_tsv(study: Path) -> None:
+    """Rebuild participants.tsv from all session records (used by `lhlab status`)."""
+    import fcntl
+    rows: dict[str, dict] = {}
+    for rec in all_sessions(study):
+        if not rec.get("participant"):
+            continue
+        sid = f"sub-{rec['participant']}"
+        n = rows.get(sid, {}).get("sessions", 0) + 1
+        rows[sid] = _participant_row(rec, n)
+    with open(study / ".lock-participants", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _write_participants(study, rows)
 
 
 def _version() -> str:

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -132,7 +133,17 @@ def _check_writable(data_dir: Path, study: Path) -> None:
                        "free some space or choose another --data-dir")
 
 
+@functools.lru_cache(maxsize=2)
+def _versions(real_devices: bool) -> tuple:
+    return tuple(versions_uncached(real_devices).items())
+
+
 def versions(real_devices: bool) -> dict:
+    """Package versions for provenance (looked up once per process)."""
+    return dict(_versions(real_devices))
+
+
+def versions_uncached(real_devices: bool) -> dict:
     from importlib.metadata import PackageNotFoundError, version
     out = {"python": platform.python_version(), "platform": platform.platform()}
     for dist in ("lhlab", "numpy", "pyyaml") + (("psychopy-lib", "psychtoolbox", "pyglet") if real_devices else ()):
@@ -177,6 +188,9 @@ class Session:
         self.state: dict = {}
         self.record: dict = {}
         self.device_info = device_info or {}
+        # A data-only simulation is re-created bit for bit from its seed, so its rows skip the
+        # per-row fsync; every session with a person or a window syncs each row.
+        self.durable = not (self.req.simulate and self.req.mode == "data-only")
 
     # -- the session record ------------------------------------------------------------------
     def _save(self) -> None:
@@ -220,7 +234,7 @@ class Session:
         os.mkdir(self.dir)      # fails if a concurrent run took this number: never share a folder
         self._start_record()
         self._save()
-        datafile.update_participants_tsv(self.p.study)
+        datafile.upsert_participant(self.p.study, self.record)
         self.progress.context = {"participant": self.label, "session": self.p.session}
         self.progress("session_start", condition=self.req.condition, study=self.proto.study_id,
                       data=str(self.dir), phases=[ph.id for ph, _, _ in self.p.schedule],
@@ -250,7 +264,7 @@ class Session:
         self.record.update(status=status, ended=now_iso(),
                            exit={"status": status, "reason": reason, "code": EXIT_FOR_STATUS[status]})
         self._save()
-        datafile.update_participants_tsv(self.p.study)
+        datafile.upsert_participant(self.p.study, self.record)
         self.progress("session_end", status=status, reason=reason)
         if show_goodbye:
             self._goodbye()
@@ -265,7 +279,7 @@ class Session:
         rec.update(status="running", started=now_iso())
         path = datafile.beh_path(self.p.study, self.label, self.p.session, phase.id)
         columns = [c.name for c in task.columns]
-        self._log = datafile.TrialLog(path, columns)
+        self._log = datafile.TrialLog(path, columns, durable=self.durable)
         datafile.write_new_json(path.with_suffix(".json"), self._sidecar(task, phase))
         rec["file"] = str(path.relative_to(self.p.study))
         self._save()
@@ -286,8 +300,7 @@ class Session:
             show_page(ctx, page)
         task.run(ctx, trials)
         self._close_phase()
-        rec.update(status="complete", ended=now_iso())
-        self._save()
+        rec.update(status="complete", ended=now_iso())   # saved with the next boundary
         self.progress("phase_end", trials_done=rec["trials"])
 
     def _close_phase(self) -> None:
