@@ -219,6 +219,7 @@ class Session:
             "versions": versions(real_devices=self.req.mode == "visual" or not req.simulate),
             "devices": {"screen": self.screen.info(), "audio": self.speaker.info(), **self.device_info},
             "calibration": None,
+            "stimuli": stimulus_provenance(proto),
             "phases": [{"id": ph.id, "task": ph.task, "role": ph.role, "status": "pending", "trials": 0,
                         "planned_trials": len(trials), "file": None}
                        for ph, trials, _ in self.p.schedule],
@@ -352,6 +353,34 @@ class Session:
             self.clock.wait_until(t + 2.0)
         except SessionEnded:
             pass
+
+
+def stimulus_provenance(proto: Protocol) -> dict:
+    """SHA-256 of every stimulus file the protocol uses, with the lexicon that verified it
+    (LEXICON.json beside the files), so the data say exactly which items were shown."""
+    out: dict = {}
+    for phase in proto.phases.values():
+        for prm in TASKS[phase.task].params:
+            if prm.kind != "file" or not phase.params.get(prm.name):
+                continue
+            path = (proto.base_dir / phase.params[prm.name]).resolve()
+            if str(path) in out or not path.is_file():
+                continue
+            out[str(path)] = json.loads(_file_provenance(str(path), path.stat().st_mtime_ns))
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def _file_provenance(path: str, mtime_ns: int) -> str:
+    import hashlib
+    entry: dict = {"sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest()}
+    lexicon = Path(path).parent / "LEXICON.json"
+    if lexicon.is_file():
+        try:
+            entry["lexicon"] = json.loads(lexicon.read_text(encoding="utf-8"))
+        except ValueError:
+            entry["lexicon"] = "unreadable LEXICON.json"
+    return json.dumps(entry)
 
 
 def participant_rng(seed: int) -> random.Random:
