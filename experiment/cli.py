@@ -49,6 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("study_dir", type=Path)
     from experiment import cohort
     cohort.add_parser(sub)
+    from analysis import cli as analysis_cli   # lhlab analyze (analysis/cli.py)
+    analysis_cli.add_parser(sub)
     return ap
 
 
@@ -57,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from experiment import cohort
         return {"validate": cmd_validate, "plan": cmd_plan, "run": cmd_run, "status": cmd_status, "tasks": cmd_tasks,
-                "simulate": cohort.run}[args.command](args)
+                "simulate": cohort.run,
+                "analyze": lambda a: __import__("analysis.cli", fromlist=["run"]).run(a)}[args.command](args)
     except ProtocolError as e:
         print("\n".join(e.problems), file=sys.stderr)
         return EXIT_BAD_INPUT

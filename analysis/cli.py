@@ -1,0 +1,99 @@
+"""`lhlab analyze STUDY_DIR [--out DIR] [...]`: from a study folder to report.html and CSV tables."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from experiment.errors import BadInput
+
+
+def add_parser(subparsers) -> None:
+    """Add the `analyze` subcommand to `lhlab`'s subparsers."""
+    p = subparsers.add_parser(
+        "analyze", help="measures, statistics, plots and report.html for a study folder",
+        description="Load every session of STUDY_DIR, compute per-participant measures, compare the groups "
+                    "(the helpless group's test-phase deficit), and write report.html plus every table as CSV. "
+                    "Pilot/simulated data, incomplete and withdrawn sessions and broken yokes are excluded "
+                    "unless an --include flag says otherwise; every exclusion is listed in the report.")
+    p.add_argument("study_dir", type=Path, help="the study folder (DATA_DIR/<study-id>)")
+    p.add_argument("--out", type=Path, help="output folder (default: STUDY_DIR/derivatives/lhlab-analysis)")
+    p.add_argument("--include-pilot", action="store_true", help="analyse pilot and simulated sessions too")
+    p.add_argument("--include-withdrawn", action="store_true", help="keep participants who withdrew")
+    p.add_argument("--include-incomplete", action="store_true", help="keep aborted, crashed or running sessions")
+    p.add_argument("--include-broken-yokes", action="store_true", help="keep yoked participants whose yoke failed")
+    p.add_argument("--check-rule", action="append", default=[], metavar="WHO:MEASURE<OP>VALUE",
+                   help="manipulation-check exclusion, e.g. 'helpless:check_control>=8' (WHO: condition kind, "
+                        "condition or *); repeatable")
+    p.add_argument("--session-rule", choices=("first", "first-complete"), default="first",
+                   help="which session of a participant is analysed (default: first)")
+    p.add_argument("--by", choices=("condition", "condition_kind"), default="condition",
+                   help="group by condition (default) or by condition kind")
+    p.add_argument("--shuttle-criterion", type=int, default=3, metavar="N",
+                   help="shuttle test criterion: N escapes/avoidances in a row (default 3)")
+    p.add_argument("--yoke-tolerance", type=float, default=0.05, metavar="S",
+                   help="largest difference in total noise time between yoked partners, s (default 0.05)")
+    p.add_argument("--no-plots", action="store_true", help="skip the figures (faster)")
+    p.add_argument("--no-trials-csv", action="store_true", help="do not write the (large) trials.csv")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the analysis; 0 on success. Bad input raises BadInput (exit 2 via lhlab's main)."""
+    from analysis.exclusions import CheckRule, ExclusionRules
+    from analysis.loading import check_study_dir, print_problems
+    from analysis.pipeline import Options, analyze, default_out, stderr_progress, write_outputs
+    if args.shuttle_criterion < 1:
+        raise BadInput(f"--shuttle-criterion must be >= 1 (got {args.shuttle_criterion})")
+    if args.yoke_tolerance < 0:
+        raise BadInput(f"--yoke-tolerance must be >= 0 (got {args.yoke_tolerance})")
+    rules = ExclusionRules(pilot=not args.include_pilot, withdrawn=not args.include_withdrawn,
+                           incomplete=not args.include_incomplete, broken_yoke=not args.include_broken_yokes,
+                           checks=tuple(CheckRule.parse(r) for r in args.check_rule))
+    study = check_study_dir(args.study_dir)
+    out = args.out if args.out is not None else default_out(study)
+    _check_out(out)
+    _matplotlib_config()
+    progress = None if args.quiet else stderr_progress
+    result = analyze(study, Options(rules=rules, session_rule=args.session_rule, between=args.by,
+                                    shuttle_criterion=args.shuttle_criterion, yoke_tolerance=args.yoke_tolerance),
+                     progress=progress)
+    problems = result.tables["load_problems"]
+    if len(problems):
+        print(f"lhlab analyze: {len(problems)} load problem(s); these files/rows were skipped:", file=sys.stderr)
+        print_problems(problems)
+    for w in result.warnings:
+        print(f"lhlab analyze: warning: {w}", file=sys.stderr)
+    report = write_outputs(result, out, plots=not args.no_plots, trials_csv=not args.no_trials_csv,
+                           progress=progress)
+    n_ex = result.tables["exclusions"]["participant_id"].nunique()
+    print(f"{report}  ({len(result.included)} participants analysed, {n_ex} excluded, "
+          f"{len(problems)} load problem(s))")
+    return 0
+
+
+def _check_out(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise BadInput(f"--out {out} is a file; pass a folder")
+    probe = out
+    while not probe.exists():
+        probe = probe.parent
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise BadInput(f"cannot write to {probe}; pass --out with a writable folder")
+
+
+def _matplotlib_config() -> None:
+    """matplotlib needs a writable config/cache folder; use a temporary one if HOME's is not."""
+    if "MPLCONFIGDIR" in os.environ:
+        return
+    home = Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) / "matplotlib"
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        if os.access(home, os.W_OK):
+            return
+    except OSError:
+        pass
+    os.environ["MPLCONFIGDIR"] = tempfile.mkdtemp(prefix="lhlab-mpl-")

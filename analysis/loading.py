@@ -1,0 +1,428 @@
+"""Load a study folder into tidy tables: one row per trial, one row per session and participant.
+
+Every file is read through the layout `experiment.datafile` defines. Anything truncated,
+corrupt or unexpected is reported in `Study.problems` (one row per problem, saying what was
+done about it) and skipped: nothing is used or dropped silently.
+
+Tables (`Study`):
+
+trials
+    One row per trial of every readable phase file. Columns: ``participant_id`` (sub-<label>),
+    ``session``, ``condition``, ``phase``, ``role``, ``task``, ``trial``, then every column the
+    tasks wrote (the union over tasks; missing values are NaN; 'n/a' in the files is NaN), then
+    ``condition_kind`` (helpless/controllable/control), ``yoked_to`` (sub-<label> or NaN),
+    ``session_status`` (effective status of the session) and ``pilot`` (bool).
+sessions
+    One row per session: ``participant_id``, ``session``, ``condition``, ``condition_kind``,
+    ``yoked_to``, ``status`` (as recorded), ``session_status`` (effective: a dead ``running``
+    session is ``crashed``), ``pilot``, ``simulated`` (profile or NaN), ``seed``,
+    ``protocol_sha256``, ``protocol_file``, ``experimenter``, ``started``, ``ended``,
+    ``debriefing_shown``, ``lhlab_version``, ``python_version``, ``phases`` (ids, ``;``-separated),
+    ``phases_completed``.
+participants
+    One row per participant: the analysed session's columns above (``session`` is the session
+    the measures come from, see `load_study(session_rule=...)`), ``n_sessions``, and any extra
+    columns of the study's participants.tsv.
+problems
+    ``path``, ``problem``, ``action`` (what the loader did: file skipped, row skipped, ...).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from experiment import datafile
+from experiment.errors import BadInput
+
+COMMON = ["participant_id", "session", "condition", "phase", "role", "task", "trial"]
+BEH_RE = re.compile(r"^sub-(?P<label>[A-Za-z0-9]+)_ses-(?P<ses>\d+)_task-(?P<phase>[A-Za-z0-9]+)_beh\.(?P<ext>tsv|json)$")
+SESSION_COLUMNS = ["participant_id", "session", "condition", "condition_kind", "yoked_to", "status",
+                   "session_status", "pilot", "simulated", "seed", "protocol_sha256", "protocol_file",
+                   "experimenter", "started", "ended", "debriefing_shown", "lhlab_version",
+                   "python_version", "phases", "phases_completed"]
+SESSION_RULES = ("first", "first-complete")
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class Study:
+    """Everything `load_study` read, plus what it could not use."""
+
+    path: Path
+    trials: pd.DataFrame
+    sessions: pd.DataFrame
+    participants: pd.DataFrame
+    problems: pd.DataFrame
+    notes: list[str] = field(default_factory=list)
+
+
+class _Problems:
+    def __init__(self, study: Path):
+        self.study = study
+        self.rows: list[dict] = []
+
+    def add(self, path: Path | str, problem: str, action: str) -> None:
+        p = Path(path)
+        try:
+            shown = str(p.relative_to(self.study))
+        except ValueError:
+            shown = str(p)
+        self.rows.append({"path": shown, "problem": problem, "action": action})
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.rows, columns=["path", "problem", "action"])
+
+
+def check_study_dir(study: Path) -> Path:
+    """Refuse (BadInput) anything that is not an lhlab study folder."""
+    study = Path(study)
+    if not study.is_dir():
+        raise BadInput(f"{study} is not a folder; pass the study folder (DATA_DIR/<study-id>)")
+    if not (study / "dataset_description.json").is_file():
+        hint = ""
+        subs = [d for d in sorted(study.iterdir()) if d.is_dir() and (d / "dataset_description.json").is_file()
+                and any(d.glob("sub-*"))]
+        if subs:
+            hint = f" (did you mean {subs[0]}?)"
+        raise BadInput(f"{study} is not an lhlab study folder (no dataset_description.json){hint}")
+    return study
+
+
+def load_study(study_dir: Path | str, session_rule: str = "first", progress: Progress | None = None) -> Study:
+    """Read every session of `study_dir`.
+
+    session_rule: which session of a participant the measures come from. ``first`` (default):
+    the first session, whatever its status (a participant whose first session broke off is then
+    excluded as incomplete rather than analysed on a repeat run); ``first-complete``: the first
+    session whose status is complete (else the last one).
+    Raises BadInput for a folder that is not a study or holds no sessions.
+    """
+    if session_rule not in SESSION_RULES:
+        raise BadInput(f"session rule must be one of {', '.join(SESSION_RULES)} (got {session_rule!r})")
+    study = check_study_dir(Path(study_dir))
+    problems = _Problems(study)
+    reader = _TrialReader(problems)
+
+    session_dirs = []
+    for sub in sorted(study.glob("sub-*")):
+        if not sub.is_dir():
+            problems.add(sub, "unexpected file at the study root (participant folders are sub-<label>/)",
+                         "ignored")
+            continue
+        label = sub.name[4:]
+        if not re.fullmatch(r"[A-Za-z0-9]+", label):
+            problems.add(sub, "participant folder name is not sub-<letters and digits>", "folder skipped")
+            continue
+        for entry in sorted(sub.iterdir()):
+            if entry.is_dir() and re.fullmatch(r"ses-\d+", entry.name):
+                session_dirs.append((label, int(entry.name[4:]), entry))
+            else:
+                problems.add(entry, "unexpected entry in a participant folder (expected ses-<n>/)", "ignored")
+    if not session_dirs:
+        raise BadInput(f"{study} holds no sessions (no sub-<label>/ses-<n>/ folders); "
+                       "run participants first or pass another study folder")
+
+    records = []
+    total = len(session_dirs)
+    step = max(1, total // 10)
+    for i, (label, n, sdir) in enumerate(session_dirs, 1):
+        rec = _read_session_dir(study, label, n, sdir, problems, reader)
+        if rec is not None:
+            records.append(rec)
+        if progress is not None and total >= 200 and (i % step == 0 or i == total):
+            progress(f"loading sessions: {i}/{total}")
+
+    sessions = pd.DataFrame(records, columns=SESSION_COLUMNS)
+    sessions = sessions.sort_values(["participant_id", "session"], kind="stable").reset_index(drop=True)
+    trials = reader.frame(sessions)
+    participants, notes = _participants(study, sessions, session_rule, problems)
+    return Study(study, trials, sessions, participants, problems.frame(), notes)
+
+
+# -- sessions ------------------------------------------------------------------------------------
+
+def _read_session_dir(study: Path, label: str, n: int, sdir: Path, problems: _Problems,
+                      reader: "_TrialReader") -> dict | None:
+    json_path = datafile.session_json_path(study, label, n)
+    if not json_path.is_file():
+        problems.add(sdir, "session folder without a session JSON (provenance and status unknown)",
+                     "session skipped")
+        return None
+    try:
+        rec = datafile.read_session(json_path)
+    except (OSError, ValueError) as e:
+        problems.add(json_path, f"unreadable session JSON ({type(e).__name__}: {e})", "session skipped")
+        return None
+    if not isinstance(rec, dict) or rec.get("participant") != label or rec.get("session") != n \
+            or not isinstance(rec.get("phases"), list) or not rec.get("condition"):
+        problems.add(json_path, "session JSON does not describe this folder (participant, session, "
+                                "condition or phases missing or different)", "session skipped")
+        return None
+    pid = f"sub-{label}"
+    phases = {}
+    for ph in rec["phases"]:
+        if isinstance(ph, dict) and isinstance(ph.get("id"), str):
+            phases[ph["id"]] = ph
+    expected = {"beh", json_path.name}
+    for entry in sorted(sdir.iterdir()):
+        if entry.name not in expected:
+            problems.add(entry, "unexpected entry in a session folder", "ignored")
+    beh = sdir / "beh"
+    seen = set()
+    if beh.is_dir():
+        for f in sorted(beh.iterdir()):
+            m = BEH_RE.match(f.name)
+            if not m or m["label"] != label or int(m["ses"]) != n:
+                problems.add(f, "unexpected file in beh/ (not sub-<label>_ses-<n>_task-<phase>_beh.tsv of "
+                                "this session)", "ignored")
+                continue
+            if m["ext"] == "json":
+                continue
+            phase = m["phase"]
+            if phase not in phases:
+                problems.add(f, f"phase {phase!r} is not in the session record's phase list", "file skipped")
+                continue
+            seen.add(phase)
+            reader.read(f, pid, n, rec["condition"], phases[phase], list(phases).index(phase))
+    for pid_, ph in phases.items():
+        if ph.get("file") and pid_ not in seen:
+            problems.add(study / str(ph["file"]), f"phase {pid_!r}: the session record names a data file that is missing",
+                         "phase has no data")
+    versions = rec.get("versions") or {}
+    proto = rec.get("protocol") or {}
+    sim = rec.get("simulated")
+    return {
+        "participant_id": pid,
+        "session": n,
+        "condition": rec.get("condition"),
+        "condition_kind": rec.get("condition_kind"),
+        "yoked_to": f"sub-{rec['yoked_to']}" if rec.get("yoked_to") else None,
+        "status": rec.get("status"),
+        "session_status": rec.get("effective_status"),
+        "pilot": bool(rec.get("pilot")),
+        "simulated": (sim.get("profile") if isinstance(sim, dict) else None),
+        "seed": rec.get("seed"),
+        "protocol_sha256": proto.get("sha256"),
+        "protocol_file": proto.get("file"),
+        "experimenter": rec.get("experimenter"),
+        "started": rec.get("started"),
+        "ended": rec.get("ended"),
+        "debriefing_shown": rec.get("debriefing_shown"),
+        "lhlab_version": versions.get("lhlab"),
+        "python_version": versions.get("python"),
+        "phases": ";".join(phases),
+        "phases_completed": ";".join(k for k, v in phases.items() if v.get("status") == "complete"),
+    }
+
+
+def _participants(study: Path, sessions: pd.DataFrame, rule: str, problems: _Problems
+                  ) -> tuple[pd.DataFrame, list[str]]:
+    notes = []
+    if sessions.empty:
+        return pd.DataFrame(columns=SESSION_COLUMNS + ["n_sessions"]), notes
+    counts = sessions.groupby("participant_id", sort=False)["session"].transform("size")
+    if rule == "first":
+        chosen = sessions.groupby("participant_id", sort=False).head(1)
+    else:
+        complete = sessions[sessions["session_status"] == "complete"].groupby("participant_id").head(1)
+        rest = sessions[~sessions["participant_id"].isin(complete["participant_id"])]
+        chosen = pd.concat([complete, rest.groupby("participant_id").tail(1)])
+    part = chosen.assign(n_sessions=counts.loc[chosen.index]).sort_values("participant_id")
+    part = part.reset_index(drop=True)
+    multi = part[part["n_sessions"] > 1]
+    for row in multi.itertuples():
+        notes.append(f"{row.participant_id} has {row.n_sessions} sessions; measures come from "
+                     f"ses-{row.session} (session rule '{rule}')")
+    # Participants.tsv: cross-check, and keep any extra columns the lab added (age, notes...).
+    ptsv = study / "participants.tsv"
+    if ptsv.is_file():
+        try:
+            extra = pd.read_csv(ptsv, sep="\t", dtype=str, keep_default_na=False, na_values=[datafile.NA])
+        except (ValueError, OSError, UnicodeDecodeError) as e:
+            problems.add(ptsv, f"unreadable participants.tsv ({e})", "ignored")
+            extra = None
+        if extra is not None and "participant_id" in extra.columns:
+            missing = sorted(set(extra["participant_id"]) - set(part["participant_id"]))
+            if missing:
+                problems.add(ptsv, f"{len(missing)} participant(s) listed without readable session data: "
+                                   f"{', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}",
+                             "listed only")
+            if "condition" in extra.columns:
+                both = part.merge(extra[["participant_id", "condition"]], on="participant_id",
+                                  suffixes=("", "_tsv"))
+                bad = both[both["condition_tsv"].notna() & (both["condition"] != both["condition_tsv"])]
+                for row in bad.itertuples():
+                    problems.add(ptsv, f"{row.participant_id}: condition {row.condition_tsv!r} differs from the "
+                                       f"session record ({row.condition!r}); the session record is used", "noted")
+            keep = [c for c in extra.columns if c == "participant_id" or c not in part.columns
+                    and c not in datafile.PARTICIPANT_COLUMNS]
+            if len(keep) > 1:
+                part = part.merge(extra[keep], on="participant_id", how="left")
+    return part, notes
+
+
+# -- trial files -----------------------------------------------------------------------------
+
+class _TrialReader:
+    """Collects trial files; well-formed files take a fast path (one pandas parse per header).
+
+    A file is on the fast path when it is valid UTF-8, ends with a newline, has no quote
+    characters and every line has the header's number of fields: then the csv module and a
+    plain tab split read it identically. Any other file is read with
+    `experiment.datafile.read_trials`, the reference reader (quoted text, torn last rows).
+    """
+
+    def __init__(self, problems: _Problems):
+        self.problems = problems
+        self.fast: dict[tuple, list] = {}       # header -> [(body text, n rows, file id)]
+        self.slow: list[pd.DataFrame] = []
+        self.files: list[dict] = []
+
+    def read(self, path: Path, pid: str, session: int, condition: str, phase_rec: dict, index: int) -> None:
+        try:
+            raw = path.read_bytes()
+        except OSError as e:
+            self.problems.add(path, f"unreadable ({e.strerror})", "file skipped")
+            return
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            self.problems.add(path, "not valid UTF-8 (corrupt file)", "file skipped")
+            return
+        if not text:
+            self.problems.add(path, "empty file (no header)", "file skipped")
+            return
+        nl = text.find("\n")
+        header = text[:nl if nl >= 0 else len(text)].split("\t")
+        missing = [c for c in COMMON if c not in header]
+        if missing:
+            self.problems.add(path, f"not an lhlab trial file (columns missing: {', '.join(missing)})",
+                              "file skipped")
+            return
+        fid = len(self.files)
+        self.files.append({"path": path, "participant_id": pid, "session": session, "phase": phase_rec["id"],
+                           "task": phase_rec.get("task"), "recorded": phase_rec.get("trials"),
+                           "phase_status": phase_rec.get("status"), "index": index})
+        body = text[nl + 1:] if nl >= 0 else ""
+        n_lines = body.count("\n")
+        if ('"' not in text and text.endswith("\n")
+                and body.count("\t") == n_lines * (len(header) - 1) and "\r" not in text):
+            # the per-line check runs only when the totals agree (a missing and an extra tab could cancel)
+            if n_lines == 0 or _lines_have(body, len(header) - 1):
+                self.fast.setdefault(tuple(header), []).append((body, n_lines, fid))
+                return
+        rows, probs = datafile.read_trials(path)
+        torn = [p for p in probs if "torn last row" in p]
+        other = [p for p in probs if p not in torn]
+        if other:
+            self.problems.add(path, f"corrupt: {len(other)} row(s) with the wrong number of fields "
+                                    f"(first: {other[0].split(': ', 1)[-1]})", "file skipped")
+            return
+        for p in torn:
+            self.problems.add(path, p.split(": ", 1)[-1].replace("; skipped", "") +
+                              " (the session ended during a write)", "row skipped")
+        df = pd.DataFrame([list(r.values()) for r in rows], columns=header, dtype=object)
+        df = df.replace(datafile.NA, np.nan)
+        for c in df.columns:
+            df[c] = _maybe_numeric(df[c])
+        df["_file"] = fid
+        self.slow.append(df)
+
+    def frame(self, sessions: pd.DataFrame) -> pd.DataFrame:
+        parts = []
+        for header, chunks in self.fast.items():
+            text = "\t".join(header) + "\n" + "".join(c[0] for c in chunks)
+            df = pd.read_csv(io.StringIO(text), sep="\t", na_values=[datafile.NA], keep_default_na=False,
+                             quoting=csv.QUOTE_NONE, low_memory=False)
+            df["_file"] = np.repeat(np.array([c[2] for c in chunks]), [c[1] for c in chunks])
+            parts.append(df)
+        parts.extend(self.slow)
+        if not parts:
+            return _empty_trials()
+        trials = pd.concat(parts, ignore_index=True, sort=False) if len(parts) > 1 else parts[0]
+        for c in trials.columns:
+            if trials[c].dtype == object:
+                trials[c] = _maybe_numeric(trials[c])
+        trials = self._consistency(trials)
+        if trials.empty:
+            return _empty_trials()
+        # Session-level columns on every row.
+        info = sessions[["participant_id", "session", "condition_kind", "yoked_to", "session_status", "pilot"]]
+        trials = trials.merge(info, on=["participant_id", "session"], how="left", validate="many_to_one")
+        order = {pid: i for i, pid in enumerate(sessions["participant_id"].unique())}
+        trials["_order"] = trials["participant_id"].map(order)
+        trials["_index"] = np.array([f["index"] for f in self.files])[trials["_file"].to_numpy()]
+        trials = trials.sort_values(["_order", "session", "_index", "trial"], kind="stable")
+        trials = trials.drop(columns=["_order", "_index", "_file"]).reset_index(drop=True)
+        first = COMMON + [c for c in trials.columns if c not in COMMON and c not in
+                          ("condition_kind", "yoked_to", "session_status", "pilot")]
+        return trials[first + ["condition_kind", "yoked_to", "session_status", "pilot"]]
+
+    def _consistency(self, trials: pd.DataFrame) -> pd.DataFrame:
+        """Rows must belong to the file they are in; row counts must match the session record."""
+        files = pd.DataFrame(self.files)
+        exp = files.loc[trials["_file"].to_numpy()]
+        bad = ((trials["participant_id"].astype(str).to_numpy() != exp["participant_id"].to_numpy())
+               | (pd.to_numeric(trials["session"], errors="coerce").to_numpy() != exp["session"].to_numpy())
+               | (trials["phase"].astype(str).to_numpy() != exp["phase"].to_numpy())
+               | (exp["task"].notna().to_numpy() & (trials["task"].astype(str).to_numpy() != exp["task"].astype(str).to_numpy())))
+        trial_num = pd.to_numeric(trials["trial"], errors="coerce")
+        bad |= ~(trial_num.notna() & (trial_num % 1 == 0)).to_numpy()
+        skip = set(np.unique(trials["_file"].to_numpy()[bad]))
+        for fid in sorted(skip):
+            self.problems.add(self.files[fid]["path"], "rows that do not belong to this file (participant, "
+                                                       "session, phase, task or trial number wrong)", "file skipped")
+        counts = trials.groupby("_file").size()
+        for fid, f in enumerate(self.files):
+            if fid in skip:
+                continue
+            n = int(counts.get(fid, 0))
+            rec = f["recorded"]
+            if isinstance(rec, int) and f["phase_status"] in ("complete", "interrupted") and n != rec:
+                what = "fewer" if n < rec else "more"
+                self.problems.add(f["path"], f"{n} trial rows but the session record counts {rec} ({what}; "
+                                             "truncated or altered file)", "file skipped")
+                skip.add(fid)
+        if skip:
+            trials = trials[~trials["_file"].isin(list(skip))]
+        trials = trials.copy()
+        trials["session"] = trials["session"].astype("int64")
+        trials["trial"] = trials["trial"].astype("int64")
+        return trials
+
+
+def _lines_have(body: str, tabs: int) -> bool:
+    return all(line.count("\t") == tabs for line in body[:-1].split("\n"))
+
+
+def _maybe_numeric(col: pd.Series) -> pd.Series:
+    """The column as numbers if every non-missing value is a number, else unchanged."""
+    if not (col.dtype == object or pd.api.types.is_string_dtype(col.dtype)):
+        return col
+    conv = pd.to_numeric(col, errors="coerce")
+    if conv.notna().sum() == col.notna().sum():
+        return conv
+    return col
+
+
+def _empty_trials() -> pd.DataFrame:
+    return pd.DataFrame(columns=COMMON + ["condition_kind", "yoked_to", "session_status", "pilot"])
+
+
+def print_problems(problems: pd.DataFrame, out=sys.stderr, limit: int = 50) -> None:
+    """The load problems, one line each (the first `limit`; all of them are in the report)."""
+    for row in problems.head(limit).itertuples():
+        print(f"{row.path}: {row.problem} -> {row.action}", file=out)
+    if len(problems) > limit:
+        print(f"... and {len(problems) - limit} more (see load_problems.csv)", file=out)

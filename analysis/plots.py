@@ -1,0 +1,137 @@
+"""Figures for the report, drawn with matplotlib's Agg canvas (no display, no pyplot state).
+
+Each function returns PNG bytes. Groups are coloured by condition kind: helpless red,
+controllable blue, control grey.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+KIND_COLOURS = {"helpless": ["#c62828", "#ef6c00", "#ad1457"], "controllable": ["#1565c0", "#00838f", "#4527a0"],
+                "control": ["#616161", "#8d6e63", "#9e9d24"]}
+OTHER = ["#2e7d32", "#6a1b9a", "#f9a825"]
+
+
+def colours(order: Sequence, kinds: Mapping) -> dict:
+    used: dict[str, int] = {}
+    out = {}
+    for lv in order:
+        k = kinds.get(lv)
+        pal = KIND_COLOURS.get(k, OTHER)
+        out[lv] = pal[used.get(k, 0) % len(pal)]
+        used[k] = used.get(k, 0) + 1
+    return out
+
+
+def _figure(w: float, h: float):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(w, h), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    return buf.getvalue()
+
+
+def _label(lv, kinds) -> str:
+    k = kinds.get(lv)
+    return f"{lv} ({k})" if k and k != lv else str(lv)
+
+
+def learning_curves(trials: pd.DataFrame, value: str, between: str, order: Sequence, kinds: Mapping,
+                    title: str, ylabel: str, ci: float = 0.95) -> bytes:
+    """Mean `value` per trial number and group, with a t-based CI band."""
+    fig = _figure(7.5, 3.8)
+    ax = fig.add_subplot()
+    col = colours(order, kinds)
+    d = trials[[between, "trial", value]].copy()
+    d[value] = pd.to_numeric(d[value], errors="coerce")
+    g = d.dropna().groupby([between, "trial"])[value].agg(["mean", "std", "count"]).reset_index()
+    for lv in order:
+        s = g[g[between] == lv]
+        if s.empty:
+            continue
+        half = sps.t.ppf(0.5 + ci / 2, np.maximum(s["count"] - 1, 1)) * s["std"] / np.sqrt(s["count"])
+        ax.plot(s["trial"], s["mean"], marker="o", ms=3, lw=1.6, color=col[lv],
+                label=f"{_label(lv, kinds)}, n={int(s['count'].max())}")
+        ax.fill_between(s["trial"], s["mean"] - half, s["mean"] + half, color=col[lv], alpha=0.15, lw=0)
+    from matplotlib.ticker import MaxNLocator
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("trial")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=11)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, frameon=False)
+    return _png(fig)
+
+
+def group_means(descriptives: pd.DataFrame, measures: pd.DataFrame, between: str, order: Sequence,
+                kinds: Mapping, title: str) -> bytes:
+    """One panel per measure: group means with their CI."""
+    cols = list(measures["column"])
+    n = max(1, len(cols))
+    ncol = min(3, n)
+    nrow = int(np.ceil(n / ncol))
+    fig = _figure(3.2 * ncol + 0.6, 2.6 * nrow + 0.5)
+    fig.suptitle(title, fontsize=11)
+    col = colours(order, kinds)
+    labels = dict(zip(measures["column"], measures["label"]))
+    units = dict(zip(measures["column"], measures["unit"]))
+    for i, m in enumerate(cols):
+        ax = fig.add_subplot(nrow, ncol, i + 1)
+        d = descriptives[descriptives["measure"] == m].set_index(between)
+        levels = [lv for lv in order if lv in d.index]
+        for j, lv in enumerate(levels):
+            r = d.loc[lv]
+            err = np.array([[r["mean"] - r["ci_low"]], [r["ci_high"] - r["mean"]]])
+            err = np.where(np.isfinite(err), err, 0)
+            ax.errorbar([j], [r["mean"]], yerr=err, fmt="o", color=col[lv], capsize=4, ms=6)
+        ax.set_xticks(range(len(levels)))
+        ax.set_xticklabels([str(lv) for lv in levels], fontsize=8)
+        ax.set_xlim(-0.6, len(levels) - 0.4)
+        unit = units.get(m) or ""
+        ax.set_title(labels.get(m, m) + (f" ({unit})" if unit else ""), fontsize=8.5)
+        ax.grid(axis="y", alpha=0.3)
+    return _png(fig)
+
+
+def survival_curves(km: pd.DataFrame, between: str, order: Sequence, kinds: Mapping, title: str,
+                    xlabel: str = "trial") -> bytes:
+    """Kaplan-Meier step curves (probability of not yet having reached criterion) with CI bands;
+    ticks mark censored participants."""
+    fig = _figure(7.5, 3.8)
+    ax = fig.add_subplot()
+    col = colours(order, kinds)
+    for lv in order:
+        s = km[km[between] == lv]
+        if s.empty:
+            continue
+        t = np.concatenate([[0], s["time"].to_numpy(float)])
+        surv = np.concatenate([[1.0], s["survival"].to_numpy(float)])
+        lo = np.concatenate([[1.0], s["ci_low"].to_numpy(float)])
+        hi = np.concatenate([[1.0], s["ci_high"].to_numpy(float)])
+        n0 = int(s["n_risk"].iloc[0])
+        ax.step(t, surv, where="post", color=col[lv], lw=1.8, label=f"{_label(lv, kinds)}, n={n0}")
+        ax.fill_between(t, np.nan_to_num(lo, nan=0.0), np.nan_to_num(hi, nan=0.0), step="post",
+                        color=col[lv], alpha=0.12, lw=0)
+        cens = s[s["n_censor"] > 0]
+        ax.plot(cens["time"], cens["survival"], "|", color=col[lv], ms=10, mew=1.5)
+    from matplotlib.ticker import MaxNLocator
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("not yet at criterion")
+    ax.set_title(title, fontsize=11)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, frameon=False)
+    return _png(fig)
