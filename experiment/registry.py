@@ -13,8 +13,10 @@ created and written into every assignment log row, so the whole sequence can be 
 A new participant takes the first free slot in block order. A slot of a yoked condition
 (`yoked_to: <partner condition>` in the protocol) is only taken when a partner is free: a
 participant of the partner condition whose training is complete (a session record in which
-every phase with role `training` has status `complete`) and who has not been used for another
-yoke, oldest registration first. Otherwise that slot waits at the front of the queue and the
+every phase with role `training` has status `complete`; for a condition without training
+phases, a complete session) and who has not been used for another yoke, oldest registration
+first. What the partner did after training (withdrawn in the test, crashed) does not matter:
+their training schedule exists and can be replayed. Otherwise that slot waits at the front of the queue and the
 next slot that is not yoked is used (in the same block, or the next one if the block has none
 left). Manual assignments (`condition=...` with a typed reason) and participants found on disk
 that `lhlab run` created (rule `command-line`) use no block slot.
@@ -25,6 +27,9 @@ re-run as the next session of the same participant.
 
 The session records on disk stay the truth about sessions; `sync_sessions()` copies them into
 the registry (with the effective status, so a killed session shows as `crashed`).
+
+A Registry object holds one SQLite connection: use it from the thread that opened it (a
+worker thread opens its own; opening is cheap).
 """
 
 from __future__ import annotations
