@@ -35,7 +35,6 @@ worker thread opens its own; opening is cheap).
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
 import secrets

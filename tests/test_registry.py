@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import os
 import signal
 import sqlite3
 import subprocess
 import sys
 import textwrap
 import threading
-import time
 from collections import Counter
 from pathlib import Path
 
