@@ -42,6 +42,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--windowed", action="store_true", help="a window instead of full screen")
     p.add_argument("--screen", type=int, default=0, help="monitor index for the participant window")
     p.add_argument("--pilot", action="store_true", help="mark the data as pilot data")
+    p.add_argument("--yoked-to", metavar="LABEL", help="yoked condition: the escapable partner whose recorded "
+                                                       "noise durations and intervals are replayed")
+
+    from experiment import calibration as calibrate_cmd    # lhlab calibrate (experiment/calibration.py)
+    calibrate_cmd.add_parser(sub)
 
     p = sub.add_parser("tasks", help="reference of every task type: parameters (with defaults) and data columns")
 
@@ -59,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from experiment import cohort
         return {"validate": cmd_validate, "plan": cmd_plan, "run": cmd_run, "status": cmd_status, "tasks": cmd_tasks,
-                "simulate": cohort.run,
+                "simulate": cohort.run, "calibrate": lambda a: __import__("experiment.calibration", fromlist=["run"]).run(a),
                 "analyze": lambda a: __import__("analysis.cli", fromlist=["run"]).run(a)}[args.command](args)
     except ProtocolError as e:
         print("\n".join(e.problems), file=sys.stderr)
@@ -131,7 +136,7 @@ def cmd_run(args) -> int:
     req = SessionRequest(protocol=proto, participant=args.participant, condition=args.condition,
                          data_dir=args.data_dir, session=args.session, seed=args.seed,
                          experimenter=args.experimenter, simulate=args.simulate, mode=args.mode,
-                         speed=args.speed, pilot=args.pilot)
+                         speed=args.speed, pilot=args.pilot, yoked_to=args.yoked_to)
     if args.simulate is None and args.mode != "data-only":
         raise BadInput("--mode applies to simulated participants only (add --simulate PROFILE)")
     prepared = prepare(req)
@@ -158,7 +163,7 @@ def _open_devices(args, prepared, stop):
             return data_only_devices(participant, proto.keys, stop), {}, lambda: None
     from experiment import psychopy_devices    # the only import of PsychoPy, and only here
     return psychopy_devices.open_devices(proto.keys, stop, windowed=args.windowed, screen=args.screen,
-                                         participant=participant, speed=args.speed)
+                                         participant=participant, speed=args.speed, audio=prepared.audio)
 
 
 def vocabulary(proto) -> set[str]:

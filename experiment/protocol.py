@@ -253,6 +253,8 @@ class _Validator:
             for p in task.params:
                 if p.kind == "key" and params.get(p.name) == k:
                     self.err(path + (p.name,), f"key {k!r} is reserved for withdraw/abort; choose another")
+                if p.name in getattr(task, "key_list_params", ()) and k in str(params.get(p.name, "")).split():
+                    self.err(path + (p.name,), f"key {k!r} is reserved for withdraw/abort; choose another")
         return Phase(pid, task_name, role, params, self.pages(spec.get("instructions"), path + ("instructions",)),
                      self._line(path))
 
@@ -294,7 +296,53 @@ class _Validator:
             out[name] = Condition(name, kind, spec.get("description", "") or "", tuple(seq), yoked)
         if not out and not self.problems:
             self.err(("conditions",), "needs at least one condition")
+        self._check_noise(out, phases)
         return out
+
+    def _check_noise(self, conds: dict[str, Condition], phases: dict[str, Phase]) -> None:
+        """Lab dose limit per condition, and yoked noise phases that have something to replay."""
+        from experiment.noise import dose, lab_limits
+        limits = None
+        for name, cond in conds.items():
+            path = ("conditions", name)
+            exposures = []
+            for pid in cond.phases:
+                ph = phases.get(pid)
+                if ph is not None and hasattr(TASKS[ph.task], "exposure"):
+                    exposures += TASKS[ph.task].exposure(ph.params)
+            if exposures:
+                limits = limits or lab_limits()
+                worst = dose(exposures)
+                if worst > limits.max_session_dose:
+                    self.err(path + ("phases",), f"worst-case noise dose {100 * worst:.1f}% of the NIOSH daily dose "
+                                                 f"exceeds the lab limit of {100 * limits.max_session_dose:g}% "
+                                                 "per session; use fewer or shorter bursts or a lower level")
+            partner = conds.get(cond.yoked_to) if cond.yoked_to else None
+            for i, pid in enumerate(cond.phases):
+                ph = phases.get(pid)
+                if ph is None or ph.task != "noise_escape" or ph.params["mode"] == "escapable" or partner is None:
+                    continue
+                target = ph.params["yoke_phase"]
+                if target:
+                    if target not in partner.phases:
+                        self.err(("phases", pid, "yoke_phase"),
+                                 f"{target!r} is not a phase of the partner condition {partner.name!r}")
+                        continue
+                else:
+                    cands = [q for q in partner.phases if q in phases and phases[q].task == "noise_escape"
+                             and phases[q].params["mode"] == "escapable"]
+                    if len(cands) != 1:
+                        self.err(path + ("yoked_to",),
+                                 f"phase {pid!r} replays a partner's noise, but condition {partner.name!r} has "
+                                 f"{len(cands)} escapable noise_escape phases; name one with {pid}.yoke_phase")
+                        continue
+                    target = cands[0]
+                src = phases.get(target)
+                if src is None or src.task != "noise_escape" or src.params["mode"] != "escapable":
+                    self.err(("phases", pid, "yoke_phase"), f"{target!r} must be an escapable noise_escape phase")
+                elif src.params["n_trials"] != ph.params["n_trials"]:
+                    self.err(("phases", pid, "n_trials"), f"must equal the replayed phase {target!r} "
+                                                          f"({src.params['n_trials']} trials) (got {ph.params['n_trials']})")
 
     def _check_order(self, path: tuple, roles: list[str]) -> None:
         if "test" in roles and "training" in roles:

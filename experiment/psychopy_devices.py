@@ -298,7 +298,7 @@ class NoSpeaker:
 
 
 def open_devices(keys: dict, stop_flag, windowed: bool = False, screen: int = 0, participant=None,
-                 speed: float = 1.0):
+                 speed: float = 1.0, audio: dict | None = None):
     """Open the window and keyboard; returns ((clock, screen, keyboard, speaker), info, close)."""
     d = Display(keys, stop_flag, windowed, screen, speed)
     if participant is None:

@@ -65,6 +65,9 @@ class Prepared:
     seed: int
     schedule: list            # [(Phase, trials, expected_s)]
     previous: list = field(default_factory=list)
+    calibration: dict | None = None   # the headphone calibration in force (noise protocols)
+    audio: dict | None = None         # what the real speaker needs: device, calibration, limits
+    yoke: dict | None = None          # the partner whose noise schedule is replayed
 
 
 def prepare(req: SessionRequest) -> Prepared:
@@ -111,7 +114,53 @@ def prepare(req: SessionRequest) -> Prepared:
                            f"in {study}; pass --session {max(used) + 1} to add a session on purpose")
         session = max(used, default=0) + 1
     seed = req.seed if req.seed is not None else secrets.randbelow(2**31)
-    return Prepared(req, study, session, seed, plan(proto, req.condition, seed), previous)
+    prepared = Prepared(req, study, session, seed, plan(proto, req.condition, seed), previous)
+    _prepare_noise(prepared)
+    return prepared
+
+
+def _prepare_noise(prepared: Prepared) -> None:
+    """Noise protocols: the calibration for this machine's output (refused without one) and,
+    in a yoked condition, the partner's recorded schedule (refused when missing/incomplete)."""
+    from experiment import audio, calibration
+    from experiment.noise import lab_limits
+    from experiment.tasks.noise_escape import apply_yoke, partner_phase_id, read_partner, yoked_phases
+    req, proto = prepared.request, prepared.request.protocol
+    cond = proto.conditions[req.condition]
+    replays = yoked_phases(proto, req.condition)
+    if req.yoked_to is not None:
+        if cond.yoked_to is None:
+            raise BadInput(f"--yoked-to: condition {req.condition!r} is not yoked in {proto.path}")
+        if not LABEL_RE.match(req.yoked_to) or req.yoked_to == req.participant:
+            raise BadInput(f"--yoked-to: {req.yoked_to!r} must be another participant's label")
+    if replays:
+        if req.yoked_to is None:
+            raise BadInput(f"condition {req.condition!r} replays an escapable partner's noise: pass --yoked-to LABEL "
+                           f"(a participant of condition {cond.yoked_to!r} whose training is complete)")
+        yoke = {"partner": req.yoked_to, "phases": {}}
+        for i, (phase, trials, expected) in enumerate(prepared.schedule):
+            if phase not in replays:
+                continue
+            partner = read_partner(prepared.study, req.yoked_to, cond.yoked_to,
+                                   partner_phase_id(proto, req.condition, phase), len(trials))
+            new = apply_yoke(trials, partner)
+            prepared.schedule[i] = (phase, new, sum(t["iti"] + t["noise_duration"] for t in new))
+            yoke["phases"][phase.id] = {k: v for k, v in partner.items() if k != "trials"}
+        prepared.yoke = yoke
+    levels = audio.noise_levels(proto, req.condition)
+    if not levels:
+        return
+    limits = lab_limits()
+    if req.simulate and req.mode == "data-only":
+        prepared.calibration = {"id": None, "simulated": True,
+                                "note": "data-only simulation: nothing played; levels are the protocol's dB(A)"}
+        prepared.audio = {"limits": limits}
+        return
+    device = audio.output_identity(audio.configured_device())
+    cal = calibration.current(device, limits, levels)
+    prepared.calibration = cal
+    prepared.audio = {"device": device, "calibration": cal, "limits": limits,
+                      "latency_class": audio.configured_latency_class()}
 
 
 def _check_writable(data_dir: Path, study: Path) -> None:
@@ -195,6 +244,8 @@ class Session:
     # -- the session record ------------------------------------------------------------------
     def _save(self) -> None:
         self.record["updated"] = now_iso()
+        if hasattr(self.speaker, "dose_record"):
+            self.record["noise_dose"] = self.speaker.dose_record()
         datafile.write_json_atomic(self.json_path, self.record)
 
     def _start_record(self) -> None:
@@ -218,7 +269,10 @@ class Session:
             "protocol": {"file": str(proto.path.resolve()), "sha256": proto.sha256, "title": proto.title},
             "versions": versions(real_devices=self.req.mode == "visual" or not req.simulate),
             "devices": {"screen": self.screen.info(), "audio": self.speaker.info(), **self.device_info},
-            "calibration": None,
+            "calibration": self.p.calibration,
+            "noise_dose": None,
+            "safety_limits": self.p.audio["limits"].record() if self.p.audio else None,
+            "yoke": self.p.yoke,
             "stimuli": stimulus_provenance(proto),
             "phases": [{"id": ph.id, "task": ph.task, "role": ph.role, "status": "pending", "trials": 0,
                         "planned_trials": len(trials), "file": None}

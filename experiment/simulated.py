@@ -10,6 +10,13 @@ The helplessness model: during training the participant notes how often it tried
 `helplessness_effect * failure_share`; in the test phase solving is slower by a factor
 (1 + slowing * h) and the chance to notice the letter pattern drops by (1 - h). With
 helplessness_effect = 0 the groups differ only by chance.
+
+The same tally covers the other trainings: a noise trial counts as a failure when the
+participant's response did not stop the noise (every trial of yoked inescapable noise, and
+escapable trials that timed out), a discrimination problem when its feedback led to no
+consistent answer (insoluble problems). Passive noise and no-feedback cards count nothing.
+In the shuttle test the chance to respond at all drops by (1 - h), escape latencies grow by
+(1 + slowing * h), and avoidance (responding to the warning) is learned more slowly.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import math
 import random
 from dataclasses import dataclass, fields, replace
 
+from experiment.audio import Burst, Response
 from experiment.devices import KeyPress, TextEntry, View
 from experiment.errors import Aborted, BadInput, Withdrawn
 
@@ -36,6 +44,14 @@ class Profile:
     helplessness_effect: float = 0.6 # 0..1: how much uncontrollable training lowers performance
     slowing: float = 1.5             # solving time factor per unit of helplessness
     withdraw_rate: float = 0.0       # chance per trial to press the withdraw key
+    escape_prob: float = 0.95        # chance to try the escape/shuttle response on a noise trial
+    escape_median: float = 1.6       # s, median escape latency from noise onset (first trials)
+    escape_learning: float = 0.5     # share of the latency that practice removes (over ~10 trials)
+    press_interval: float = 0.18     # s between presses of a multi-press or sequence response
+    giveup: float = 0.06             # drop in the chance to try after each ineffective response (training)
+    avoid_learning: float = 0.2      # chance gained per escape to respond already to the warning
+    wrong_key_rate: float = 0.08     # chance to press the key on the marker's own side first
+    choice_median: float = 2.2       # s, median time to choose a pattern in discrimination problems
 
 
 PROFILES = {
@@ -83,6 +99,13 @@ class SimulatedParticipant:
         self.pattern: tuple[int, ...] | None = None   # noticed letter order
         self.last_perm: tuple[int, ...] | None = None
         self.trial_plan: dict = {}
+        self.pending: list[KeyPress] = []     # planned presses of the current noise/shuttle trial
+        self._plan_since: float | None = None
+        self.ineffective = 0                  # ineffective responses in the current phase
+        self.escapes = 0                      # escapes in the current phase (shuttle: avoidance learning)
+        self.noise_trials = 0
+        self.hypotheses: set | None = None    # discrimination: values still consistent
+        self.current: tuple | None = None
 
     # -- what it sees -------------------------------------------------------------------
     def enter_phase(self, role: str) -> None:
@@ -90,6 +113,8 @@ class SimulatedParticipant:
             share = self.failed / self.tried if self.tried else 0.0
             self.helplessness = min(1.0, self.p.helplessness_effect * share)
         self.role = role
+        self.ineffective = self.escapes = self.noise_trials = 0
+        self.hypotheses = None
 
     def see(self, view: View, t: float) -> None:
         if view.kind == "anagram" and (self.view is None or self.view.letters != view.letters
@@ -98,7 +123,98 @@ class SimulatedParticipant:
         if view.kind == "feedback" and self.role == "training":
             self.tried += 1
             self.failed += view.data.get("outcome") != "solved"
+        if view.kind == "card_feedback":
+            self._learn_card(view)
+        if view.kind == "text" and view.data.get("state") == "problem_start":
+            self.hypotheses = None
         self.view = view
+
+    # -- noise, shuttle and discrimination --------------------------------------------------
+    def presses(self, matcher, since: float, until: float) -> list[KeyPress]:
+        """The planned presses of the current noise/shuttle trial (the keyboard pops them)."""
+        if since != self._plan_since:
+            self._plan_since = since
+            view = self.view
+            if view is not None and view.kind == "shuttle":
+                self.pending = self._plan_shuttle(view, since)
+            elif view is not None and view.kind == "noise":
+                self.pending = self._plan_noise(view, matcher, since)
+            else:
+                self.pending = []
+        return self.pending
+
+    def _sequence(self, keys: list[str], start: float) -> list[KeyPress]:
+        return [KeyPress(k, start + i * self.p.press_interval * self.rng.uniform(0.7, 1.3))
+                for i, k in enumerate(keys)]
+
+    def _plan_noise(self, view: View, matcher, onset: float) -> list[KeyPress]:
+        self.noise_trials += 1
+        if view.data.get("mode") == "passive":
+            return []
+        if self._withdraws():
+            return [KeyPress(self.keys["withdraw"], onset + self.rng.uniform(0.2, 2.0))]
+        p_try = self.p.escape_prob * (1 - self.p.giveup) ** self.ineffective
+        if self.rng.random() >= p_try:
+            return []
+        practice = 1 - self.p.escape_learning * (1 - math.exp(-(self.noise_trials - 1) / 10))
+        slow = 1 + self.p.slowing * self.helplessness
+        t = onset + self.rng.lognormvariate(math.log(self.p.escape_median * practice * slow), 0.45)
+        return self._sequence(list(matcher.sequence), t)
+
+    def _plan_shuttle(self, view: View, warn: float) -> list[KeyPress]:
+        h = self.helplessness
+        data = view.data
+        if self._withdraws():
+            return [KeyPress(self.keys["withdraw"], warn + self.rng.uniform(0.2, 2.0))]
+        if self.rng.random() >= self.p.escape_prob * (1 - h):
+            return []
+        out = []
+        p_avoid = min(0.9, self.p.avoid_learning * self.escapes) * (1 - h)
+        if self.rng.random() < p_avoid:
+            t = warn + self.rng.uniform(0.3, 0.8) * data.get("warning", 5.0)
+        else:
+            slow = 1 + self.p.slowing * h
+            t = warn + data.get("warning", 5.0) + self.rng.lognormvariate(math.log(self.p.escape_median * slow), 0.5)
+        if self.rng.random() < self.p.wrong_key_rate:
+            own = data["keys"][data["side"]]
+            out.append(KeyPress(own, max(warn, t - self.p.press_interval)))
+        out.append(KeyPress(data["shuttle_key"], t))
+        return out
+
+    def response_result(self, completed: bool, effective: bool) -> None:
+        """Told by the keyboard after a noise/shuttle trial's wait: did a response stop the noise?"""
+        if effective or (self.view is not None and self.view.kind == "shuttle"):
+            self.escapes += 1
+        elif completed:
+            self.ineffective += 1
+
+    def noise_trial_end(self, view_mode: str, stopped_by_response: bool) -> None:
+        """Training tally: a noise trial the participant could not control counts as a failure."""
+        if self.role != "training" or view_mode == "passive":
+            return
+        self.tried += 1
+        self.failed += not stopped_by_response
+
+    def _choose_card(self, view: View, keys: list[str], now: float) -> KeyPress:
+        values = [(d, v) for side in ("left", "right") for d, v in view.data[side].items()]
+        if self.hypotheses is None or not self.hypotheses:
+            self.hypotheses = set(values)
+        if self.current not in self.hypotheses:
+            self.current = self.rng.choice(sorted(self.hypotheses))
+        dim, val = self.current
+        side = "left" if view.data["left"][dim] == val else "right"
+        slow = 1 + self.p.slowing * self.helplessness if self.role == "test" else 1.0
+        t = now + self.rng.lognormvariate(math.log(self.p.choice_median * slow), 0.4)
+        return KeyPress(view.data["keys"][side], t)
+
+    def _learn_card(self, view: View) -> None:
+        fb, chosen = view.data.get("feedback"), view.data.get("chosen")
+        if chosen and self.hypotheses is not None and fb in ("correct", "wrong"):
+            vals = set(chosen.items())
+            self.hypotheses = self.hypotheses & vals if fb == "correct" else self.hypotheses - vals
+        if view.data.get("last") and view.data.get("mode") != "control" and self.role == "training":
+            self.tried += 1
+            self.failed += not (self.hypotheses is not None and len(self.hypotheses) == 1)
 
     # -- how it answers -----------------------------------------------------------------
     def _withdraws(self) -> bool:
@@ -156,6 +272,9 @@ class SimulatedParticipant:
         view = self.view
         if view is not None and view.kind == "rating":
             return self._rate(view, keys, now)
+        if view is not None and view.kind == "card":
+            press = self._choose_card(view, keys, now)
+            return press if until is None or press.t < until else None
         t = now + self.rng.lognormvariate(math.log(self.p.reading_median), 0.5)
         if until is not None and t >= until:
             return None
@@ -236,12 +355,102 @@ class SimulatedKeyboard:
     def read_text(self, until, view, extra_keys=()):
         return self._deliver(self.participant.answer_text(self.clock.t, until, list(extra_keys)), until)
 
+    def wait_response(self, matcher, until, on_complete=None, since=None):
+        """The participant's planned presses up to `until`, fed to `matcher` (see experiment.audio)."""
+        _check_stop(self.stop_flag)
+
+        def advance(t: float) -> float:
+            self.clock.t = max(self.clock.t, t)
+            return self.clock.t
+        return deliver_planned(self.participant, matcher, until, on_complete,
+                               self.clock.t if since is None else since, advance, self.keys["withdraw"])
+
+
+def deliver_planned(participant, matcher, until, on_complete, since, advance, withdraw_key):
+    """Shared by the data-only and the visual simulation: deliver the participant's planned
+    presses in time order (`advance(t)` waits until t and returns the time it is now)."""
+    pending = participant.presses(matcher, since, until)
+    resp = Response(None)
+    while pending and pending[0].t < until:
+        planned = pending.pop(0)
+        press = KeyPress(planned.key, advance(planned.t))
+        if press.key == withdraw_key:
+            raise Withdrawn("withdraw key (simulated)")
+        if press.t < since:
+            continue
+        resp.presses.append(press)
+        if press.key in matcher.key_set and resp.first is None:
+            resp.first = press
+        if matcher.feed(press):
+            resp.done = press
+            if on_complete is not None:
+                on_complete(press)
+            participant.response_result(True, on_complete is not None)
+            view = participant.view
+            if view is not None and view.kind == "noise" and on_complete is not None:
+                participant.noise_trial_end(view.data.get("mode", ""), True)
+            return resp
+    now = advance(until)
+    view = participant.view
+    if view is not None and view.kind == "noise" and now >= until:
+        participant.noise_trial_end(view.data.get("mode", ""), False)    # the noise ran to its end
+    return resp
+
 
 class SilentSpeaker:
+    """Data-only noise: nothing is played; onsets, offsets and the dose are computed from the
+    protocol's levels and the virtual clock, exactly as the real speaker accounts them."""
+
+    def __init__(self, clock: VirtualClock | None = None, limits=None):
+        from experiment.noise import DoseMeter, lab_limits
+        self.clock = clock
+        self.limits = limits or lab_limits()
+        self.meter = DoseMeter()
+        self.bursts: list[dict] = []      # what would have played (tests inspect it)
+        self._burst = self._onset = self._stop = None
+
     def info(self) -> dict:
         return {"backend": "simulated"}
+
+    def prepare(self, level_dba, seconds, seed, ramp=0.005) -> Burst:
+        from experiment.noise import check_level
+        check_level(level_dba, seconds, self.limits)
+        return Burst(level_dba, seconds, seed)
+
+    def start(self, burst: Burst, at: float) -> float:
+        self.silence()
+        self.clock.t = max(self.clock.t, at)
+        self._burst, self._onset, self._stop = burst, self.clock.t, None
+        return self._onset
+
+    def stop(self) -> float:
+        if self._burst is not None and self._stop is None:
+            self._stop = min(self.clock.t, self._onset + self._burst.seconds)
+        return self.clock.t
+
+    def finish(self):
+        """(onset, offset, stop command) of the last burst; accounts its dose once."""
+        if self._burst is None:
+            return None, None, None
+        offset = self._stop if self._stop is not None else self._onset + self._burst.seconds
+        offset = max(self._onset, offset)
+        self.meter.add(self._burst.level_dba, offset - self._onset)
+        self.bursts.append({"onset": self._onset, "offset": offset, "level_dba": self._burst.level_dba,
+                            "seed": self._burst.seed})
+        out = (self._onset, offset, self._stop)
+        self._burst = None
+        return out
+
+    def silence(self) -> None:
+        if self._burst is not None:
+            self.stop()
+            self.finish()
+
+    def dose_record(self) -> dict:
+        return self.meter.record()
 
 
 def data_only_devices(participant: SimulatedParticipant, keys: dict, stop_flag=None):
     clock = VirtualClock(stop_flag)
-    return clock, RecordingScreen(clock, participant), SimulatedKeyboard(clock, participant, keys, stop_flag), SilentSpeaker()
+    return (clock, RecordingScreen(clock, participant), SimulatedKeyboard(clock, participant, keys, stop_flag),
+            SilentSpeaker(clock))
