@@ -56,13 +56,23 @@ def _parser() -> argparse.ArgumentParser:
     cohort.add_parser(sub)
     from analysis import cli as analysis_cli   # lhlab analyze (analysis/cli.py)
     analysis_cli.add_parser(sub)
+    p = sub.add_parser("launch", help="the launcher window (PyQt6) on a protocols folder and a data folder")
+    p.add_argument("--data-dir", type=Path, help=f"data folder (default: the last one used, else {DEFAULT_DATA_DIR})")
+    p.add_argument("--protocols", type=Path, help="protocol files folder (default: the last one used, else ./protocols)")
     return ap
+
+
+def cmd_launch(args) -> int:
+    from gui.app import main as launch      # Qt is imported here only, never by experiment/ itself
+    return launch(args.data_dir, args.protocols)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         from experiment import cohort
+        if args.command == "launch":
+            return cmd_launch(args)
         return {"validate": cmd_validate, "plan": cmd_plan, "run": cmd_run, "status": cmd_status, "tasks": cmd_tasks,
                 "simulate": cohort.run, "calibrate": lambda a: __import__("experiment.calibration", fromlist=["run"]).run(a),
                 "analyze": lambda a: __import__("analysis.cli", fromlist=["run"]).run(a)}[args.command](args)

@@ -1,0 +1,75 @@
+"""The command lines the launcher starts as child processes (no Qt here).
+
+The launcher never runs a session in its own process: every session is `lhlab run` in a
+child, so a crash of the task (or of PsychoPy) never takes the launcher down, and a crash of
+the launcher never takes the session down. The child is started as
+`<this python> -m experiment.cli ...`, which works with or without the `lhlab` console
+script on PATH and always uses the same installation as the launcher.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+
+PILOT_PROFILE = "default"
+
+
+def lhlab_argv(*args: str) -> list[str]:
+    """[program, arg, ...] for one `lhlab` subcommand."""
+    return [sys.executable, "-m", "experiment.cli", *map(str, args)]
+
+
+@functools.lru_cache(maxsize=1)
+def _subcommands() -> dict[str, frozenset[str]]:
+    """{subcommand: its option strings}, read from the real `lhlab` argument parser."""
+    import argparse
+
+    from experiment import cli
+    parser = cli._parser()      # the one definition of the command line; adapter, see DESIGN.md
+    out: dict[str, frozenset[str]] = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                out[name] = frozenset(opt for a in sub._actions for opt in a.option_strings)
+    return out
+
+
+def has_subcommand(name: str) -> bool:
+    """True if this lhlab has the subcommand `name` (e.g. 'analyze' once it exists)."""
+    try:
+        return name in _subcommands()
+    except Exception:  # noqa: BLE001 - a half-built CLI must not stop the launcher
+        return False
+
+
+def run_supports(option: str) -> bool:
+    """True if `lhlab run` accepts `option` (e.g. '--yoked-to')."""
+    try:
+        return option in _subcommands().get("run", frozenset())
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def run_argv(protocol: Path, participant: str, condition: str, data_dir: Path, *, screen: int = 0,
+             windowed: bool = False, experimenter: str = "", yoked_to: str | None = None,
+             simulate: str | None = None, speed: float = 1.0) -> list[str]:
+    """`lhlab run` for one session; paths are made absolute (the child's folder does not matter)."""
+    args = ["run", str(Path(protocol).resolve()), "--participant", participant, "--condition", condition,
+            "--data-dir", str(Path(data_dir).resolve()), "--screen", str(screen)]
+    if windowed:
+        args.append("--windowed")
+    if experimenter.strip():
+        args += ["--experimenter", experimenter.strip()]
+    if yoked_to:
+        args += ["--yoked-to", yoked_to]
+    if simulate:
+        args += ["--simulate", simulate, "--mode", "visual"]
+        if speed != 1:
+            args += ["--speed", f"{speed:g}"]
+    return lhlab_argv(*args)
+
+
+def analyze_argv(study_dir: Path) -> list[str]:
+    return lhlab_argv("analyze", str(Path(study_dir).resolve()))

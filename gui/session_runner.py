@@ -1,0 +1,224 @@
+"""`lhlab run` (and other lhlab commands) as child processes that Qt follows without blocking.
+
+`ChildProcess` wraps QProcess: output arrives line by line through signals, the child is
+stopped with SIGTERM (`terminate()`, which `lhlab run` turns into a graceful abort) and killed
+only if it has not ended `stop_timeout_s` later, with a warning. `SessionRunner` adds the
+session's live progress (gui.progress.LiveProgress) and its final status.
+
+Nothing here waits: the launcher's event loop keeps running while a session runs, and a child
+that crashes only ends up as a `finished` signal with its exit status and stderr tail.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+
+from PyQt6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, pyqtSignal
+
+from gui.progress import LiveProgress, describe, parse_line, status_for_exit
+
+STOP_TIMEOUT_S = 10.0        # SIGTERM -> this long -> SIGKILL (lhlab run stops in ~0.35 s)
+STDERR_TAIL_LINES = 40
+
+
+class ChildProcess(QObject):
+    """One child process with line-based output and a graceful stop."""
+
+    stdoutLine = pyqtSignal(str)
+    stderrLine = pyqtSignal(str)
+    started = pyqtSignal(int)                 # pid
+    finished = pyqtSignal(object, bool)       # exit code (None if it never ran), ended by a signal
+    warning = pyqtSignal(str)                 # e.g. "killed after the timeout"
+
+    def __init__(self, parent: QObject | None = None, stop_timeout_s: float = STOP_TIMEOUT_S):
+        super().__init__(parent)
+        self.stop_timeout_s = stop_timeout_s
+        self.proc: QProcess | None = None
+        self.stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
+        self.stop_requested = False
+        self.killed = False
+        self.start_error: str | None = None
+        self._buffers = {"out": b"", "err": b""}
+        self._kill_timer = QTimer(self)
+        self._kill_timer.setSingleShot(True)
+        self._kill_timer.timeout.connect(self._kill_after_timeout)
+
+    # -- control ------------------------------------------------------------------------------
+    def start(self, argv: list[str], env: dict[str, str] | None = None, cwd: str | None = None) -> None:
+        if self.is_running():
+            raise RuntimeError("a child process is already running")
+        self.stderr_tail.clear()
+        self.stop_requested = self.killed = False
+        self.start_error = None
+        self._buffers = {"out": b"", "err": b""}
+        proc = QProcess(self)
+        environment = QProcessEnvironment.systemEnvironment()
+        environment.insert("PYTHONUNBUFFERED", "1")
+        for key, value in (env or {}).items():
+            environment.insert(key, value)
+        proc.setProcessEnvironment(environment)
+        if cwd:
+            proc.setWorkingDirectory(cwd)
+        proc.readyReadStandardOutput.connect(self._read_out)
+        proc.readyReadStandardError.connect(self._read_err)
+        proc.finished.connect(self._finished)
+        proc.errorOccurred.connect(self._error)
+        proc.started.connect(lambda: self.started.emit(int(proc.processId())))
+        self.proc = proc
+        proc.start(argv[0], argv[1:])
+
+    def is_running(self) -> bool:
+        return self.proc is not None and self.proc.state() != QProcess.ProcessState.NotRunning
+
+    def pid(self) -> int | None:
+        return int(self.proc.processId()) if self.is_running() else None
+
+    def stop(self) -> bool:
+        """Ask the child to end (SIGTERM); kill it if it is still there after the timeout."""
+        if not self.is_running():
+            return False
+        self.stop_requested = True
+        self.proc.terminate()
+        if not self._kill_timer.isActive():
+            self._kill_timer.start(int(self.stop_timeout_s * 1000))
+        return True
+
+    def _kill_after_timeout(self) -> None:
+        if self.is_running():
+            self.killed = True
+            self.warning.emit(f"the process (pid {self.proc.processId()}) did not stop within "
+                              f"{self.stop_timeout_s:g} s of the stop request and was killed (SIGKILL)")
+            self.proc.kill()
+
+    # -- output ---------------------------------------------------------------------------------
+    def _read_out(self) -> None:
+        self._drain("out", bytes(self.proc.readAllStandardOutput()))
+
+    def _read_err(self) -> None:
+        self._drain("err", bytes(self.proc.readAllStandardError()))
+
+    def _drain(self, which: str, data: bytes, final: bool = False) -> None:
+        buf = self._buffers[which] + data
+        *lines, rest = buf.split(b"\n")
+        if final and rest:
+            lines.append(rest)
+            rest = b""
+        self._buffers[which] = rest
+        for raw in lines:
+            line = raw.decode("utf-8", errors="replace").rstrip("\r")
+            if which == "out":
+                self.stdoutLine.emit(line)
+            elif line.strip():
+                self.stderr_tail.append(line)
+                self.stderrLine.emit(line)
+
+    def _flush(self) -> None:
+        if self.proc is not None:
+            self._drain("out", bytes(self.proc.readAllStandardOutput()), final=True)
+            self._drain("err", bytes(self.proc.readAllStandardError()), final=True)
+
+    def _finished(self, code: int, status: QProcess.ExitStatus) -> None:
+        self._kill_timer.stop()
+        self._flush()
+        self.finished.emit(code, status == QProcess.ExitStatus.CrashExit)
+
+    def _error(self, error: QProcess.ProcessError) -> None:
+        if error == QProcess.ProcessError.FailedToStart:
+            self._kill_timer.stop()
+            self.start_error = self.proc.errorString()
+            self.stderr_tail.append(f"could not start {self.proc.program()}: {self.start_error}")
+            self.finished.emit(None, False)
+
+
+class SessionRunner(QObject):
+    """One `lhlab run` at a time, with its live progress.
+
+    Signals: `lineEvent(dict)` for every progress line, `progressChanged()` after each one,
+    `output(str)` for other output lines (stderr included), `warning(str)`, and
+    `finished(dict)` with {status, code, by_signal, killed, stopped, stderr_tail, progress, kind, meta}.
+    """
+
+    lineEvent = pyqtSignal(dict)
+    progressChanged = pyqtSignal()
+    output = pyqtSignal(str)
+    warning = pyqtSignal(str)
+    stateChanged = pyqtSignal(str)        # 'idle' | 'starting' | 'running' | 'stopping'
+    finished = pyqtSignal(dict)
+
+    def __init__(self, parent: QObject | None = None, stop_timeout_s: float = STOP_TIMEOUT_S):
+        super().__init__(parent)
+        self.child = ChildProcess(self, stop_timeout_s)
+        self.child.stdoutLine.connect(self._line)
+        self.child.stderrLine.connect(lambda line: self.output.emit(f"stderr: {line}"))
+        self.child.warning.connect(self.warning)
+        self.child.finished.connect(self._finished)
+        self.child.started.connect(lambda pid: self.output.emit(f"started pid {pid}"))
+        self.progress: LiveProgress | None = None
+        self.state = "idle"
+        self.kind = "session"
+        self.meta: dict = {}
+        self.argv: list[str] = []
+
+    @property
+    def stop_timeout_s(self) -> float:
+        return self.child.stop_timeout_s
+
+    @stop_timeout_s.setter
+    def stop_timeout_s(self, value: float) -> None:
+        self.child.stop_timeout_s = value
+
+    def is_running(self) -> bool:
+        return self.state != "idle"
+
+    def pid(self) -> int | None:
+        return self.child.pid()
+
+    def start(self, argv: list[str], kind: str = "session", meta: dict | None = None) -> None:
+        """Start `lhlab run ...` (argv from gui.commands.run_argv); `meta` travels to `finished`."""
+        if self.is_running():
+            raise RuntimeError("a session is already running; abort it first")
+        self.kind, self.meta, self.argv = kind, dict(meta or {}), list(argv)
+        self.progress = LiveProgress(started_at=time.monotonic())
+        self._set_state("starting")
+        self.child.start(argv)
+
+    def abort(self) -> bool:
+        """Graceful stop (SIGTERM); the session ends `aborted`. False if nothing runs."""
+        if not self.child.is_running():
+            return False
+        self._set_state("stopping")
+        self.child.stop()
+        return True
+
+    def _set_state(self, state: str) -> None:
+        if state != self.state:
+            self.state = state
+            self.stateChanged.emit(state)
+
+    def _line(self, line: str) -> None:
+        ev = parse_line(line)
+        if ev is None:
+            if line.strip():
+                self.output.emit(f"stdout: {line}")
+            return
+        self.progress.apply(ev, time.monotonic())
+        if self.state == "starting":
+            self._set_state("running")
+        self.lineEvent.emit(ev)
+        self.progressChanged.emit()
+
+    def _finished(self, code, by_signal: bool) -> None:
+        progress = self.progress
+        status = status_for_exit(code, by_signal, progress.end_status if progress else None)
+        if code is None:
+            status = "failed to start"
+        result = {"status": status, "code": code, "by_signal": by_signal, "killed": self.child.killed,
+                  "stopped": self.child.stop_requested, "stderr_tail": list(self.child.stderr_tail),
+                  "progress": progress, "kind": self.kind, "meta": self.meta,
+                  "reason": progress.end_reason if progress else None}
+        self._set_state("idle")
+        self.finished.emit(result)
+
+
+__all__ = ["ChildProcess", "SessionRunner", "describe"]
