@@ -1,0 +1,331 @@
+"""The launcher window (offscreen Qt) over a real registry and real `lhlab run` children.
+
+Dialogs are replaced by a recorder, settings go to a temp .ini file, and sessions that open
+the participant window run on the private Xvfb display (x_display) as windowed pilots."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("pytestqt")
+
+from PyQt6.QtCore import QSettings, Qt, QTimer  # noqa: E402
+
+from conftest import REPO, run_lhlab  # noqa: E402
+from gui.dialogs import NewParticipantDialog, NewParticipantRequest  # noqa: E402
+from gui.launcher import EMPTY_STUDY, LauncherWindow  # noqa: E402
+
+
+class RecordingDialogs:
+    """Stands in for gui.dialogs.Dialogs: records every dialog, answers from queues, never blocks."""
+
+    def __init__(self):
+        self.shown: list[tuple] = []
+        self.confirm_answer = True
+        self.on_confirm = None             # called with the title before answering
+        self.requests: list[NewParticipantRequest] = []
+        self.opened: list[Path] = []
+        self.folders: list[Path] = []
+
+    def _record(kind):
+        def method(self, parent, title, text, detail=""):
+            self.shown.append((kind, title, text, detail))
+        return method
+
+    error, warning, info = _record("error"), _record("warning"), _record("info")
+
+    def confirm(self, parent, title, text, detail="", yes="Yes", no="Cancel"):
+        self.shown.append(("confirm", title, text, detail))
+        if self.on_confirm:
+            self.on_confirm(title)
+        return self.confirm_answer
+
+    def new_participant(self, parent, conditions, hint=""):
+        self.shown.append(("new_participant", "New participant", hint, ""))
+        return self.requests.pop(0) if self.requests else NewParticipantRequest(None, None, None)
+
+    def choose_folder(self, parent, title, start):
+        return self.folders.pop(0) if self.folders else None
+
+    def open_path(self, path):
+        self.opened.append(Path(path))
+        return True
+
+    def titles(self, kind: str) -> list[str]:
+        return [s[1] for s in self.shown if s[0] == kind]
+
+    def last(self, kind: str) -> tuple:
+        return [s for s in self.shown if s[0] == kind][-1]
+
+
+class GapMeter:
+    """Longest time the event loop went without running a 10 ms timer (a frozen window shows here)."""
+
+    def __init__(self):
+        self.last, self.max_gap = time.monotonic(), 0.0
+        self.timer = QTimer()
+        self.timer.setInterval(10)
+        self.timer.timeout.connect(self._tick)
+        self.timer.start()
+
+    def _tick(self):
+        now = time.monotonic()
+        self.max_gap = max(self.max_gap, now - self.last)
+        self.last = now
+
+
+def protocols_copy(tmp_path: Path) -> Path:
+    """A private protocols folder with demo.yaml (its ../stimuli paths still resolve)."""
+    folder = tmp_path / "study-files" / "protocols"
+    folder.mkdir(parents=True)
+    (folder.parent / "stimuli").symlink_to(REPO / "stimuli")
+    (folder / "demo.yaml").write_text((REPO / "protocols" / "demo.yaml").read_text())
+    return folder
+
+
+@pytest.fixture
+def make_launcher(qtbot, tmp_path):
+    windows = []
+
+    def make(protocols: Path | None = None, data: Path | None = None, settings: Path | None = None):
+        dialogs = RecordingDialogs()
+        ini = QSettings(str(settings or tmp_path / "launcher.ini"), QSettings.Format.IniFormat)
+        w = LauncherWindow(settings=ini, dialogs=dialogs, data_dir=data or tmp_path / "data",
+                           protocols_dir=protocols or protocols_copy(tmp_path), stop_timeout_s=10)
+        qtbot.addWidget(w)
+        w.show()
+        windows.append(w)
+        return w, dialogs
+
+    yield make
+    for w in windows:                       # never leave a child behind
+        if w.runner.child.is_running():
+            w.runner.child.proc.kill()
+            w.runner.child.proc.waitForFinished(5000)
+
+
+def pilot_row(w, label="P001"):
+    return next(p for p in w.pilot.rows if p.label == label)
+
+
+# ----------------------------------------------------------------------------------------------
+def test_empty_state_new_participant_and_shortcuts(make_launcher, qtbot, tmp_path):
+    w, dialogs = make_launcher()
+    assert w.study_combo.currentText().startswith("lhlab demo") and w.protocol.study_id == "demo"
+    assert w.study_stack.currentIndex() == 0 and w.study_table.empty_label.text() == EMPTY_STUDY
+    assert not (tmp_path / "data" / "demo").exists(), "looking at a study must not write anything"
+    assert not w.act_abort.isEnabled() and w.act_start.isEnabled()
+    shortcuts = {a.text(): a.shortcut().toString() for a in (w.act_new, w.act_start, w.act_pilot, w.act_abort,
+                                                            w.act_refresh, w.act_save_note, w.act_open)}
+    assert shortcuts == {"New participant": "Ctrl+N", "Start session": "Ctrl+R", "Run pilot": "Ctrl+P",
+                         "Abort": "Ctrl+.", "Refresh": "F5", "Save note": "Ctrl+S", "Open data folder": "Ctrl+D"}
+
+    w.activateWindow()
+    qtbot.waitUntil(lambda: w.isActiveWindow(), timeout=3000)
+    dialogs.requests.append(NewParticipantRequest("POOL-17", None, None))
+    qtbot.keyClick(w.study_table, Qt.Key.Key_N, Qt.KeyboardModifier.ControlModifier)      # Ctrl+N
+    qtbot.waitUntil(lambda: len(w.study.rows) == 1, timeout=3000)
+    w.act_new.trigger()
+    rows = w.study.rows
+    assert [p.label for p in rows] == ["P001", "P002"] and rows[0].external_id == "POOL-17"
+    assert sorted(p.condition for p in rows) == ["solvable", "unsolvable"]       # one block of 2
+    assert w.study_stack.currentIndex() == 1 and w.tabs.tabText(0) == "Participants (2)"
+    assert w.selected_label() == "P002"                      # the new participant is selected, ready for Ctrl+R
+    model = w.study_table.model()
+    assert [model.headerData(c, Qt.Orientation.Horizontal) for c in range(5)] == \
+        ["Label", "External id", "Condition", "Partner", "Status"]
+    assert model.data(model.index(0, 4)) == "registered" and model.data(model.index(0, 1)) == "POOL-17"
+
+    dialogs.requests.append(NewParticipantRequest("POOL-17", None, None))      # the same person again
+    w.act_new.trigger()
+    kind, title, text, _ = dialogs.last("error")
+    assert title == "Participant not added" and "already registered as P001" in text
+    assert len(w.study.rows) == 2
+
+
+def test_manual_condition_needs_a_typed_reason(make_launcher, qtbot):
+    dialog = NewParticipantDialog(None, ["solvable", "unsolvable"])
+    qtbot.addWidget(dialog)
+    ok = dialog.buttons.button(dialog.buttons.StandardButton.Ok)
+    assert ok.isEnabled() and dialog.request() == NewParticipantRequest(None, None, None)
+    dialog.manual.setChecked(True)
+    assert not ok.isEnabled(), "a manual condition without a reason must not be accepted"
+    dialog.condition.setCurrentText("unsolvable")
+    dialog.reason.setText("  ")
+    assert not ok.isEnabled()
+    dialog.reason.setText("replaces P004 whose data were lost")
+    dialog.external.setText(" X9 ")
+    assert ok.isEnabled()
+    assert dialog.request() == NewParticipantRequest("X9", "unsolvable", "replaces P004 whose data were lost")
+
+    w, dialogs = make_launcher()
+    dialogs.requests.append(dialog.request())
+    w.act_new.trigger()
+    log = w.study.registry.assignment_log()
+    assert [(a.label, a.condition, a.rule, a.reason) for a in log] == \
+        [("P001", "unsolvable", "manual", "replaces P004 whose data were lost")]
+
+
+def test_settings_remember_study_folders_and_geometry(make_launcher, tmp_path):
+    ini = tmp_path / "remember.ini"
+    data = tmp_path / "elsewhere"
+    w, dialogs = make_launcher(settings=ini)
+    dialogs.folders.append(data)
+    w.act_data.trigger()
+    w.experimenter_edit.setText("E7")
+    w.resize(760, 700)          # fits the offscreen 800x800 screen
+    size = (w.width(), w.height())
+    w.close()
+    protocols = w.protocols_dir
+    settings = QSettings(str(ini), QSettings.Format.IniFormat)
+    w2 = LauncherWindow(settings=settings, dialogs=RecordingDialogs())
+    try:
+        assert w2.data_dir == data and w2.protocols_dir == protocols
+        assert w2.protocol_path == w.protocol_path and w2.experimenter_edit.text() == "E7"
+        assert (w2.width(), w2.height()) == size != (1280, 780)
+    finally:
+        w2.close()
+
+
+def test_preflight_refuses_with_what_to_do(make_launcher, monkeypatch, tmp_path):
+    w, dialogs = make_launcher()
+    w.act_new.trigger()
+    label = w.selected_label()
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.setenv("LHLAB_MIN_FREE_MB", str(10**12))
+    w.act_start.trigger()
+    kind, title, text, detail = dialogs.last("error")
+    assert title == "Cannot start the session"
+    assert "display: no X display: DISPLAY is not set" in text
+    assert "lhlab needs 1000000000000 MB" in text and "protocol" not in text.split("•")[0]
+    assert "OK  protocol: demo.yaml is valid" in detail
+    assert not w.runner.is_running() and not dialogs.titles("confirm")
+
+    # A participant who already completed a session is never run twice by accident.
+    monkeypatch.setenv("DISPLAY", ":0")
+    monkeypatch.setattr("gui.preflight.check_display", lambda *a, **k: __import__("gui.preflight").preflight.Check(
+        "display", True, "test"))
+    monkeypatch.delenv("LHLAB_MIN_FREE_MB")
+    p = w.study.participant(label)
+    run_lhlab("run", w.protocol_path, "--participant", label, "--condition", p.condition, "--data-dir",
+              tmp_path / "data", "--simulate", "default", check_rc=0)
+    w.refresh()
+    assert w.study.participant(label).status == "complete" and w.selected_label() == label
+    w.act_start.trigger()
+    kind, title, text, detail = dialogs.last("error")
+    assert f"participant: {label} already completed session 1" in text and "Ctrl+N" in text
+    assert not w.runner.is_running()
+
+
+@pytest.mark.window
+def test_pilot_shows_progress_aborts_and_keeps_files(make_launcher, qtbot, x_display, tmp_path):
+    w, dialogs = make_launcher()
+    w.speed_spin.setValue(10)
+    w.windowed_check.setChecked(True)
+    seen = []
+    w.runner.lineEvent.connect(lambda ev: seen.append((ev["event"], w.phase_label.text(), w.trial_label.text())))
+    meter = GapMeter()
+    w.act_pilot.trigger()
+    assert w.runner.is_running() and w.runner.kind == "pilot" and w.tabs.currentIndex() == 1
+    assert "--simulate default --mode visual --speed 10" in " ".join(w.runner.argv)
+    qtbot.waitUntil(lambda: ("trial_start", "practice (practice, anagram)  ·  phase 2 of 6", "1 of 2") in seen,
+                    timeout=30000)
+    assert pilot_row(w).status == "running"                 # the table follows (synced at session_start)
+    assert re.match(r"\d\d:\d\d", w.elapsed_label.text()) and "trial 1 of 2" in w.event_label.text()
+    assert w.act_abort.isEnabled() and not w.act_start.isEnabled() and not w.study_combo.isEnabled()
+
+    t_abort = time.monotonic()
+    w.act_abort.trigger()
+    assert dialogs.last("confirm")[1] == "Abort session"
+    qtbot.waitUntil(lambda: not w.runner.is_running(), timeout=15000)
+    stop_s = time.monotonic() - t_abort
+    assert w.last_result["status"] == "aborted" and w.last_result["code"] == 3 and not w.last_result["killed"]
+    assert pilot_row(w).status == "aborted" and w.pilot_table.model().data(w.pilot_table.model().index(0, 4)) == "aborted"
+    assert "ended: aborted (exit code 3)" in w.statusBar().currentMessage()
+    assert meter.max_gap < 0.5, f"the launcher froze for {meter.max_gap:.2f} s"
+    assert stop_s < 5
+    assert not dialogs.titles("error") and not dialogs.titles("warning")
+
+    # files: the pilot folder, never the study's
+    ses = tmp_path / "data" / "_pilot" / "demo" / "sub-P001" / "ses-1"
+    record = json.loads((ses / "sub-P001_ses-1_session.json").read_text())
+    assert record["status"] == "aborted" and record["pilot"] and record["simulated"]["mode"] == "visual"
+    assert (ses / "beh" / "sub-P001_ses-1_task-welcome_beh.tsv").exists()
+    assert (ses / "beh" / "sub-P001_ses-1_task-practice_beh.tsv").exists()
+    assert not (tmp_path / "data" / "demo").exists() and not w.study.rows
+
+    # a note for that session, stored in the (pilot) registry
+    assert w.note_target.currentData() == 1 and "session 1 · aborted" in w.note_target.currentText()
+    w.note_edit.setPlainText("pilot aborted on purpose")
+    assert w.save_note()
+    assert [s.notes for s in w.pilot.sessions("P001")] == ["pilot aborted on purpose"]
+
+
+@pytest.mark.window
+def test_child_killed_shows_crashed_and_launcher_survives(make_launcher, qtbot, x_display, tmp_path):
+    w, dialogs = make_launcher()
+    w.speed_spin.setValue(10)
+    w.windowed_check.setChecked(True)
+    meter = GapMeter()
+    w.act_pilot.trigger()
+    qtbot.waitUntil(lambda: w.runner.progress.first_frame_at is not None, timeout=30000)
+    os.kill(w.runner.pid(), signal.SIGKILL)
+    qtbot.waitUntil(lambda: not w.runner.is_running(), timeout=10000)
+    assert w.last_result["status"] == "crashed" and w.last_result["by_signal"]
+    assert pilot_row(w).status == "crashed"
+    assert "ended: crashed (killed by a signal)" in w.statusBar().currentMessage()
+    kind, title, text, detail = dialogs.last("error")
+    assert title == "Session crashed" and "run again as a new session" in text
+    record = json.loads((tmp_path / "data/_pilot/demo/sub-P001/ses-1/sub-P001_ses-1_session.json").read_text())
+    assert record["status"] == "crashed" and "finished trials are on disk" in record["exit"]["reason"]
+    assert meter.max_gap < 0.5, f"the launcher froze for {meter.max_gap:.2f} s"
+    assert w.act_pilot.isEnabled() and w.act_start.isEnabled() and not w.act_abort.isEnabled()
+
+
+@pytest.mark.window
+def test_protocol_broken_after_preflight_is_refused_with_the_reason(make_launcher, qtbot, x_display, tmp_path):
+    protocols = protocols_copy(tmp_path)
+    w, dialogs = make_launcher(protocols=protocols)
+    w.act_new.trigger()
+    label = w.selected_label()
+
+    def break_protocol(title):        # between the preflight and the start, someone edits the file
+        if title == "Start session":
+            text = (protocols / "demo.yaml").read_text().replace("time_limit: 20", "time_limit: -5", 1)
+            (protocols / "demo.yaml").write_text(text)
+    dialogs.on_confirm = break_protocol
+    w.act_start.trigger()
+    assert w.runner.is_running() and w.runner.kind == "session"
+    assert f"--participant {label}" in " ".join(w.runner.argv) and "--simulate" not in w.runner.argv
+    qtbot.waitUntil(lambda: not w.runner.is_running(), timeout=20000)
+    assert w.last_result["status"] == "refused" and w.last_result["code"] == 2
+    kind, title, text, _ = dialogs.last("error")
+    assert title == "Session refused" and re.search(r"demo\.yaml:\d+: phases\.practice\.time_limit", text), text
+    assert w.study.participant(label).status == "registered"
+    assert not (tmp_path / "data" / "demo" / f"sub-{label}").exists()
+    w.act_refresh.trigger()
+    assert "does not validate" in w.banner.text() and not w.act_start.isEnabled()
+
+
+def test_open_folder_and_analyze(make_launcher, qtbot, tmp_path):
+    w, dialogs = make_launcher()
+    run_lhlab("simulate", w.protocol_path, "--participants", 4, "--data-dir", tmp_path / "data", "--seed", 3,
+              check_rc=0)
+    w.act_refresh.trigger()
+    assert [p.status for p in w.study.rows] == ["complete"] * 4
+    w.act_open.trigger()
+    assert dialogs.opened == [tmp_path / "data" / "demo"]
+    assert w.act_analyze.isEnabled()
+    w.act_analyze.trigger()
+    assert not w.act_analyze.isEnabled() and not w.act_start.isEnabled()
+    qtbot.waitUntil(lambda: not w.analysis.is_running(), timeout=60000)
+    report = tmp_path / "data" / "demo" / "derivatives" / "lhlab-analysis" / "report.html"
+    assert report.exists() and "Analysis done" in w.statusBar().currentMessage()
+    assert dialogs.last("confirm")[1] == "Analysis done" and dialogs.opened[-1] == report
