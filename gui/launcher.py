@@ -153,11 +153,11 @@ class LauncherWindow(QMainWindow):
         slay.addSpacing(12)
         slay.addWidget(QLabel("Protocols:"))
         slay.addWidget(self.protocols_edit, 2)
-        slay.addWidget(_tool_button(self.act_protocols, "…"))
+        slay.addWidget(_tool_button(self.act_protocols, "Change…"))
         slay.addSpacing(12)
         slay.addWidget(QLabel("Data:"))
         slay.addWidget(self.data_edit, 2)
-        slay.addWidget(_tool_button(self.act_data, "…"))
+        slay.addWidget(_tool_button(self.act_data, "Change…"))
         bar = QToolBar("Study", self)
         bar.setObjectName("study-bar")
         bar.setMovable(False)
@@ -929,9 +929,12 @@ class LauncherWindow(QMainWindow):
 
 
 def _tool_button(action: QAction, text: str) -> QToolButton:
+    """A small button for `action` with its own short text (enabled with the action)."""
     button = QToolButton()
-    button.setDefaultAction(action)
     button.setText(text)
+    button.setToolTip(action.toolTip())
+    button.clicked.connect(lambda checked=False: action.trigger())
+    action.changed.connect(lambda: button.setEnabled(action.isEnabled()))
     return button
 
 
