@@ -166,7 +166,7 @@ class SimulatedParticipant:
         data = view.data
         if self._withdraws():
             return [KeyPress(self.keys["withdraw"], warn + self.rng.uniform(0.2, 2.0))]
-        if self.rng.random() >= self.p.escape_prob * (1 - h):
+        if self.rng.random() >= self.p.escape_prob * (1 - 0.5 * h):
             return []
         out = []
         p_avoid = min(0.9, self.p.avoid_learning * self.escapes) * (1 - h)
