@@ -182,3 +182,30 @@ class Recording:
         a = max(0, self.index(t_unix))
         idx = np.flatnonzero(np.abs(self.x[a:, 0]) > threshold)
         return self.time(a + idx[0]) if len(idx) else None
+
+
+# -- data-only sessions in this process (for the noise, shuttle and protocol tests) -----------------
+
+def run_session(protocol, data_dir: Path, label: str, condition: str, seed: int = 1, profile: str = "default",
+                yoked_to: str | None = None):
+    """One data-only simulated session through the real task code; returns (record, study dir)."""
+    from experiment import datafile
+    from experiment.cli import vocabulary
+    from experiment.protocol import load_protocol
+    from experiment.session import Session, SessionRequest, participant_rng, prepare
+    from experiment.simulated import SimulatedParticipant, data_only_devices, parse_profile
+    proto = load_protocol(protocol) if not hasattr(protocol, "phases") else protocol
+    req = SessionRequest(protocol=proto, participant=label, condition=condition, data_dir=Path(data_dir), seed=seed,
+                         simulate=profile, yoked_to=yoked_to)
+    prepared = prepare(req)
+    sim = SimulatedParticipant(parse_profile(profile), participant_rng(seed), vocabulary(proto), proto.keys)
+    stop = threading.Event()
+    Session(prepared, data_only_devices(sim, proto.keys, stop), stop, progress_out=None).run()
+    return datafile.read_session(datafile.session_json_path(prepared.study, label, prepared.session)), prepared.study
+
+
+def read_rows(study: Path, label: str, phase: str, session: int = 1) -> list[dict]:
+    import csv
+    path = study / f"sub-{label}" / f"ses-{session}" / "beh" / f"sub-{label}_ses-{session}_task-{phase}_beh.tsv"
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f, delimiter="\t"))
