@@ -310,17 +310,16 @@ class _TrialReader:
             self.problems.add(path, f"not an lhlab trial file (columns missing: {', '.join(missing)})",
                               "file skipped")
             return
-        fid = len(self.files)
-        self.files.append({"path": path, "participant_id": pid, "session": session, "phase": phase_rec["id"],
-                           "task": phase_rec.get("task"), "recorded": phase_rec.get("trials"),
-                           "phase_status": phase_rec.get("status"), "index": index})
+        entry = {"path": path, "participant_id": pid, "session": session, "phase": phase_rec["id"],
+                 "task": phase_rec.get("task"), "recorded": phase_rec.get("trials"),
+                 "phase_status": phase_rec.get("status"), "index": index}
         body = text[nl + 1:] if nl >= 0 else ""
         n_lines = body.count("\n")
         if ('"' not in text and text.endswith("\n")
                 and body.count("\t") == n_lines * (len(header) - 1) and "\r" not in text):
             # the per-line check runs only when the totals agree (a missing and an extra tab could cancel)
             if n_lines == 0 or _lines_have(body, len(header) - 1):
-                self.fast.setdefault(tuple(header), []).append((body, n_lines, fid))
+                self.fast.setdefault(tuple(header), []).append((body, n_lines, self._register(entry)))
                 return
         rows, probs = datafile.read_trials(path)
         torn = [p for p in probs if "torn last row" in p]
@@ -330,14 +329,23 @@ class _TrialReader:
                                     f"(first: {other[0].split(': ', 1)[-1]})", "file skipped")
             return
         for p in torn:
-            self.problems.add(path, p.split(": ", 1)[-1].replace("; skipped", "") +
-                              " (the session ended during a write)", "row skipped")
+            self.problems.add(path, p.split(": ", 1)[-1].replace("; skipped", ""), "row skipped")
+        if rows and not torn and not text.endswith("\n"):
+            # Every row is written with its line end: a last row without one was cut short even
+            # when its field count happens to match (read_trials cannot tell).
+            rows = rows[:-1]
+            self.problems.add(path, f"torn last row (line {len(rows) + 2} has no line end; write interrupted)",
+                              "row skipped")
         df = pd.DataFrame([list(r.values()) for r in rows], columns=header, dtype=object)
         df = df.replace(datafile.NA, np.nan)
         for c in df.columns:
             df[c] = _maybe_numeric(df[c])
-        df["_file"] = fid
+        df["_file"] = self._register(entry)
         self.slow.append(df)
+
+    def _register(self, entry: dict) -> int:
+        self.files.append(entry)
+        return len(self.files) - 1
 
     def frame(self, sessions: pd.DataFrame) -> pd.DataFrame:
         parts = []
@@ -420,8 +428,9 @@ def _empty_trials() -> pd.DataFrame:
     return pd.DataFrame(columns=COMMON + ["condition_kind", "yoked_to", "session_status", "pilot"])
 
 
-def print_problems(problems: pd.DataFrame, out=sys.stderr, limit: int = 50) -> None:
+def print_problems(problems: pd.DataFrame, out=None, limit: int = 50) -> None:
     """The load problems, one line each (the first `limit`; all of them are in the report)."""
+    out = out if out is not None else sys.stderr
     for row in problems.head(limit).itertuples():
         print(f"{row.path}: {row.problem} -> {row.action}", file=out)
     if len(problems) > limit:

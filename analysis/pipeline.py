@@ -123,7 +123,8 @@ def _statistics(data: pd.DataFrame, measures: Measures, between: str, kinds: dic
         if m.column not in data.columns:
             continue
         res = stats.compare_groups(data, m.column, between, kinds, ci)
-        res["descriptives"].insert(1, "condition_kind", res["descriptives"][between].map(kinds))
+        if between != "condition_kind":
+            res["descriptives"].insert(1, "condition_kind", res["descriptives"][between].map(kinds))
         res["contrasts"].insert(0, "method", "pooled")
         res["contrasts_welch"].insert(0, "method", "welch")
         res["contrasts"] = pd.concat([res["contrasts"], res.pop("contrasts_welch")], ignore_index=True)

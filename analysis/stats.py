@@ -470,7 +470,8 @@ def compare_groups(data: pd.DataFrame, dv: str, between: str, kinds: Mapping, ci
     ``descriptives``, ``anova``, ``welch``, ``contrasts`` (pooled), ``contrasts_welch``,
     ``kruskal``, ``mannwhitney``."""
     order = level_order(data, between, kinds)
-    weights = planned_weights({lv: kinds.get(lv) for lv in order})
+    present = set(data.loc[pd.to_numeric(data[dv], errors="coerce").notna(), between])
+    weights = planned_weights({lv: kinds.get(lv) for lv in order if lv in present})
     return {
         "descriptives": descriptives(data, dv, between, ci, order=order),
         "anova": anova(data, dv, between),
