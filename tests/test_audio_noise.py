@@ -1,0 +1,180 @@
+"""Real audio: PsychoPy sound (psychtoolbox backend) into a private PulseAudio null sink,
+recorded from the sink's monitor. Noise is there while it should be, silent right after an
+escape typed through XTEST by this process, and a yoked participant hears the partner's
+durations; `lhlab calibrate` plays its reference at the stated level."""
+
+from __future__ import annotations
+
+import csv
+import json
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from audiotools import LiveSession, Recorder, pulse  # noqa: F401 - pulse is a fixture
+from conftest import ARTIFACTS, run_lhlab
+
+pytestmark = [pytest.mark.audio, pytest.mark.window]
+
+READING, REFERENCE = 84.5, -20.0
+LEVEL = 80.0
+EXPECTED_DBFS = REFERENCE + LEVEL - READING          # -24.5 dBFS at the sink
+TIMEOUT = 1.5
+
+
+@pytest.fixture(scope="module")
+def calibrated(pulse):
+    """`lhlab calibrate` (non-interactive) against the null sink, recorded."""
+    rec = Recorder()
+    t0 = time.time()
+    out = run_lhlab("calibrate", "--reading", READING, "--headphone", "HD280", "--seconds", 1.5,
+                    "--experimenter", "T1", "--note", "null sink", timeout=60)
+    recording = rec.stop()
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out, recording, t0
+
+
+def test_calibrate_plays_the_reference_and_stores_the_reading(calibrated):
+    from experiment.calibration import calibrations_path, load_all
+    out, recording, t0 = calibrated
+    spans = [s for s in recording.sound_spans() if s[0] > t0]
+    assert len(spans) == 1 and spans[0][1] - spans[0][0] == pytest.approx(1.5, abs=0.03), spans
+    a, b = spans[0]
+    assert recording.rms_dbfs(a + 0.2, b - 0.2) == pytest.approx(REFERENCE, abs=0.3)
+    cal = load_all(calibrations_path())[-1]
+    assert cal["device"] == {"device": "default", "pulse_sink": "null"}
+    assert cal["headphone"] == "HD280" and cal["reading_dba"] == READING and cal["reference_dbfs"] == REFERENCE
+    assert cal["output_volume"] == "100/100%" and cal["date"][:4].isdigit()
+    assert "stored cal-" in out.stdout
+    listing = run_lhlab("calibrate", "--list", check_rc=0).stdout
+    assert cal["id"] in listing and "HD280" in listing
+
+
+def escape_protocol(folder: Path) -> Path:
+    path = folder / "escape.yaml"
+    path.write_text(textwrap.dedent(f"""\
+        schema_version: 1
+        study: {{id: audiotest, title: "Noise escape in a real window", block_size: 2}}
+        phases:
+          escape:
+            task: noise_escape
+            mode: escapable
+            n_trials: 3
+            noise_level: {LEVEL:g}
+            timeout: {TIMEOUT:g}
+            iti_min: 0.8
+            iti_max: 1.2
+            iti_mean: 1.0
+            light_duration: 0.3
+          yoked:
+            task: noise_escape
+            mode: inescapable
+            n_trials: 3
+            noise_level: {LEVEL:g}
+            iti_min: 0.8
+            iti_max: 1.2
+            iti_mean: 1.0
+          check:
+            task: rating
+            questions: [{{id: control, text: "How much control did you have?", low: 1, high: 10}}]
+        conditions:
+          escapable: {{kind: controllable, phases: [escape, check]}}
+          yoked: {{kind: helpless, yoked_to: escapable, phases: [yoked, check]}}
+        debriefing: {{pages: "Some participants could not stop the noise."}}
+        """))
+    return path
+
+
+def rows_of(study: Path, label: str, phase: str) -> list[dict]:
+    path = study / f"sub-{label}/ses-1/beh/sub-{label}_ses-1_task-{phase}_beh.tsv"
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f, delimiter="\t"))
+
+
+def check_trials(recording, rows, t0_unix, escapes: dict | None = None):
+    """Noise at the calibrated level between onset and offset, silence between the bursts."""
+    spans = []
+    for i, r in enumerate(rows):
+        on, off = t0_unix + float(r["onset"]), t0_unix + float(r["offset"])
+        heard_on = recording.first_sound_after(on - 0.05)
+        heard_off = recording.last_sound_before(off + 0.05)
+        assert heard_on == pytest.approx(on, abs=0.012), (i, heard_on - on)
+        assert heard_off == pytest.approx(off, abs=0.012), (i, heard_off - off)
+        assert recording.rms_dbfs(on + 0.05, off - 0.05) == pytest.approx(EXPECTED_DBFS, abs=1.0)
+        if i + 1 < len(rows):
+            nxt = t0_unix + float(rows[i + 1]["onset"])
+            assert recording.first_sound_after(off + 0.015) == pytest.approx(nxt, abs=0.012), "sound between bursts"
+        spans.append((heard_on, heard_off))
+    return spans
+
+
+def test_escape_stops_real_noise_and_a_yoked_participant_hears_the_same_durations(calibrated, x_display, tmp_path):
+    from x11tools import Keys, save_png
+    path = escape_protocol(tmp_path)
+    keys = Keys(x_display)
+    rec = Recorder()
+    s = LiveSession(path, "--participant", "e1", "--condition", "escapable", "--data-dir", tmp_path, "--seed", 3,
+                    "--windowed", "--experimenter", "E1")
+    pressed = {}
+    try:
+        s.wait_for("phase_start", phase="escape", timeout=60)
+        assert keys.focus_window(), "the participant window never appeared"
+        for n, delay in ((1, 0.45), (2, None), (3, 0.30)):
+            ev = s.wait_for("trial_start", phase="escape", trial=n)
+            if delay is not None:
+                time.sleep(0.05 + delay)                   # onset is scheduled 50 ms after the event
+                pressed[n] = keys.press("space")
+            s.wait_for("trial", phase="escape", trial=n)
+            if n == 1:
+                time.sleep(0.05)
+                save_png(keys.screenshot(), ARTIFACTS / "noise-success-light.png")
+        s.wait_for("trial_start", phase="check", trial=1)
+        time.sleep(0.1)
+        keys.press("return")
+        s.wait_for("debriefing")
+        time.sleep(0.1)
+        keys.press("space")
+        assert s.finish() == 0, s.proc.stderr.read()[-2000:]
+    finally:
+        s.kill()
+    recording = rec.stop()
+    study = tmp_path / "audiotest"
+    record = json.loads((study / "sub-e1/ses-1/sub-e1_ses-1_session.json").read_text())
+    t0 = record["devices"]["screen"]["t0_unix"]
+    rows = rows_of(study, "e1", "escape")
+    assert [r["outcome"] for r in rows] == ["escaped", "timeout", "escaped"]
+    assert [r["light"] for r in rows] == ["success", "failure", "success"]
+    spans = check_trials(recording, rows, t0)
+    for n in (1, 3):
+        r = rows[n - 1]
+        key_down = t0 + float(r["onset"]) + float(r["escape_latency"])
+        assert key_down - pressed[n] == pytest.approx(0.0, abs=0.005)         # the key's own timestamp
+        assert t0 + float(r["stop_command"]) - key_down < 0.005                # stop issued within 5 ms
+        # the recording's clock is lined up with Unix time to a few ms (see audiotools.Recorder)
+        silent_after = spans[n - 1][1] - pressed[n]
+        assert -0.005 < silent_after < 0.025, f"trial {n}: sound went on {silent_after * 1000:.1f} ms after the key"
+    assert float(rows[1]["noise_duration"]) == pytest.approx(TIMEOUT, abs=0.002)
+    assert spans[1][1] - spans[1][0] == pytest.approx(TIMEOUT, abs=0.012)
+    assert record["calibration"]["headphone"] == "HD280" and record["devices"]["audio"]["backend"] == "psychopy-ptb"
+    dose = record["noise_dose"]
+    played = sum(float(r["noise_duration"]) for r in rows)
+    assert dose["total_seconds"] == pytest.approx(played, abs=0.01)
+    assert dose["dose_percent"] == pytest.approx(100 * played / (28800 / 2 ** ((LEVEL - 85) / 3)), rel=0.01)
+
+    # the yoked participant (simulated, in the same real window and audio): the partner's durations
+    rec = Recorder()
+    out = run_lhlab("run", path, "--participant", "y1", "--condition", "yoked", "--data-dir", tmp_path, "--seed", 4,
+                    "--windowed", "--simulate", "default,reading_median=0.3", "--mode", "visual", "--yoked-to", "e1",
+                    timeout=120)
+    recording = rec.stop()
+    assert out.returncode == 0, out.stderr[-2000:]
+    record = json.loads((study / "sub-y1/ses-1/sub-y1_ses-1_session.json").read_text())
+    yrows = rows_of(study, "y1", "yoked")
+    yspans = check_trials(recording, yrows, record["devices"]["screen"]["t0_unix"])
+    for (a, b), (ya, yb), r, yr in zip(spans, yspans, rows, yrows):
+        assert float(yr["noise_duration"]) == pytest.approx(float(r["noise_duration"]), abs=1e-4)
+        assert float(yr["iti"]) == float(r["iti"])
+        assert (yb - ya) == pytest.approx(b - a, abs=0.01)                    # as heard at the sink
+    assert record["yoke"]["partner"] == "e1"
