@@ -11,7 +11,8 @@ trials
     ``session``, ``condition``, ``phase``, ``role``, ``task``, ``trial``, then every column the
     tasks wrote (the union over tasks; missing values are NaN; 'n/a' in the files is NaN), then
     ``condition_kind`` (helpless/controllable/control), ``yoked_to`` (sub-<label> or NaN),
-    ``session_status`` (effective status of the session) and ``pilot`` (bool).
+    ``session_status`` (effective status of the session) and ``pilot`` (bool). A task column
+    with one of these four names is kept as ``task_<name>`` (noise_escape writes ``yoked_to``).
 sessions
     One row per session: ``participant_id``, ``session``, ``condition``, ``condition_kind``,
     ``yoked_to``, ``status`` (as recorded), ``session_status`` (effective: a dead ``running``
@@ -365,8 +366,10 @@ class _TrialReader:
         trials = self._consistency(trials)
         if trials.empty:
             return _empty_trials()
-        # Session-level columns on every row.
-        info = sessions[["participant_id", "session", "condition_kind", "yoked_to", "session_status", "pilot"]]
+        # Session-level columns on every row; a task column of the same name becomes task_<name>.
+        added = ["condition_kind", "yoked_to", "session_status", "pilot"]
+        trials = trials.rename(columns={c: f"task_{c}" for c in added if c in trials.columns})
+        info = sessions[["participant_id", "session"] + added]
         trials = trials.merge(info, on=["participant_id", "session"], how="left", validate="many_to_one")
         order = {pid: i for i, pid in enumerate(sessions["participant_id"].unique())}
         trials["_order"] = trials["participant_id"].map(order)

@@ -22,10 +22,18 @@ Shuttle (task ``shuttle``; columns ``outcome`` in escape/avoid/fail and ``latenc
     file has ``latency_scored`` or a window column, else left out); ``trials_to_criterion`` with
     ``criterion_censored`` (the file's ``criterion_reached`` column when present, else the first
     run of `shuttle_criterion` consecutive escapes/avoidances).
-Noise escape / other training tasks
-    ``n_trials``; ``escapes`` (outcome escape/escaped); ``noise_time`` (s: total noise heard,
-    from ``noise_duration``/``noise_time``/``duration``, or offset minus onset);
-    ``mean_rt`` when the task writes ``rt``; ``outcome_<level>`` counts for a short outcome list.
+Noise escape (task ``noise_escape``; training)
+    ``n_trials``; ``escapes`` (outcome escaped); ``timeouts``; ``noise_time`` (s, total noise
+    heard: the sum of ``noise_duration``; what the yoking check compares); ``mean_escape_latency``
+    (escapes only); ``escape_responses`` (completed responses, which change nothing when the
+    noise is inescapable).
+Discrimination problems (task ``discrimination``; training)
+    ``n_trials``; ``correct_feedback`` (count of "correct" feedback); ``timeouts``;
+    ``correct_choices`` (soluble problems); ``mean_rt``.
+Any other task
+    ``n_trials``; ``escapes``; ``outcome_<level>`` counts for a short outcome list;
+    ``noise_time`` (from ``noise_duration``/``noise_time``/``duration`` or offset minus onset);
+    ``mean_rt``.
 Rating (task ``rating``)
     one column per question id (mean response if asked more than once).
 """
@@ -97,6 +105,10 @@ def participant_measures(trials: pd.DataFrame, participants: pd.DataFrame | None
             block, cat = _shuttle(part, role, shuttle_criterion)
         elif task == "rating":
             block, cat = _rating(part)
+        elif task == "noise_escape":
+            block, cat = _noise_escape(part)
+        elif task == "discrimination":
+            block, cat = _discrimination(part)
         elif task == "instructions":
             continue
         else:
@@ -121,6 +133,11 @@ def participant_measures(trials: pd.DataFrame, participants: pd.DataFrame | None
 def _m(measure, label, unit="", worse="", kind="mean", censor_column=""):
     return {"measure": measure, "label": label, "unit": unit, "worse": worse, "kind": kind,
             "censor_column": censor_column}
+
+
+def _has(df: pd.DataFrame, col: str) -> bool:
+    """The column holds data for these rows (the trials table is the union of every task's columns)."""
+    return col in df.columns and bool(df[col].notna().any())
 
 
 def _num(df: pd.DataFrame, col: str) -> pd.Series:
@@ -173,12 +190,12 @@ def _anagram(df: pd.DataFrame, role: str):
 def _shuttle(df: pd.DataFrame, role: str, criterion: int):
     outcome = df["outcome"].astype(str) if "outcome" in df.columns else pd.Series("", index=df.index)
     fail = outcome == "fail"
-    if "latency_scored" in df.columns:
+    if _has(df, "latency_scored"):
         lat = _num(df, "latency_scored")
     else:
         lat = _num(df, "latency")
         for c in WINDOW_COLUMNS:
-            if c in df.columns:
+            if _has(df, c):
                 lat = lat.where(~(fail & lat.isna()), _num(df, c))
                 break
     w = pd.DataFrame({"participant_id": df["participant_id"].to_numpy(), "fail": fail.to_numpy(),
@@ -195,7 +212,8 @@ def _shuttle(df: pd.DataFrame, role: str, criterion: int):
            _m("mean_latency", "Mean latency", "s", worse="higher"),
            _m("median_latency", "Median latency", "s", worse="higher")]
     if role == "test":
-        if "criterion_reached" in df.columns:
+        recorded = _has(df, "criterion_reached")
+        if recorded:
             reached = _num(df, "criterion_reached").fillna(0) > 0
         else:
             ok = (~fail).astype(int)
@@ -206,8 +224,9 @@ def _shuttle(df: pd.DataFrame, role: str, criterion: int):
         ttc, censored, _ = _first_reached(df, reached)
         out["trials_to_criterion"] = ttc
         out["criterion_censored"] = censored
-        cat += [_m("trials_to_criterion", f"Trials to criterion ({criterion} in a row; never reached: number of "
-                   "trials)", "", worse="higher", kind="trials_to_criterion", censor_column="criterion_censored"),
+        how = "as the task records it" if recorded else f"{criterion} escapes/avoidances in a row"
+        cat += [_m("trials_to_criterion", f"Trials to criterion ({how}; never reached: number of trials)", "",
+                   worse="higher", kind="trials_to_criterion", censor_column="criterion_censored"),
                 _m("criterion_censored", "Criterion never reached (censored)", kind="flag")]
     return out, cat
 
@@ -222,11 +241,62 @@ def _rating(df: pd.DataFrame):
     return out, cat
 
 
+def _noise_escape(df: pd.DataFrame):
+    outcome = df["outcome"].astype(str) if _has(df, "outcome") else pd.Series("", index=df.index)
+    pid = df["participant_id"]
+    g = df.groupby("participant_id", sort=False)
+    out = pd.DataFrame({"n_trials": g.size(),
+                        "escapes": (outcome == "escaped").groupby(pid, sort=False).sum(),
+                        "timeouts": (outcome == "timeout").groupby(pid, sort=False).sum()})
+    cat = [_m("n_trials", "Noise trials", kind="count"),
+           _m("escapes", "Noise escapes", worse="lower", kind="count"),
+           _m("timeouts", "Noise not escaped (time-out)", kind="count")]
+    noise = _noise_time(df)
+    if noise is not None:
+        out["noise_time"] = noise.groupby(pid, sort=False).sum(min_count=1)
+        cat.append(_m("noise_time", "Total noise time", "s", worse="higher", kind="sum"))
+    if _has(df, "escape_latency"):
+        out["mean_escape_latency"] = _num(df, "escape_latency").groupby(pid, sort=False).mean()
+        cat.append(_m("mean_escape_latency", "Mean escape latency (escapes only)", "s"))
+    if _has(df, "responses_completed"):
+        out["escape_responses"] = _num(df, "responses_completed").groupby(pid, sort=False).sum()
+        cat.append(_m("escape_responses", "Escape responses completed (inescapable: no effect)", kind="count"))
+    return out, cat
+
+
+def _discrimination(df: pd.DataFrame):
+    pid = df["participant_id"]
+    feedback = df["feedback"].astype(str) if _has(df, "feedback") else pd.Series("", index=df.index)
+    g = df.groupby("participant_id", sort=False)
+    out = pd.DataFrame({"n_trials": g.size(),
+                        "correct_feedback": (feedback == "correct").groupby(pid, sort=False).sum(),
+                        "timeouts": (feedback == "timeout").groupby(pid, sort=False).sum()})
+    cat = [_m("n_trials", "Discrimination trials", kind="count"),
+           _m("correct_feedback", "'Correct' feedback received", worse="lower", kind="count"),
+           _m("timeouts", "No choice in time", kind="count")]
+    if _has(df, "choice_correct"):
+        out["correct_choices"] = _num(df, "choice_correct").groupby(pid, sort=False).sum(min_count=1)
+        cat.append(_m("correct_choices", "Correct choices (soluble problems)", kind="count"))
+    if _has(df, "rt"):
+        out["mean_rt"] = _num(df, "rt").groupby(pid, sort=False).mean()
+        cat.append(_m("mean_rt", "Mean choice time", "s"))
+    return out, cat
+
+
+def _noise_time(df: pd.DataFrame) -> pd.Series | None:
+    for c in NOISE_TIME_COLUMNS:
+        if _has(df, c):
+            return _num(df, c)
+    if _has(df, "noise_onset") and _has(df, "noise_offset"):
+        return _num(df, "noise_offset") - _num(df, "noise_onset")
+    return None
+
+
 def _generic(df: pd.DataFrame):
     g = df.groupby("participant_id", sort=False)
     out = pd.DataFrame({"n_trials": g.size()})
     cat = [_m("n_trials", "Trials", kind="count")]
-    if "outcome" in df.columns:
+    if _has(df, "outcome"):
         outcome = df["outcome"].astype(str)
         esc = outcome.isin(["escape", "escaped"])
         if esc.any():
@@ -238,17 +308,11 @@ def _generic(df: pd.DataFrame):
                 name = f"outcome_{safe(lv)}"
                 out[name] = (outcome == lv).groupby(df["participant_id"], sort=False).sum()
                 cat.append(_m(name, f"Trials with outcome '{lv}'", kind="count"))
-    noise = None
-    for c in NOISE_TIME_COLUMNS:
-        if c in df.columns:
-            noise = _num(df, c)
-            break
-    if noise is None and {"noise_onset", "noise_offset"} <= set(df.columns):
-        noise = _num(df, "noise_offset") - _num(df, "noise_onset")
+    noise = _noise_time(df)
     if noise is not None:
         out["noise_time"] = noise.groupby(df["participant_id"], sort=False).sum(min_count=1)
         cat.append(_m("noise_time", "Total noise time", "s", kind="sum"))
-    if "rt" in df.columns:
+    if _has(df, "rt"):
         out["mean_rt"] = _num(df, "rt").groupby(df["participant_id"], sort=False).mean()
         cat.append(_m("mean_rt", "Mean response time", "s"))
     return out, cat

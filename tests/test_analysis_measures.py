@@ -116,16 +116,45 @@ def test_shuttle_test_measures_by_hand():
 
 def test_noise_training_summary_for_the_yoking_check():
     t = pd.DataFrame(rows("sub-e", "escapable", "controllable", "noiseesc", "training", "noise_escape", [
-        {"outcome": "escape", "noise_duration": 1.5, "rt": 1.5},
-        {"outcome": "timeout", "noise_duration": 5.0, "rt": np.nan}])
+        {"outcome": "escaped", "noise_duration": 1.5, "escape_latency": 1.5, "responses_completed": 1},
+        {"outcome": "timeout", "noise_duration": 5.0, "escape_latency": np.nan, "responses_completed": 0}])
         + rows("sub-y", "yoked", "helpless", "noiseyoked", "training", "noise_escape", [
-            {"outcome": "yoked", "noise_duration": 1.5, "rt": 0.8},
-            {"outcome": "yoked", "noise_duration": 5.0, "rt": np.nan}]))
+            {"outcome": "yoked", "noise_duration": 1.5, "escape_latency": np.nan, "responses_completed": 2},
+            {"outcome": "yoked", "noise_duration": 5.0, "escape_latency": np.nan, "responses_completed": 1}]))
     m = participant_measures(t).table.set_index("participant_id")
     assert m.loc["sub-e", "training_noise_time"] == pytest.approx(6.5)
     assert m.loc["sub-y", "training_noise_time"] == pytest.approx(6.5)
     assert m.loc["sub-e", "training_escapes"] == 1 and m.loc["sub-y", "training_escapes"] == 0
-    assert m.loc["sub-e", "training_outcome_timeout"] == 1
+    assert m.loc["sub-e", "training_timeouts"] == 1 and m.loc["sub-y", "training_timeouts"] == 0
+    assert m.loc["sub-e", "training_mean_escape_latency"] == 1.5
+    assert m.loc["sub-y", "training_escape_responses"] == 3
+
+
+def test_discrimination_training_summary():
+    t = pd.DataFrame(rows("sub-s", "soluble", "controllable", "problems", "training", "discrimination", [
+        {"feedback": "correct", "choice_correct": 1, "rt": 2.0},
+        {"feedback": "wrong", "choice_correct": 0, "rt": 4.0},
+        {"feedback": "correct", "choice_correct": 1, "rt": 3.0}])
+        + rows("sub-i", "insoluble", "helpless", "problems", "training", "discrimination", [
+            {"feedback": "wrong", "choice_correct": np.nan, "rt": 2.0},
+            {"feedback": "timeout", "choice_correct": np.nan, "rt": np.nan},
+            {"feedback": "correct", "choice_correct": np.nan, "rt": 5.0}]))
+    res = participant_measures(t)
+    m = res.table.set_index("participant_id")
+    assert m.loc["sub-s", "training_correct_feedback"] == 2 and m.loc["sub-i", "training_correct_feedback"] == 1
+    assert m.loc["sub-s", "training_correct_choices"] == 2 and np.isnan(m.loc["sub-i", "training_correct_choices"])
+    assert m.loc["sub-i", "training_timeouts"] == 1 and m.loc["sub-i", "training_mean_rt"] == 3.5
+    assert res.catalog.set_index("column").loc["training_correct_feedback", "worse"] == "lower"
+
+
+def test_columns_of_other_tasks_do_not_leak_into_a_task_measure():
+    """The trials table is the union of every task's columns: a shuttle phase must not read the
+    anagram's (empty for its rows) latency_scored."""
+    t = pd.DataFrame(rows("sub-s", "x", "helpless", "shuttle", "test", "shuttle", [
+        {"outcome": "escape", "latency": 6.0, "latency_scored": np.nan},
+        {"outcome": "fail", "latency": 10.0, "latency_scored": np.nan}]))
+    m = participant_measures(t).table.set_index("participant_id")
+    assert m.loc["sub-s", "shuttle_mean_latency"] == 8.0
 
 
 def test_identifier_safe_names():
