@@ -312,6 +312,15 @@ def wait_response_polling(d: Display, matcher, until, on_complete=None, since=No
     resp = Response(None)
     frame = d.frame_period
     next_pump = 0.0
+    rushed = core.rush(True)          # real-time scheduling while we wait (needs the permission; else no-op)
+    try:
+        return _poll_loop(d, matcher, until, on_complete, since, resp, frame, next_pump)
+    finally:
+        if rushed:
+            core.rush(False)
+
+
+def _poll_loop(d, matcher, until, on_complete, since, resp, frame, next_pump) -> Response:
     while True:
         for k in d.poll():
             if since is not None and k.t < since:

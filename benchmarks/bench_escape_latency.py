@@ -1,0 +1,164 @@
+"""Escape latency: key event -> stop command -> silence at the sink, two ways of waiting.
+
+    .venv/bin/python benchmarks/bench_escape_latency.py [--trials 30]
+
+Brings its own Xvfb and a private PulseAudio null sink (tests/x11tools.py, tests/audiotools.py).
+A child process opens the real participant window and the real noise output (PsychoPy sound,
+psychtoolbox backend) and plays a 3 s noise burst per trial; this process presses SPACE
+through XTEST (another process, as a USB keyboard's event would arrive) at a random moment
+of the noise, and records the sink's monitor. Trials alternate between
+
+  poll   lhlab's wait: the keyboard queue polled every ~0.5 ms between frames, no flip while
+         the noise is on (psychopy_devices.wait_response_polling);
+  frame  the usual frame loop: flip (paced to 60 Hz: Xvfb has no vsync, a lab screen would
+         block in flip) and check the keys once per frame (wait_response_per_frame).
+
+Reported per method (median / 95th percentile / max, ms):
+  key->stop     ptb key timestamp (tDown) -> the stop command being issued
+  inject->stop  XTEST press sent by this process -> stop command
+  inject->quiet XTEST press -> the last noise sample at the sink (recording lined up to ~1-2 ms)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(REPO), str(REPO / "tests")]
+
+BURST = 3.0
+LEVEL = 80.0
+CALIBRATION = {"id": "bench", "reading_dba": 84.5, "reference_dbfs": -20.0, "headphone": "null sink"}
+
+
+def child(trials: int) -> None:
+    """The participant side: window + noise; one JSON line per event on stdout."""
+    import threading
+
+    from experiment import psychopy_devices as pd
+    from experiment.audio import ResponseMatcher, output_identity
+    from experiment.devices import View
+    from experiment.noise import lab_limits
+    d = pd.Display({"withdraw": "f12", "abort": "escape", "continue": "space"}, threading.Event(), True, 0, 1.0)
+    spk = pd.open_speaker(output_identity("default"), lab_limits(), CALIBRATION, 3, d)
+    d.set_view(View("noise", text="escape benchmark: press SPACE"))
+    d.flip()
+    print(json.dumps({"ready": True, "audio": spk.info()}), flush=True)
+    matcher = ResponseMatcher(["space"])
+    for n in range(trials):
+        mode = "poll" if n % 2 == 0 else "frame"
+        wait = pd.wait_response_polling if mode == "poll" else pd.wait_response_per_frame
+        burst = spk.prepare(LEVEL, BURST, seed=n)
+        onset = spk.start(burst, d.now() + 0.05)
+        d.poll()                                   # drop stale keys
+        print(json.dumps({"trial": n, "mode": mode, "onset": d.to_unix(onset)}), flush=True)
+        matcher.reset()
+        resp = wait(d, matcher, onset + BURST, on_complete=lambda press: spk.stop(), since=onset)
+        on, off, stop_cmd = spk.finish()
+        print(json.dumps({"trial": n, "mode": mode, "done": resp.done is not None,
+                          "key": d.to_unix(resp.done.t) if resp.done else None,
+                          "stop": d.to_unix(stop_cmd) if stop_cmd is not None else None,
+                          "offset": d.to_unix(off)}), flush=True)
+        t = d.now()
+        while d.now() < t + 0.4:                   # a short gap with the frame loop running
+            d.flip()
+            d.poll()
+    spk.close()
+    d.close()
+
+
+def percentiles(xs: list[float]) -> tuple[float, float, float]:
+    import numpy as np
+    a = np.array(xs) * 1000
+    return float(np.median(a)), float(np.percentile(a, 95)), float(a.max())
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--trials", type=int, default=30, help="trials per method")
+    ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child is not None:
+        child(args.child)
+        return 0
+
+    home = Path(tempfile.mkdtemp(prefix="lhlab-bench-home-"))
+    for var, sub in (("HOME", ""), ("XDG_CONFIG_HOME", ".config"), ("XDG_CACHE_HOME", ".cache"),
+                     ("XDG_RUNTIME_DIR", "run")):
+        os.environ[var] = str(home / sub)
+        (home / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+    from audiotools import PulseNullSink, Recorder
+    from x11tools import Keys, Xvfb
+    xvfb, pulse = Xvfb(), PulseNullSink()
+    os.environ.update(DISPLAY=xvfb.display, PULSE_SERVER=pulse.server, PYTHONUNBUFFERED="1")
+    rng = random.Random(1)
+    results = {"poll": [], "frame": []}
+    proc = None
+    try:
+        rec = Recorder()
+        proc = subprocess.Popen([sys.executable, __file__, "--child", str(2 * args.trials)], cwd=REPO,
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        keys = Keys(xvfb.display)
+        info = json.loads(proc.stdout.readline())
+        assert info.get("ready"), info
+        keys.focus_window()
+        time.sleep(0.3)
+        for _ in range(2 * args.trials):
+            start = json.loads(proc.stdout.readline())
+            delay = rng.uniform(0.3, 1.2)
+            while time.time() < start["onset"] + delay:
+                time.sleep(0.0005)
+            injected = keys.press("space", hold=0.03)
+            end = json.loads(proc.stdout.readline())
+            results[end["mode"]].append({**end, "onset": start["onset"], "inject": injected})
+        proc.wait(60)
+        recording = rec.stop()
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+        pulse.stop()
+        xvfb.stop()
+
+    rows, skews = [], []
+    for mode, trials in results.items():
+        done = [t for t in trials if t["done"]]
+        key_stop = [t["stop"] - t["key"] for t in done]
+        inj_stop = [t["stop"] - t["inject"] for t in done]
+        quiet, skew = [], []
+        for t in done:
+            heard_on = recording.first_sound_after(t["onset"] - 0.05)
+            heard_off = recording.last_sound_before(t["stop"] + 0.2)
+            if heard_on is None or heard_off is None:
+                continue
+            # in the sink's own sample clock: how long the noise went on after the key, counted
+            # from the burst's scheduled onset (psychtoolbox starts it sample-exactly at `when`)
+            quiet.append((heard_off - heard_on) - (t["inject"] - t["onset"]))
+            skew.append(heard_on - t["onset"])
+        skews.extend(skew)
+        rows.append((mode, len(done), len(trials), percentiles(key_stop), percentiles(inj_stop), percentiles(quiet)))
+    print(f"\nEscape latency, {args.trials} trials per method, 60 Hz frame pacing, latency class "
+          f"{info['audio']['latency_class']}, {info['audio']['sample_rate']} Hz, device {info['audio']['name']!r}")
+    print(f"{'method':<8}{'escaped':>9}   {'key->stop (ms)':>22}   {'inject->stop (ms)':>22}   {'inject->quiet (ms)':>22}")
+    print(f"{'':<8}{'':>9}   {'median   p95    max':>22}   {'median   p95    max':>22}   {'median   p95    max':>22}")
+    for mode, n, total, ks, ist, q in rows:
+        fmt = lambda p: f"{p[0]:6.2f} {p[1]:6.2f} {p[2]:6.2f}"   # noqa: E731
+        print(f"{mode:<8}{f'{n}/{total}':>9}   {fmt(ks):>22}   {fmt(ist):>22}   {fmt(q):>22}")
+    print("\nkey->stop uses the keyboard's own timestamp of the key (psychtoolbox kbQueue); inject->* start when\n"
+          "this process sent the XTEST press; inject->quiet is read from the recorded sink signal (noise heard\n"
+          "after the key, counted from the heard onset, i.e. in the sink's own sample clock). The recording's\n"
+          f"wall-clock alignment is off by a constant {statistics.median(skews) * 1000:.1f} ms (median heard minus scheduled\n"
+          "onset: the null sink renders ahead of real time), so it is not used for inject->quiet.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
