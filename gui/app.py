@@ -31,7 +31,6 @@ def build(data_dir: Path | None = None, protocols_dir: Path | None = None, argv:
     app = QApplication.instance() or QApplication(argv or ["lhlab launch"])
     app.setOrganizationName(SETTINGS_ORG)
     app.setApplicationName(SETTINGS_APP)
-    app.setApplicationDisplayName("lhlab launcher")
     ini = os.environ.get(SETTINGS_ENV)
     settings = QSettings(ini, QSettings.Format.IniFormat) if ini else QSettings(SETTINGS_ORG, SETTINGS_APP)
     window = LauncherWindow(settings=settings, dialogs=dialogs, data_dir=data_dir, protocols_dir=protocols_dir)

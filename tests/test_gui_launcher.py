@@ -329,3 +329,30 @@ def test_open_folder_and_analyze(make_launcher, qtbot, tmp_path):
     report = tmp_path / "data" / "demo" / "derivatives" / "lhlab-analysis" / "report.html"
     assert report.exists() and "Analysis done" in w.statusBar().currentMessage()
     assert dialogs.last("confirm")[1] == "Analysis done" and dialogs.opened[-1] == report
+
+
+@pytest.mark.window
+def test_closing_during_a_session_aborts_it_first(make_launcher, qtbot, x_display, tmp_path):
+    w, dialogs = make_launcher()
+    w.speed_spin.setValue(10)
+    w.windowed_check.setChecked(True)
+    w.act_pilot.trigger()
+    qtbot.waitUntil(lambda: w.runner.progress.participant is not None, timeout=30000)
+    dialogs.confirm_answer = False
+    w.close()                                         # "keep running"
+    assert w.isVisible() and w.runner.is_running() and w.runner.state != "stopping"
+    dialogs.confirm_answer = True
+    w.close()                                         # "abort and close": the window waits for the child
+    assert w.isVisible() and w.runner.state == "stopping"
+    qtbot.waitUntil(lambda: not w.isVisible(), timeout=15000)
+    assert w.last_result["status"] == "aborted"
+    record = json.loads((tmp_path / "data/_pilot/demo/sub-P001/ses-1/sub-P001_ses-1_session.json").read_text())
+    assert record["status"] == "aborted"
+
+
+def test_launch_without_a_display_says_what_to_do(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    proc = run_lhlab("launch", "--data-dir", tmp_path, env=env)
+    assert proc.returncode == 2 and proc.stderr.startswith("lhlab launch: no display") and not proc.stdout
+    proc = run_lhlab("launch", "--protocols", tmp_path / "nope", env=dict(env, QT_QPA_PLATFORM="offscreen"))
+    assert proc.returncode == 2 and "is not a folder" in proc.stderr
