@@ -119,12 +119,13 @@ class Display:
                                      lineWidth=3),
             "shuttle_marker": visual.Circle(w, radius=0.06, fillColor=(0.2, 0.6, 1.0), lineColor=None,
                                             pos=(-0.35, -0.15)),
-            **{f"{side}_{shape}": (visual.Circle(w, radius=0.1, pos=(x, 0.05), edges=64) if shape == "circle" else
-                                   visual.Rect(w, width=0.2, height=0.2, pos=(x, 0.05)))
+            # unit-sized shapes: `size` is then the pattern's width in height units
+            **{f"{side}_{shape}": (visual.Circle(w, radius=0.5, pos=(x, 0.2), edges=96) if shape == "circle" else
+                                   visual.Rect(w, width=1, height=1, pos=(x, 0.2)))
                for side, x in (("left", -0.3), ("right", 0.3)) for shape in ("circle", "square")},
-            "left_letter": visual.TextStim(w, text="", font=FONT, height=0.06, color=(1, 1, 1), pos=(-0.3, 0.05),
+            "left_letter": visual.TextStim(w, text="", font=FONT, height=0.06, color=(1, 1, 1), pos=(-0.3, 0.2),
                                            bold=True),
-            "right_letter": visual.TextStim(w, text="", font=FONT, height=0.06, color=(1, 1, 1), pos=(0.3, 0.05),
+            "right_letter": visual.TextStim(w, text="", font=FONT, height=0.06, color=(1, 1, 1), pos=(0.3, 0.2),
                                             bold=True),
         }
 
@@ -159,8 +160,8 @@ class Display:
                 pat = view.data[side]
                 shape = s[f"{side}_{pat['shape']}"]
                 scale = 1.0 if pat["size"] == "large" else 0.6
-                shape.size = (0.2 * scale, 0.2 * scale)
-                shape.fillColor = (0.85, 0.1, 0.1) if pat["color"] == "red" else (0.1, 0.3, 0.95)
+                shape.size = (0.22 * scale, 0.22 * scale)
+                shape.fillColor = (0.8, -0.9, -0.9) if pat["color"] == "red" else (-0.9, -0.6, 0.9)
                 shape.lineColor = (1, 1, 1)
                 shape.lineWidth = 10 if pat["border"] == "thick" else 2
                 _set(s[f"{side}_letter"], pat["letter"])

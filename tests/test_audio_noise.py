@@ -186,3 +186,44 @@ def test_escape_stops_real_noise_and_a_yoked_participant_hears_the_same_duration
         assert float(yr["iti"]) == float(r["iti"])
         assert (yb - ya) == pytest.approx(b - a, abs=0.01)                    # as heard at the sink
     assert record["yoke"]["partner"] == "e1"
+
+
+def test_a_shipped_protocol_runs_in_the_real_window_with_real_audio(calibrated, x_display, tmp_path):
+    """Hiroto & Seligman experiment 4 (problems -> shuttle), visual simulation at 40x speed:
+    cards and the shuttle drawn in the real window, the shuttle noise played for real."""
+    from x11tools import Keys, save_png
+    import numpy as np
+    path = Path(__file__).resolve().parent.parent / "protocols" / "hiroto-seligman-problems-shuttle.yaml"
+    keys = Keys(x_display)
+    rec = Recorder()
+    s = LiveSession(path, "--participant", "v1", "--condition", "soluble", "--data-dir", tmp_path, "--seed", 8,
+                    "--windowed", "--simulate", "default", "--mode", "visual", "--speed", 40)
+    try:
+        s.wait_for("trial_start", phase="problemssoluble", trial=1, timeout=60)
+        card = keys.screenshot()
+        s.wait_for("trial_start", phase="shuttle", trial=1, timeout=60)
+        shuttle = keys.screenshot()
+        assert s.finish(timeout=120) == 0, s.proc.stderr.read()[-2000:]
+    finally:
+        s.kill()
+    recording = rec.stop()
+    save_png(card, ARTIFACTS / "discrimination-card.png")
+    save_png(shuttle, ARTIFACTS / "shuttle-warning.png")
+    red = (card[:, :, 0] > 180) & (card[:, :, 1] < 60) & (card[:, :, 2] < 60)
+    blue = (card[:, :, 2] > 180) & (card[:, :, 0] < 60)
+    assert red.sum() + blue.sum() > 2000, "no coloured patterns on the card"
+    px = shuttle.astype(int)
+    marker = (abs(px[:, :, 0] - 153) < 20) & (abs(px[:, :, 1] - 204) < 20) & (px[:, :, 2] > 235)   # light blue
+    assert marker.sum() > 500, "no shuttle marker drawn"
+    study = tmp_path / "hiroto-seligman-problems-shuttle"
+    record = json.loads((study / "sub-v1/ses-1/sub-v1_ses-1_session.json").read_text())
+    assert record["status"] == "complete" and record["calibration"]["headphone"] == "HD280"
+    rows = rows_of(study, "v1", "shuttle")
+    assert len(rows) == 20 and len(rows_of(study, "v1", "problemssoluble")) == 40
+    noisy = [r for r in rows if r["outcome"] != "avoid"]
+    t0 = record["devices"]["screen"]["t0_unix"]
+    spans = [sp for sp in recording.sound_spans(min_gap_s=0.02) if sp[0] > t0]
+    assert len(spans) == len(noisy) > 0, (len(spans), [r["outcome"] for r in rows])
+    heard = np.array([b - a for a, b in spans])
+    played = np.array([float(r["noise_duration"]) / 40 for r in noisy])       # session time runs 40x
+    assert np.abs(heard - played).max() < 0.012, list(zip(heard, played))
