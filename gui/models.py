@@ -134,11 +134,18 @@ class StudyModel(QObject):
         if self.registry is None:
             raise BadInput("this study has no registry yet; add a participant first")
         self.registry.set_note(label, session, text)
+        if session is None:     # keep the rows current (tooltips) without resetting the table
+            self.rows = [self.registry.participant(label) if p.label == label else p for p in self.rows]
 
     def note(self, label: str, session: int | None) -> str:
+        """The stored note (read from the registry, never from a stale copy)."""
+        if self.registry is None:
+            return ""
         if session is None:
-            p = self.participant(label)
-            return p.notes if p else ""
+            try:
+                return self.registry.participant(label).notes
+            except BadInput:
+                return ""
         entry = next((s for s in self.sessions(label) if s.number == session), None)
         return entry.notes if entry else ""
 

@@ -356,3 +356,25 @@ def test_launch_without_a_display_says_what_to_do(tmp_path):
     assert proc.returncode == 2 and proc.stderr.startswith("lhlab launch: no display") and not proc.stdout
     proc = run_lhlab("launch", "--protocols", tmp_path / "nope", env=dict(env, QT_QPA_PLATFORM="offscreen"))
     assert proc.returncode == 2 and "is not a folder" in proc.stderr
+
+
+def test_notes_are_kept_when_switching_participants_or_tabs(make_launcher):
+    w, dialogs = make_launcher()
+    for _ in range(3):
+        w.act_new.trigger()
+    w._select(w.study_table, "P002")
+    assert w.note_target.currentText() == "P002: participant note" and w.note_edit.isEnabled()
+    w.note_edit.setPlainText("came 10 min late")
+    w.act_new.trigger()                                   # selects P004: P002's note is saved first
+    assert w.selected_label() == "P004" and w.note_edit.toPlainText() == ""
+    assert w.study.registry.participant("P002").notes == "came 10 min late"
+    w._select(w.study_table, "P002")
+    assert w.note_edit.toPlainText() == "came 10 min late"
+    w.note_edit.setPlainText("came 10 min late; wore glasses")
+    w.tabs.setCurrentIndex(1)                             # switching tabs saves too
+    assert not w.note_edit.isEnabled()
+    assert w.study.registry.participant("P002").notes == "came 10 min late; wore glasses"
+    w.tabs.setCurrentIndex(0)
+    assert w.selected_label() == "P002" and w.note_edit.toPlainText() == "came 10 min late; wore glasses"
+    w.act_refresh.trigger()
+    assert w.selected_label() == "P002" and w.note_edit.toPlainText() == "came 10 min late; wore glasses"

@@ -110,7 +110,7 @@ def drive(data: Path, protocols: Path, screen_png: Path, outputs: list[Path]) ->
     w.act_new.trigger()
     w.act_new.trigger()
     w.windowed_check.setChecked(True)
-    w.speed_spin.setValue(25)
+    w.speed_spin.setValue(50)
     gaps["last"], gaps["max"] = time.monotonic(), 0.0
     w.act_pilot.trigger()
     p = lambda: w.runner.progress                                              # noqa: E731
