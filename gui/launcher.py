@@ -18,17 +18,17 @@ from pathlib import Path
 
 from PyQt6.QtCore import QByteArray, QSettings, Qt, QTimer
 from PyQt6.QtGui import QAction, QGuiApplication, QKeySequence
-from PyQt6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDockWidget, QDoubleSpinBox, QFormLayout,
-                             QGroupBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QMainWindow, QPlainTextEdit,
-                             QProgressBar, QPushButton, QSplitter, QStackedWidget, QTableView, QTabWidget,
-                             QToolBar, QToolButton, QVBoxLayout, QWidget)
+from PyQt6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDockWidget, QDoubleSpinBox, QHBoxLayout,
+                             QHeaderView, QLabel, QLineEdit, QMainWindow, QPlainTextEdit, QSplitter, QStackedWidget,
+                             QTableView, QTabWidget, QToolBar, QToolButton, QVBoxLayout, QWidget)
 
 from experiment import datafile
 from experiment.errors import BadInput, LhlabError, ProtocolError
 from gui import commands, preflight
 from gui.dialogs import Dialogs
 from gui.models import ParticipantsModel, StudyModel, pilot_data_dir
-from gui.progress import describe, format_duration
+from gui.panels import NotesPanel, SessionPanel
+from gui.progress import describe
 from gui.session_runner import ChildProcess, SessionRunner
 
 SETTINGS_ORG, SETTINGS_APP = "lhlab", "launcher"
@@ -217,49 +217,21 @@ class LauncherWindow(QMainWindow):
         lay.addWidget(self.banner)
         lay.addWidget(self.tabs)
 
-        # right: session progress + notes
-        self.who_label = QLabel("No session running.")
-        self.who_label.setWordWrap(True)
-        self.state_label = QLabel("idle")
-        self.phase_label = QLabel("-")
-        self.trial_label = QLabel("-")
-        self.elapsed_label = QLabel("-")
-        self.event_label = QLabel("Select a participant and press Ctrl+R to start a session.")
-        self.event_label.setWordWrap(True)
-        self.progress_bar = QProgressBar()
-        self.progress_bar.setRange(0, 1000)
-        self.progress_bar.setTextVisible(False)
-        self.abort_button = QPushButton("Abort session (Ctrl+.)")
-        self.abort_button.clicked.connect(lambda checked=False: self.abort_session())
-        form = QFormLayout()
-        form.addRow("Session:", self.who_label)
-        form.addRow("Status:", self.state_label)
-        form.addRow("Phase:", self.phase_label)
-        form.addRow("Trial:", self.trial_label)
-        form.addRow("Elapsed:", self.elapsed_label)
-        form.addRow("Last event:", self.event_label)
-        box = QGroupBox("Live session")
-        blay = QVBoxLayout(box)
-        blay.addLayout(form)
-        blay.addWidget(self.progress_bar)
-        blay.addWidget(self.abort_button)
-
-        self.note_target = QComboBox()
-        self.note_edit = QPlainTextEdit()
-        self.note_edit.setPlaceholderText("Notes about this session (what happened, anything unusual). "
-                                          "Ctrl+S saves; switching participant saves too.")
-        self.note_save = QPushButton("Save note (Ctrl+S)")
+        # right: session progress + notes (gui.panels)
+        self.session_panel = SessionPanel()
+        self.session_panel.abort_button.clicked.connect(lambda checked=False: self.abort_session())
+        for name in ("who_label", "state_label", "phase_label", "trial_label", "elapsed_label", "event_label",
+                     "progress_bar", "abort_button"):
+            setattr(self, name, getattr(self.session_panel, name))
+        self.notes_panel = NotesPanel()
+        self.note_target, self.note_edit = self.notes_panel.target, self.notes_panel.edit
+        self.note_save = self.notes_panel.save_button
         self.note_save.clicked.connect(lambda checked=False: self.save_note())
-        notes = QGroupBox("Notes")
-        nlay = QVBoxLayout(notes)
-        nlay.addWidget(self.note_target)
-        nlay.addWidget(self.note_edit)
-        nlay.addWidget(self.note_save)
         right = QWidget()
         rlay = QVBoxLayout(right)
         rlay.setContentsMargins(0, 0, 0, 0)
-        rlay.addWidget(box)
-        rlay.addWidget(notes, 1)
+        rlay.addWidget(self.session_panel)
+        rlay.addWidget(self.notes_panel, 1)
 
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(left)
@@ -676,13 +648,7 @@ class LauncherWindow(QMainWindow):
         self.last_result = None
         self.runner.start(argv, kind, meta)
         self.ticker.start()
-        pilot = "PILOT (simulated) " if kind == "pilot" else ""
-        self.who_label.setText(f"{pilot}{meta['label']} · session {meta['session']} · {meta['condition']}")
-        self.state_label.setText("starting: opening the participant window…")
-        self.phase_label.setText("-")
-        self.trial_label.setText("-")
-        self.event_label.setText("starting")
-        self.progress_bar.setValue(0)
+        self.session_panel.show_starting(kind, meta["label"], meta["session"], meta["condition"])
         self._log(f"start {kind} {meta['label']} ses-{meta['session']}: " + " ".join(argv[1:]))
         self.statusBar().showMessage(f"Starting {kind} {meta['label']}…", 5000)
         self._update_actions()
@@ -696,7 +662,7 @@ class LauncherWindow(QMainWindow):
                                     yes="Abort session", no="Keep running"):
             return
         self._log(f"abort requested (SIGTERM to pid {self.runner.pid()})")
-        self.state_label.setText("stopping…")
+        self.session_panel.show_state("stopping…")
         self.runner.abort()
         self._update_actions()
 
@@ -709,13 +675,10 @@ class LauncherWindow(QMainWindow):
             self._log(f"{who}  {describe(ev)}")
         if kind == "session_start":
             self.runner.meta["session"] = ev.get("session", self.runner.meta.get("session"))
-            self.state_label.setText("running" + (f" (pid {self.runner.pid()})" if self.runner.pid() else ""))
+            self.session_panel.show_state("running" + (f" (pid {self.runner.pid()})" if self.runner.pid() else ""))
             model = self.pilot if self.runner.kind == "pilot" else self.study
             model.refresh()          # shows 'running' in the table
-        self.phase_label.setText(p.phase_text())
-        self.trial_label.setText(p.trial_text())
-        self.event_label.setText(p.last_event)
-        self.progress_bar.setValue(int(p.fraction() * 1000))
+        self.session_panel.show_progress(p)
         self._tick()
         self._update_actions()
 
@@ -724,12 +687,7 @@ class LauncherWindow(QMainWindow):
         if p is None or not self.runner.is_running():
             self.ticker.stop()
             return
-        now = time.monotonic()
-        expected = f" (expected up to {format_duration(p.expected_s)})" if p.expected_s else ""
-        if p.child_elapsed is None:
-            self.elapsed_label.setText(f"starting for {now - p.started_at:.1f} s")
-        else:
-            self.elapsed_label.setText(format_duration(p.elapsed(now)) + expected)
+        self.session_panel.show_elapsed(p, time.monotonic())
 
     def _on_runner_warning(self, text: str) -> None:
         self._log(f"WARNING: {text}")
@@ -760,8 +718,7 @@ class LauncherWindow(QMainWindow):
         summary = f"{'Pilot ' if result['kind'] == 'pilot' else ''}{label} ses-{session} ended: {status} ({how})"
         if tail and status not in ("complete", "aborted", "withdrawn"):
             summary += f" — {tail[-1]}"
-        self.state_label.setText(f"{status} ({how})")
-        self.event_label.setText(p.last_event if p else "-")
+        self.session_panel.show_finished(status, how, p)
         self.statusBar().showMessage(summary, 0)
         self._log(summary)
         for line in tail[-15:] if status not in ("complete", "aborted", "withdrawn") else []:
