@@ -19,7 +19,8 @@ sessions
     session is ``crashed``), ``pilot``, ``simulated`` (profile or NaN), ``seed``,
     ``protocol_sha256``, ``protocol_file``, ``experimenter``, ``started``, ``ended``,
     ``debriefing_shown``, ``lhlab_version``, ``python_version``, ``phases`` (ids, ``;``-separated),
-    ``phases_completed``.
+    ``phases_completed``, ``calibration_id``, ``noise_dose_percent`` (NIOSH daily dose),
+    ``stimuli`` (stimulus files with their SHA-256 and lexicon, ``;``-separated).
 participants
     One row per participant: the analysed session's columns above (``session`` is the session
     the measures come from, see `load_study(session_rule=...)`), ``n_sessions``, and any extra
@@ -33,6 +34,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 import sys
 from dataclasses import dataclass, field
@@ -46,11 +48,14 @@ from experiment import datafile
 from experiment.errors import BadInput
 
 COMMON = ["participant_id", "session", "condition", "phase", "role", "task", "trial"]
+LABEL_RE = re.compile(r"[A-Za-z0-9]+")
+SES_RE = re.compile(r"ses-\d+")
 BEH_RE = re.compile(r"^sub-(?P<label>[A-Za-z0-9]+)_ses-(?P<ses>\d+)_task-(?P<phase>[A-Za-z0-9]+)_beh\.(?P<ext>tsv|json)$")
 SESSION_COLUMNS = ["participant_id", "session", "condition", "condition_kind", "yoked_to", "status",
                    "session_status", "pilot", "simulated", "seed", "protocol_sha256", "protocol_file",
                    "experimenter", "started", "ended", "debriefing_shown", "lhlab_version",
-                   "python_version", "phases", "phases_completed"]
+                   "python_version", "phases", "phases_completed", "calibration_id", "noise_dose_percent",
+                   "stimuli"]
 SESSION_RULES = ("first", "first-complete")
 
 Progress = Callable[[str], None]
@@ -116,20 +121,23 @@ def load_study(study_dir: Path | str, session_rule: str = "first", progress: Pro
     reader = _TrialReader(problems)
 
     session_dirs = []
-    for sub in sorted(study.glob("sub-*")):
-        if not sub.is_dir():
+    for name, is_dir in _entries(study):
+        if not name.startswith("sub-"):
+            continue                     # dataset files, registry, derivatives/: not ours to judge
+        sub = study / name
+        if not is_dir:
             problems.add(sub, "unexpected file at the study root (participant folders are sub-<label>/)",
                          "ignored")
             continue
-        label = sub.name[4:]
-        if not re.fullmatch(r"[A-Za-z0-9]+", label):
+        label = name[4:]
+        if not LABEL_RE.fullmatch(label):
             problems.add(sub, "participant folder name is not sub-<letters and digits>", "folder skipped")
             continue
-        for entry in sorted(sub.iterdir()):
-            if entry.is_dir() and re.fullmatch(r"ses-\d+", entry.name):
-                session_dirs.append((label, int(entry.name[4:]), entry))
+        for entry, entry_is_dir in _entries(sub):
+            if entry_is_dir and SES_RE.fullmatch(entry):
+                session_dirs.append((label, int(entry[4:]), sub / entry))
             else:
-                problems.add(entry, "unexpected entry in a participant folder (expected ses-<n>/)", "ignored")
+                problems.add(sub / entry, "unexpected entry in a participant folder (expected ses-<n>/)", "ignored")
     if not session_dirs:
         raise BadInput(f"{study} holds no sessions (no sub-<label>/ses-<n>/ folders); "
                        "run participants first or pass another study folder")
@@ -156,7 +164,8 @@ def load_study(study_dir: Path | str, session_rule: str = "first", progress: Pro
 def _read_session_dir(study: Path, label: str, n: int, sdir: Path, problems: _Problems,
                       reader: "_TrialReader") -> dict | None:
     json_path = datafile.session_json_path(study, label, n)
-    if not json_path.is_file():
+    names = dict(_entries(sdir))
+    if json_path.name not in names:
         problems.add(sdir, "session folder without a session JSON (provenance and status unknown)",
                      "session skipped")
         return None
@@ -175,15 +184,16 @@ def _read_session_dir(study: Path, label: str, n: int, sdir: Path, problems: _Pr
     for ph in rec["phases"]:
         if isinstance(ph, dict) and isinstance(ph.get("id"), str):
             phases[ph["id"]] = ph
-    expected = {"beh", json_path.name}
-    for entry in sorted(sdir.iterdir()):
-        if entry.name not in expected:
-            problems.add(entry, "unexpected entry in a session folder", "ignored")
-    beh = sdir / "beh"
+    order = {k: i for i, k in enumerate(phases)}
+    for name in names:
+        if name not in ("beh", json_path.name):
+            problems.add(sdir / name, "unexpected entry in a session folder", "ignored")
     seen = set()
-    if beh.is_dir():
-        for f in sorted(beh.iterdir()):
-            m = BEH_RE.match(f.name)
+    if names.get("beh"):
+        beh = os.path.join(sdir, "beh")
+        for name, _ in _entries(beh):
+            m = BEH_RE.match(name)
+            f = os.path.join(beh, name)
             if not m or m["label"] != label or int(m["ses"]) != n:
                 problems.add(f, "unexpected file in beh/ (not sub-<label>_ses-<n>_task-<phase>_beh.tsv of "
                                 "this session)", "ignored")
@@ -195,7 +205,7 @@ def _read_session_dir(study: Path, label: str, n: int, sdir: Path, problems: _Pr
                 problems.add(f, f"phase {phase!r} is not in the session record's phase list", "file skipped")
                 continue
             seen.add(phase)
-            reader.read(f, pid, n, rec["condition"], phases[phase], list(phases).index(phase))
+            reader.read(f, pid, n, rec["condition"], phases[phase], order[phase])
     for pid_, ph in phases.items():
         if ph.get("file") and pid_ not in seen:
             problems.add(study / str(ph["file"]), f"phase {pid_!r}: the session record names a data file that is missing",
@@ -203,6 +213,9 @@ def _read_session_dir(study: Path, label: str, n: int, sdir: Path, problems: _Pr
     versions = rec.get("versions") or {}
     proto = rec.get("protocol") or {}
     sim = rec.get("simulated")
+    calib = rec.get("calibration") if isinstance(rec.get("calibration"), dict) else {}
+    dose = rec.get("noise_dose") if isinstance(rec.get("noise_dose"), dict) else {}
+    stimuli = rec.get("stimuli") if isinstance(rec.get("stimuli"), dict) else {}
     return {
         "participant_id": pid,
         "session": n,
@@ -224,7 +237,19 @@ def _read_session_dir(study: Path, label: str, n: int, sdir: Path, problems: _Pr
         "python_version": versions.get("python"),
         "phases": ";".join(phases),
         "phases_completed": ";".join(k for k, v in phases.items() if v.get("status") == "complete"),
+        "calibration_id": calib.get("id") or ("simulated" if calib.get("simulated") else None),
+        "noise_dose_percent": dose.get("dose_percent"),
+        "stimuli": ";".join(_stimulus(k, v) for k, v in sorted(stimuli.items())) or None,
     }
+
+
+def _stimulus(path: str, info) -> str:
+    info = info if isinstance(info, dict) else {}
+    lex = info.get("lexicon") if isinstance(info.get("lexicon"), dict) else {}
+    out = f"{Path(path).name} sha256 {info.get('sha256', '?')}"
+    if lex:
+        out += f" (lexicon {lex.get('name')} {lex.get('version')}, {lex.get('size')} words)"
+    return out
 
 
 def _participants(study: Path, sessions: pd.DataFrame, rule: str, problems: _Problems
@@ -290,9 +315,10 @@ class _TrialReader:
         self.slow: list[pd.DataFrame] = []
         self.files: list[dict] = []
 
-    def read(self, path: Path, pid: str, session: int, condition: str, phase_rec: dict, index: int) -> None:
+    def read(self, path: str, pid: str, session: int, condition: str, phase_rec: dict, index: int) -> None:
         try:
-            raw = path.read_bytes()
+            with open(path, "rb") as fh:
+                raw = fh.read()
         except OSError as e:
             self.problems.add(path, f"unreadable ({e.strerror})", "file skipped")
             return
@@ -320,6 +346,15 @@ class _TrialReader:
                 and body.count("\t") == n_lines * (len(header) - 1) and "\r" not in text):
             # the per-line check runs only when the totals agree (a missing and an extra tab could cancel)
             if n_lines == 0 or _lines_have(body, len(header) - 1):
+                if header[:len(COMMON)] == COMMON and phase_rec.get("role") and phase_rec.get("task"):
+                    # every row must start with this file's participant, session, condition, phase,
+                    # role and task: checked on the text, before any parsing
+                    prefix = "\t".join([pid, str(session), condition, phase_rec["id"], phase_rec["role"],
+                                        phase_rec["task"]]) + "\t"
+                    if n_lines and not (body.startswith(prefix) and body.count("\n" + prefix) == n_lines - 1):
+                        self._foreign(path)
+                        return
+                    entry["checked"] = True
                 self.fast.setdefault(tuple(header), []).append((body, n_lines, self._register(entry)))
                 return
         rows, probs = datafile.read_trials(path)
@@ -337,12 +372,23 @@ class _TrialReader:
             rows = rows[:-1]
             self.problems.add(path, f"torn last row (line {len(rows) + 2} has no line end; write interrupted)",
                               "row skipped")
+        want = {"participant_id": pid, "session": str(session), "phase": phase_rec["id"]}
+        if phase_rec.get("task"):
+            want["task"] = phase_rec["task"]
+        if any(r[k] != v for r in rows for k, v in want.items()):
+            self._foreign(path)
+            return
+        entry["checked"] = True
         df = pd.DataFrame([list(r.values()) for r in rows], columns=header, dtype=object)
         df = df.replace(datafile.NA, np.nan)
         for c in df.columns:
             df[c] = _maybe_numeric(df[c])
         df["_file"] = self._register(entry)
         self.slow.append(df)
+
+    def _foreign(self, path) -> None:
+        self.problems.add(path, "rows that do not belong to this file (participant, session, condition, phase, "
+                                "role or task differ from the session record)", "file skipped")
 
     def _register(self, entry: dict) -> int:
         self.files.append(entry)
@@ -381,36 +427,46 @@ class _TrialReader:
         return trials[first + ["condition_kind", "yoked_to", "session_status", "pilot"]]
 
     def _consistency(self, trials: pd.DataFrame) -> pd.DataFrame:
-        """Rows must belong to the file they are in; row counts must match the session record."""
-        files = pd.DataFrame(self.files)
-        exp = files.loc[trials["_file"].to_numpy()]
-        bad = ((trials["participant_id"].astype(str).to_numpy() != exp["participant_id"].to_numpy())
-               | (pd.to_numeric(trials["session"], errors="coerce").to_numpy() != exp["session"].to_numpy())
-               | (trials["phase"].astype(str).to_numpy() != exp["phase"].to_numpy())
-               | (exp["task"].notna().to_numpy() & (trials["task"].astype(str).to_numpy() != exp["task"].astype(str).to_numpy())))
-        trial_num = pd.to_numeric(trials["trial"], errors="coerce")
-        bad |= ~(trial_num.notna() & (trial_num % 1 == 0)).to_numpy()
-        skip = set(np.unique(trials["_file"].to_numpy()[bad]))
-        for fid in sorted(skip):
-            self.problems.add(self.files[fid]["path"], "rows that do not belong to this file (participant, "
-                                                       "session, phase, task or trial number wrong)", "file skipped")
-        counts = trials.groupby("_file").size()
-        for fid, f in enumerate(self.files):
-            if fid in skip:
-                continue
-            n = int(counts.get(fid, 0))
+        """Rows must belong to the file they are in (checked while reading, or here for files
+        with an unusual column order); trial numbers must be whole numbers; row counts must match
+        the session record."""
+        fid = trials["_file"].to_numpy()
+        bad = np.zeros(len(trials), bool)
+        unchecked = np.array([not f.get("checked") for f in self.files])
+        if unchecked.any():
+            rows = unchecked[fid]
+            sub = trials[rows]
+            exp = pd.DataFrame(self.files).loc[sub["_file"].to_numpy()]
+            bad[rows] = ((sub["participant_id"].astype(str).to_numpy() != exp["participant_id"].to_numpy())
+                         | (pd.to_numeric(sub["session"], errors="coerce").to_numpy() != exp["session"].to_numpy())
+                         | (sub["phase"].astype(str).to_numpy() != exp["phase"].to_numpy()))
+        trial_num = pd.to_numeric(trials["trial"], errors="coerce").to_numpy(dtype=float)
+        bad |= ~(np.isfinite(trial_num) & (trial_num % 1 == 0))
+        skip = set(np.unique(fid[bad]).tolist())
+        for k in sorted(skip):
+            self.problems.add(self.files[k]["path"], "rows that do not belong to this file (participant, session "
+                                                     "or phase wrong) or trial numbers that are not whole numbers",
+                              "file skipped")
+        counts = np.bincount(fid, minlength=len(self.files))
+        for k, f in enumerate(self.files):
             rec = f["recorded"]
-            if isinstance(rec, int) and f["phase_status"] in ("complete", "interrupted") and n != rec:
+            if k in skip or not isinstance(rec, int) or f["phase_status"] not in ("complete", "interrupted"):
+                continue
+            n = int(counts[k])
+            if n != rec:
                 what = "fewer" if n < rec else "more"
                 self.problems.add(f["path"], f"{n} trial rows but the session record counts {rec} ({what}; "
                                              "truncated or altered file)", "file skipped")
-                skip.add(fid)
+                skip.add(k)
         if skip:
-            trials = trials[~trials["_file"].isin(list(skip))]
-        trials = trials.copy()
-        trials["session"] = trials["session"].astype("int64")
-        trials["trial"] = trials["trial"].astype("int64")
-        return trials
+            trials = trials[~np.isin(fid, list(skip))]
+        return trials.assign(session=trials["session"].astype("int64"), trial=trials["trial"].astype("int64"))
+
+
+def _entries(path) -> list[tuple[str, bool]]:
+    """(name, is a folder) of every entry of `path`, sorted by name (one directory read, no stat)."""
+    with os.scandir(path) as it:
+        return sorted((e.name, e.is_dir()) for e in it)
 
 
 def _lines_have(body: str, tabs: int) -> bool:

@@ -167,6 +167,14 @@ def _provenance(study: Study, options: Options, created: str) -> pd.DataFrame:
         for val, n in s[col].value_counts(dropna=False).items():
             shown = "n/a" if val is None or (isinstance(val, float) and np.isnan(val)) else val
             rows.append((key, f"{shown} ({n} sessions)"))
+    for val, n in s["stimuli"].dropna().str.split(";").explode().value_counts().items():
+        rows.append(("stimulus_file", f"{val} ({n} sessions)"))
+    for val, n in s["calibration_id"].dropna().value_counts().items():
+        rows.append(("calibration", f"{val} ({n} sessions)"))
+    dose = pd.to_numeric(s["noise_dose_percent"], errors="coerce").dropna()
+    if len(dose):
+        rows.append(("noise_dose_percent", f"median {dose.median():.2f}%, max {dose.max():.2f}% of the NIOSH "
+                                           f"daily dose ({len(dose)} sessions with noise)"))
     seeds = pd.to_numeric(s["seed"], errors="coerce").dropna()
     rows.append(("seeds", f"{seeds.nunique()} distinct seeds in {len(s)} sessions (per session in sessions.csv)"
                  + (f": {', '.join(str(int(x)) for x in seeds[:20])}{' ...' if len(seeds) > 20 else ''}"

@@ -248,3 +248,20 @@ def test_not_a_study_and_empty_study_are_bad_input(tmp_path):
         load_study(tmp_path)
     with pytest.raises(BadInput, match="session rule"):
         load_study(tmp_path, session_rule="latest")
+
+
+def test_a_file_with_its_columns_in_another_order_is_read_by_name(study):
+    lab = labels(study)[0]
+    path = beh(study, lab, "check")
+    before = load_study(study).trials
+    df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    df[list(reversed(df.columns))].to_csv(path, sep="\t", index=False, lineterminator="\n")
+    after = load_study(study)
+    assert after.problems.empty
+    cols = ["participant_id", "phase", "trial", "question", "response"]
+    sel = lambda t: t.loc[(t["participant_id"] == f"sub-{lab}") & (t["phase"] == "check"), cols]  # noqa: E731
+    pd.testing.assert_frame_equal(sel(before).reset_index(drop=True), sel(after.trials).reset_index(drop=True),
+                                  check_dtype=False)
+    df.loc[0, "participant_id"] = "sub-someoneelse"
+    df[list(reversed(df.columns))].to_csv(path, sep="\t", index=False, lineterminator="\n")
+    assert "do not belong" in problems_for(load_study(study), path.name)["problem"].iloc[0]

@@ -94,8 +94,12 @@ def test_report_is_self_contained(analysed):
     for heading in ("Test-phase deficit", "Statistics: test phase", "Trials to criterion", "Manipulation check",
                     "Yoking check", "Exclusions", "Load problems", "Provenance"):
         assert heading in html
-    sha = pd.read_csv(out_dir / "sessions.csv")["protocol_sha256"].iloc[0]
-    assert sha in html
+    sessions = pd.read_csv(out_dir / "sessions.csv")
+    assert sessions["protocol_sha256"].iloc[0] in html
+    prov = pd.read_csv(out_dir / "provenance.csv")
+    assert {"protocol", "stimulus_file", "seeds", "analysis_version_pandas", "exclusion_rule"} <= set(prov["key"])
+    stim = prov.loc[prov["key"] == "stimulus_file", "value"]
+    assert stim.str.contains("patterned-34251.tsv sha256 ").any() and html.count("stimulus_file") == len(stim)
 
 
 def test_progress_goes_to_stderr_and_quiet_silences_it(study, tmp_path):
