@@ -35,8 +35,13 @@ fi
 stamp=.venv/.lhlab-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "lhlab setup: installing Python packages (first time ~1-2 min)"
-  .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".[test,stimuli]"
+  log=.venv/pip-install.log
+  if ! { .venv/bin/python -m pip install --upgrade pip && .venv/bin/python -m pip install -e ".[test,stimuli]"; } \
+      >"$log" 2>&1; then
+    tail -40 "$log"
+    echo "lhlab setup: pip install failed; the full log is in $log" >&2
+    exit 1
+  fi
   touch "$stamp"
 fi
 echo "lhlab setup: ready (.venv/bin/lhlab)"
