@@ -40,7 +40,7 @@ LEVEL = 80.0
 CALIBRATION = {"id": "bench", "reading_dba": 84.5, "reference_dbfs": -20.0, "headphone": "null sink"}
 
 
-def child(trials: int) -> None:
+def child(trials: int, latency_class: int) -> None:
     """The participant side: window + noise; one JSON line per event on stdout."""
     import threading
 
@@ -49,7 +49,7 @@ def child(trials: int) -> None:
     from experiment.devices import View
     from experiment.noise import lab_limits
     d = pd.Display({"withdraw": "f12", "abort": "escape", "continue": "space"}, threading.Event(), True, 0, 1.0)
-    spk = pd.open_speaker(output_identity("default"), lab_limits(), CALIBRATION, 3, d)
+    spk = pd.open_speaker(output_identity("default"), lab_limits(), CALIBRATION, latency_class, d)
     d.set_view(View("noise", text="escape benchmark: press SPACE"))
     d.flip()
     print(json.dumps({"ready": True, "audio": spk.info()}), flush=True)
@@ -85,10 +85,11 @@ def percentiles(xs: list[float]) -> tuple[float, float, float]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=30, help="trials per method")
+    ap.add_argument("--latency-class", type=int, default=1, help="psychtoolbox latency class (lhlab default 1)")
     ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child is not None:
-        child(args.child)
+        child(args.child, args.latency_class)
         return 0
 
     home = Path(tempfile.mkdtemp(prefix="lhlab-bench-home-"))
@@ -105,7 +106,8 @@ def main() -> int:
     proc = None
     try:
         rec = Recorder()
-        proc = subprocess.Popen([sys.executable, __file__, "--child", str(2 * args.trials)], cwd=REPO,
+        proc = subprocess.Popen([sys.executable, __file__, "--child", str(2 * args.trials),
+                                 "--latency-class", str(args.latency_class)], cwd=REPO,
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         keys = Keys(xvfb.display)
         info = json.loads(proc.stdout.readline())

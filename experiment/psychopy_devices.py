@@ -467,7 +467,7 @@ class RealSpeaker:
     on the device's master stream) is refilled for every burst; a burst is exactly as long as
     its trial allows, so it ends by itself if nothing stops it."""
 
-    def __init__(self, device: dict, limits, calibration: dict | None, latency_class: int = 3,
+    def __init__(self, device: dict, limits, calibration: dict | None, latency_class: int = 1,
                  display: Display | None = None):
         from experiment.noise import DoseMeter
         self.device, self.limits, self.calibration = device, limits, calibration
@@ -609,6 +609,13 @@ class RealSpeaker:
     def dose_record(self) -> dict:
         return self.meter.record()
 
+    def xruns(self) -> int:
+        """Output underruns of the device stream so far (each one is a gap in the sound)."""
+        try:
+            return int(self.speaker.stream.status["XRuns"])
+        except Exception:  # noqa: BLE001
+            return 0
+
     # -- calibration ------------------------------------------------------------------------
     def play_reference(self, dbfs: float, seconds: float, seed: int = 20240601) -> None:
         """`lhlab calibrate`: the reference noise at `dbfs` RMS (not a participant burst)."""
@@ -632,7 +639,7 @@ class RealSpeaker:
             pass
 
 
-def open_speaker(device: dict, limits, calibration: dict | None, latency_class: int = 3,
+def open_speaker(device: dict, limits, calibration: dict | None, latency_class: int = 1,
                  display: Display | None = None) -> RealSpeaker:
     return RealSpeaker(device, limits, calibration, latency_class, display)
 
@@ -646,7 +653,7 @@ def open_devices(keys: dict, stop_flag, windowed: bool = False, screen: int = 0,
     if audio and audio.get("device"):
         try:
             speaker = open_speaker(audio["device"], audio["limits"], audio["calibration"],
-                                   audio.get("latency_class", 3), d)
+                                   audio.get("latency_class", 1), d)
         except BaseException:
             d.close()
             raise

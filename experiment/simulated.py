@@ -449,6 +449,9 @@ class SilentSpeaker:
     def dose_record(self) -> dict:
         return self.meter.record()
 
+    def xruns(self) -> int:
+        return 0
+
 
 def data_only_devices(participant: SimulatedParticipant, keys: dict, stop_flag=None):
     clock = VirtualClock(stop_flag)

@@ -94,7 +94,7 @@ class Recorder:
                                            f"--channels={CHANNELS}", "-d", sink, "--latency-msec=20", "/dev/zero"],
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) if keepalive else None
         self.proc = subprocess.Popen(["parec", "-d", f"{sink}.monitor", "--raw", "--format=s16le",
-                                      f"--rate={RATE}", f"--channels={CHANNELS}", "--latency-msec=2"],
+                                      f"--rate={RATE}", f"--channels={CHANNELS}", "--latency-msec=10"],
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, bufsize=0)
         self.chunks: list[bytes] = []
         self.arrivals: list[tuple[float, int]] = []   # (unix time, frames received so far)

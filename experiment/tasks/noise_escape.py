@@ -112,6 +112,7 @@ class NoiseEscape(Task):
         Column("yoked_to", "Partner whose durations and intervals were replayed (n/a if not yoked)."),
         Column("partner_trial_duration", "The partner's noise duration on this trial (n/a if not yoked).", "s"),
         Column("dose_percent", "Session noise dose after this trial, % of the NIOSH daily dose.", "%"),
+        Column("audio_xruns", "Output underruns during the trial (gaps in the noise; should be 0)."),
         Column("noise_seed", "Seed of this trial's noise samples."),
     )
 
@@ -160,6 +161,7 @@ class NoiseEscape(Task):
                                      "response": matcher.spec(), "length": length})
                 ctx.screen.show(waiting)
                 burst = spk.prepare(p["noise_level"], length, trial["noise_seed"], ramp=p["ramp"])
+                xruns = spk.xruns()
                 onset_at = prev_end + trial["iti"]
                 ctx.clock.wait_until(onset_at - START_LEAD)
                 onset = spk.start(burst, onset_at)
@@ -199,6 +201,7 @@ class NoiseEscape(Task):
                     "presses": len(presses), "responses_completed": completed, "light": light,
                     "yoked_to": yoked, "partner_trial_duration": trial.get("partner_duration"),
                     "dose_percent": spk.dose_record()["dose_percent"], "noise_seed": trial["noise_seed"],
+                    "audio_xruns": spk.xruns() - xruns,
                 })
                 ctx.progress("trial", trial=n, of=len(schedule), outcome=outcome,
                              rt=round(done.t - onset, 4) if done else None)

@@ -64,6 +64,7 @@ class Shuttle(Task):
         Column("avoid_run", "Consecutive avoidances up to this trial."),
         Column("criterion_reached", "1 from the trial where criterion was reached on."),
         Column("dose_percent", "Session noise dose after this trial, % of the NIOSH daily dose.", "%"),
+        Column("audio_xruns", "Output underruns during the trial (gaps in the noise; should be 0)."),
         Column("noise_seed", "Seed of this trial's noise samples."),
     )
 
@@ -106,6 +107,7 @@ class Shuttle(Task):
                                      data={**base, "state": "waiting"}))
                 burst = spk.prepare(p["noise_level"], p["noise_window"], trial["noise_seed"], ramp=p["ramp"])
                 ctx.clock.wait_until(prev_end + trial["iti"])
+                xruns = spk.xruns()
                 warn = ctx.screen.show(View("shuttle", text=p["text_warning"], footer=hint, light="warning",
                                             marker=0 if side == "left" else 1, data={**base, "state": "warning"}))
                 ctx.progress("trial_start", trial=n, of=len(schedule))
@@ -143,6 +145,7 @@ class Shuttle(Task):
                     "stop_command": stop_cmd if outcome == "escape" else None, "wrong_presses": wrong,
                     "avoid_run": run, "criterion_reached": int(reached),
                     "dose_percent": spk.dose_record()["dose_percent"], "noise_seed": trial["noise_seed"],
+                    "audio_xruns": spk.xruns() - xruns,
                 })
                 ctx.progress("trial", trial=n, of=len(schedule), outcome=outcome, rt=round(latency, 4))
                 prev_end = noise_off if noise_off is not None else (shuttle.t if shuttle else ctx.clock.now())
