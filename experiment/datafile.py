@@ -139,8 +139,8 @@ def read_trials(path: Path) -> tuple[list[dict], list[str]]:
     header, body = rows[0], rows[1:]
     out = []
     for i, r in enumerate(body, 2):
-        if len(r) != len(header):
-            torn = i == len(rows) and not text.endswith("\n")
+        torn = i == len(rows) and not text.endswith("\n")   # every row the writer finishes ends with \n
+        if torn or len(r) != len(header):
             problems.append(f"{path}:{i}: {'torn last row (write interrupted)' if torn else 'wrong number of fields'}; skipped")
             continue
         out.append(dict(zip(header, r)))

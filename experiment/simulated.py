@@ -113,6 +113,7 @@ class SimulatedParticipant:
             share = self.failed / self.tried if self.tried else 0.0
             self.helplessness = min(1.0, self.p.helplessness_effect * share)
         self.role = role
+        self.pattern = self.last_perm = None     # a letter order belongs to one set of items
         self.ineffective = self.escapes = self.noise_trials = 0
         self.hypotheses = None
 
@@ -231,6 +232,7 @@ class SimulatedParticipant:
             if guess == word:
                 plan["solve_at"] = onset + self.rng.lognormvariate(math.log(self.p.insight_median), 0.4)
                 return plan
+            self.pattern = None           # the rule did not work here: drop it and keep looking
         if word:
             plan["solve_at"] = onset + self.rng.lognormvariate(math.log(self.p.solve_median * slow), self.p.solve_sigma)
         plan["give_up_at"] = onset + self.rng.expovariate(1 / max(0.1, self.p.persistence * (1 - self.helplessness)))

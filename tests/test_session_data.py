@@ -171,3 +171,15 @@ def test_study_folder_passes_the_bids_validator(tmp_path):
     errors = [i for i in report["issues"]["issues"] if i["severity"] == "error"]
     assert out.returncode == 0 and not errors, errors
     assert sorted(report["summary"]["subjects"]) == ["p1", "p2", "p3", "p4", "w1"]
+
+
+def test_torn_last_row_is_reported_not_used(tmp_path):
+    log = datafile.TrialLog(tmp_path / "x_beh.tsv", ["trial", "response"])
+    log.write({"trial": 1, "response": "house"})
+    log.write({"trial": 2, "response": "mouse"})
+    log.close()
+    full = (tmp_path / "x_beh.tsv").read_text()
+    (tmp_path / "x_beh.tsv").write_text(full[:-3])          # power cut inside the last field
+    rows, problems = datafile.read_trials(tmp_path / "x_beh.tsv")
+    assert rows == [{"trial": "1", "response": "house"}]
+    assert len(problems) == 1 and "torn last row" in problems[0]
