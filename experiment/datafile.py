@@ -245,14 +245,17 @@ def sessions_of(study: Path, label: str) -> list[tuple[int, Path]]:
     return sorted(out)
 
 
-def all_sessions(study: Path) -> list[dict]:
-    """Every session record in the study with its effective status (unreadable ones flagged)."""
+def all_sessions(study: Path, skip: set[tuple[str, int]] = frozenset()) -> list[dict]:
+    """Every session record in the study with its effective status (unreadable ones flagged).
+    Sessions in `skip` ((label, number) pairs, e.g. already known to be finished) are not read."""
     out = []
     for sub in sorted(study.glob("sub-*")):
         if not sub.is_dir():
             continue
         label = sub.name[4:]
         for n, path in sessions_of(study, label):
+            if (label, n) in skip:
+                continue
             try:
                 rec = read_session(path)
             except (OSError, ValueError) as e:

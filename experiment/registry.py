@@ -488,7 +488,15 @@ class Registry:
         """Inside a transaction: upsert every session record on disk; return problems."""
         problems: list[str] = []
         latest: dict[str, tuple[int, str]] = {}
-        for rec in datafile.all_sessions(self.study_dir):
+        # A finished session's record never changes again: read only the others, so a
+        # registration stays fast however many participants the study has.
+        finished = {}
+        for label, number, status in self._db.execute(
+                "SELECT label, number, status FROM sessions WHERE status IN ('complete', 'withdrawn', 'aborted')"):
+            finished[(label, number)] = status
+            if number >= latest.get(label, (0, ""))[0]:
+                latest[label] = (number, status)
+        for rec in datafile.all_sessions(self.study_dir, skip=set(finished)):
             label, number = rec.get("participant"), rec.get("session")
             if not isinstance(label, str) or not _LABEL_RE.match(label) or not isinstance(number, int):
                 problems.append(f"{rec.get('problem') or 'session record without participant/session'}; skipped")
