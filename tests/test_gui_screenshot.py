@@ -1,6 +1,7 @@
 """The real launcher (Qt's xcb platform, not offscreen) on the private Xvfb display runs a
 short simulated pilot in the real PsychoPy window; while the test phase runs, the window is
-saved as docs/launcher.png (the README screenshot) and test-artifacts/launcher.png, and the
+saved as test-artifacts/launcher.png (and as docs/launcher.png, the README screenshot, when
+LHLAB_UPDATE_DOCS=1 is set: a test run never changes tracked files by itself), and the
 whole X screen (launcher + participant window) as test-artifacts/launcher-screen.png.
 
 The launcher runs in a child process (this file is also its driver: `python
@@ -31,7 +32,7 @@ def test_real_launcher_screenshot(x_display, tmp_path):
               "--profile", "default,withdraw_rate=1", check_rc=0)
     env = dict(os.environ, QT_QPA_PLATFORM="xcb", DISPLAY=x_display,
                LHLAB_LAUNCHER_SETTINGS=str(tmp_path / "launcher.ini"))
-    outputs = [DOCS_PNG, ARTIFACTS / "launcher.png"]
+    outputs = [ARTIFACTS / "launcher.png"] + ([DOCS_PNG] if os.environ.get("LHLAB_UPDATE_DOCS") == "1" else [])
     proc = subprocess.run([sys.executable, str(Path(__file__)), "drive", str(data), str(REPO / "protocols"),
                            str(ARTIFACTS / "launcher-screen.png"), *map(str, outputs)],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=90)
@@ -44,7 +45,7 @@ def test_real_launcher_screenshot(x_display, tmp_path):
     assert summary["status"] == "aborted" and summary["max_gap_s"] < 0.5
     for path in outputs:
         assert path.stat().st_size > 20000, path
-    assert _png_size(DOCS_PNG) == tuple(summary["size"])
+    assert _png_size(outputs[0]) == tuple(summary["size"])
 
 
 def _png_size(path: Path) -> tuple[int, int]:
