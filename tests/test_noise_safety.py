@@ -274,3 +274,11 @@ def test_white_noise_is_seeded_at_the_requested_level():
     assert a.shape == (48000, 2) and np.array_equal(a, b) and np.array_equal(a[:, 0], a[:, 1])
     assert rms_dbfs(a[1000:-1000, 0]) == pytest.approx(-14.5, abs=0.1)
     assert not np.array_equal(a, white_noise(1.0, 48000, -14.5, seed=8))
+
+
+def test_withdrawing_during_noise_stops_it_and_still_debriefs(tmp_path):
+    from audiotools import run_session
+    rec, study = run_session(NOISE_SHUTTLE, tmp_path, "w1", "escapable", seed=3, profile="default,withdraw_rate=1")
+    assert rec["status"] == "withdrawn" and rec["debriefing_shown"]
+    # the one burst that was playing stopped at the withdraw key (0.2-2 s after its onset)
+    assert rec["noise_dose"]["bursts"] == 1 and 0.2 <= rec["noise_dose"]["total_seconds"] <= 2.0
