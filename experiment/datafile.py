@@ -203,8 +203,11 @@ def process_identity() -> dict:
 
 
 def read_session(path: Path) -> dict:
-    """Read a session JSON and fill in `effective_status`."""
+    """Read a session JSON and fill in `effective_status`. Raises ValueError for a file that is
+    not a session record (OSError if unreadable)."""
     record = json.loads(Path(path).read_text(encoding="utf-8"))
+    if not isinstance(record, dict):
+        raise ValueError(f"{path}: not a session record (a JSON object)")
     record["effective_status"] = effective_status(record)
     return record
 
@@ -212,7 +215,10 @@ def read_session(path: Path) -> dict:
 def settle_crashed(path: Path) -> dict | None:
     """If the session at `path` was left `running` by a process that is gone, write down that it
     crashed (with what is on disk) so the file itself says what happened. Returns the new record."""
-    record = read_session(path)
+    try:
+        record = read_session(path)
+    except (OSError, ValueError):
+        return None          # unreadable: reported as crashed by all_sessions, left as it is
     if record.get("status") != "running" or record["effective_status"] != "crashed":
         return None
     done = sum(p.get("trials", 0) for p in record.get("phases", []))
@@ -308,9 +314,10 @@ def upsert_participant(study: Path, record: dict) -> None:
         path = study / "participants.tsv"
         rows: dict[str, dict] = {}
         if path.exists():
-            with open(path, newline="", encoding="utf-8") as f:
+            with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:   # a spreadsheet may add a BOM
                 for r in csv.DictReader(f, delimiter="\t"):
-                    rows[r["participant_id"]] = r
+                    if (r.get("participant_id") or "").startswith("sub-"):
+                        rows[r["participant_id"]] = r
         sid = f"sub-{record['participant']}"
         sessions = max(int(record.get("session", 1)), int(rows.get(sid, {}).get("sessions", 0) or 0))
         rows[sid] = _participant_row(record, sessions)

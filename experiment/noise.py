@@ -75,13 +75,15 @@ def lab_limits() -> LabLimits:
     data = lab_config().get("limits", {})
     if not data:
         return LabLimits()
+    if not isinstance(data, dict):
+        raise BadInput(f"{lab_config_path()}: limits must be an object such as {{\"max_level_dba\": 85}}")
     path = lab_config_path()
     ceilings = LabLimits()
     values = {}
     for key, value in data.items():
         if key not in ("max_level_dba", "max_burst_s", "max_session_dose", "calibration_max_age_days"):
             raise BadInput(f"{path}: limits.{key}: unknown limit")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
             raise BadInput(f"{path}: limits.{key}: must be a number > 0 (got {value!r})")
         ceiling = getattr(ceilings, key)
         if value > ceiling:

@@ -21,6 +21,7 @@ ROLES = ("instructions", "practice", "training", "check", "test", "repair")
 CONDITION_KINDS = ("helpless", "controllable", "control")
 STUDY_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
+TASK_ANSWER_KEYS = {"return", "num_enter", "left", "right", "up", "down", "backspace", "delete", "tab", "space"}
 DEFAULT_KEYS = {"withdraw": "f12", "abort": "escape", "continue": "space"}
 DEFAULT_TEXTS = {
     "withdraw_hint": "You may stop at any time by pressing F12.",
@@ -167,6 +168,11 @@ class _Validator:
                 keys[k] = val
         if keys["withdraw"] == keys["abort"]:
             self.err(("keys", "withdraw"), "must differ from keys.abort")
+        for k in ("withdraw", "abort"):
+            # The stop keys work everywhere, so they must never be a key a participant uses to answer.
+            if len(keys[k]) == 1 or keys[k] in TASK_ANSWER_KEYS or keys[k] == keys["continue"]:
+                self.err(("keys", k), f"{keys[k]!r} is a key participants answer with (letters, digits, "
+                                      f"{', '.join(sorted(TASK_ANSWER_KEYS))}, keys.continue); choose e.g. f12 or escape")
 
         texts = dict(DEFAULT_TEXTS)
         for k, val in self.mapping(top.get("texts", {}), ("texts",), None).items():
@@ -189,7 +195,7 @@ class _Validator:
             self.err(("debriefing", "pages"), "is required: the text that explains the study")
         repair = debrief.get("repair")
         if repair is not None:
-            if repair not in phases:
+            if not isinstance(repair, str) or repair not in phases:
                 self.err(("debriefing", "repair"), f"unknown phase {repair!r}; define it under phases")
             elif phases[repair].task != "anagram" or phases[repair].params.get("unsolvable_proportion", 0) != 0:
                 self.err(("debriefing", "repair"), "must be a solvable anagram phase (unsolvable_proportion: 0)")
@@ -220,7 +226,7 @@ class _Validator:
         path = ("phases", pid)
         spec = self.mapping(spec, path, None)
         task_name = spec.get("task")
-        if task_name not in TASKS:
+        if not isinstance(task_name, str) or task_name not in TASKS:
             self.err(path + ("task",), f"unknown task {task_name!r}; known: {', '.join(sorted(TASKS))}")
             return None
         task = TASKS[task_name]
@@ -255,6 +261,8 @@ class _Validator:
                     self.err(path + (p.name,), f"key {k!r} is reserved for withdraw/abort; choose another")
                 if p.name in getattr(task, "key_list_params", ()) and k in str(params.get(p.name, "")).split():
                     self.err(path + (p.name,), f"key {k!r} is reserved for withdraw/abort; choose another")
+        if not ok:
+            return None         # reported; cross-phase checks must not see half-checked params
         return Phase(pid, task_name, role, params, self.pages(spec.get("instructions"), path + ("instructions",)),
                      self._line(path))
 
@@ -279,6 +287,10 @@ class _Validator:
                 seq = []
             roles, complete = [], True
             for i, pid in enumerate(seq):
+                if not isinstance(pid, str):
+                    self.err(path + ("phases", i), f"must be a phase id (got {pid!r})")
+                    complete = False
+                    continue
                 if pid not in phases and pid in getattr(self, "defined_phases", ()):
                     complete = False    # the phase itself is broken and reported already
                     continue
@@ -286,39 +298,33 @@ class _Validator:
                     self.err(path + ("phases", i), f"unknown phase {pid!r}")
                 else:
                     roles.append(phases[pid].role)
-            if len(set(seq)) != len(seq):
+            if all(isinstance(p, str) for p in seq) and len(set(seq)) != len(seq):
                 self.err(path + ("phases",), "a phase may appear only once per condition (data files are per phase)")
             if complete:
                 self._check_order(path, roles)
             yoked = spec.get("yoked_to")
-            if yoked is not None and (yoked not in conds or yoked == name):
+            if yoked is not None and (not isinstance(yoked, str) or yoked not in conds or yoked == name):
                 self.err(path + ("yoked_to",), f"must name another condition (got {yoked!r})")
-            out[name] = Condition(name, kind, spec.get("description", "") or "", tuple(seq), yoked)
+                yoked = None
+            description = spec.get("description") or ""
+            if not isinstance(description, str):
+                self.err(path + ("description",), "must be text")
+                description = ""
+            out[name] = Condition(name, kind, description, tuple(p for p in seq if isinstance(p, str)), yoked)
         if not out and not self.problems:
             self.err(("conditions",), "needs at least one condition")
         self._check_noise(out, phases)
         return out
 
     def _check_noise(self, conds: dict[str, Condition], phases: dict[str, Phase]) -> None:
-        """Lab dose limit per condition, and yoked noise phases that have something to replay."""
+        """Yoked noise phases that have something to replay, and the lab dose limit per
+        condition, where a yoked phase's worst case is its partner's longest burst."""
         from experiment.noise import dose, lab_limits
-        limits = None
+        replays: dict[str, Phase] = {}          # yoked phase id -> the escapable phase it replays
         for name, cond in conds.items():
-            path = ("conditions", name)
-            exposures = []
-            for pid in cond.phases:
-                ph = phases.get(pid)
-                if ph is not None and hasattr(TASKS[ph.task], "exposure"):
-                    exposures += TASKS[ph.task].exposure(ph.params)
-            if exposures:
-                limits = limits or lab_limits()
-                worst = dose(exposures)
-                if worst > limits.max_session_dose:
-                    self.err(path + ("phases",), f"worst-case noise dose {100 * worst:.1f}% of the NIOSH daily dose "
-                                                 f"exceeds the lab limit of {100 * limits.max_session_dose:g}% "
-                                                 "per session; use fewer or shorter bursts or a lower level")
             partner = conds.get(cond.yoked_to) if cond.yoked_to else None
-            for i, pid in enumerate(cond.phases):
+            path = ("conditions", name)
+            for pid in cond.phases:
                 ph = phases.get(pid)
                 if ph is None or ph.task != "noise_escape" or ph.params["mode"] == "escapable" or partner is None:
                     continue
@@ -343,6 +349,30 @@ class _Validator:
                 elif src.params["n_trials"] != ph.params["n_trials"]:
                     self.err(("phases", pid, "n_trials"), f"must equal the replayed phase {target!r} "
                                                           f"({src.params['n_trials']} trials) (got {ph.params['n_trials']})")
+                else:
+                    replays[pid] = src
+        limits = None
+        for name, cond in conds.items():
+            exposures = []
+            for pid in cond.phases:
+                ph = phases.get(pid)
+                if ph is None or not hasattr(TASKS[ph.task], "exposure"):
+                    continue
+                exposures += TASKS[ph.task].exposure(ph.params)
+                if pid in replays:     # the replay may be as long as the partner's longest burst
+                    level = ph.params["noise_level"]
+                    own = sum(seconds for _, seconds in TASKS[ph.task].exposure(ph.params))
+                    partner = sum(seconds for _, seconds in TASKS["noise_escape"].exposure(replays[pid].params))
+                    if partner > own:
+                        exposures.append((level, partner - own))
+            if exposures:
+                limits = limits or lab_limits()
+                worst = dose(exposures)
+                if worst > limits.max_session_dose:
+                    self.err(("conditions", name, "phases"),
+                             f"worst-case noise dose {100 * worst:.1f}% of the NIOSH daily dose exceeds the lab "
+                             f"limit of {100 * limits.max_session_dose:g}% per session; use fewer or shorter "
+                             "bursts or a lower level")
 
     def _check_order(self, path: tuple, roles: list[str]) -> None:
         if "test" in roles and "training" in roles:

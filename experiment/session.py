@@ -142,7 +142,8 @@ def _prepare_noise(prepared: Prepared) -> None:
             if phase not in replays:
                 continue
             partner = read_partner(prepared.study, req.yoked_to, cond.yoked_to,
-                                   partner_phase_id(proto, req.condition, phase), len(trials))
+                                   partner_phase_id(proto, req.condition, phase), len(trials),
+                                   pilot_ok=bool(req.simulate or req.pilot))
             new = apply_yoke(trials, partner)
             prepared.schedule[i] = (phase, new, sum(t["iti"] + t["noise_duration"] for t in new))
             yoke["phases"][phase.id] = {k: v for k, v in partner.items() if k != "trials"}
@@ -286,16 +287,20 @@ class Session:
     def run(self) -> int:
         datafile.ensure_dataset_files(self.p.study, self.proto.title)
         os.makedirs(self.dir.parent, exist_ok=True)
-        os.mkdir(self.dir)      # fails if a concurrent run took this number: never share a folder
+        try:
+            os.mkdir(self.dir)      # fails if a concurrent run took this number: never share a folder
+        except FileExistsError:
+            raise BadInput(f"sub-{self.label} ses-{self.p.session} was just started by another lhlab process; "
+                           "nothing was written by this one") from None
         self._start_record()
         self._save()
-        datafile.upsert_participant(self.p.study, self.record)
+        self._update_participants()
         self.progress.context = {"participant": self.label, "session": self.p.session}
-        self.progress("session_start", condition=self.req.condition, study=self.proto.study_id,
-                      data=str(self.dir), phases=[ph.id for ph, _, _ in self.p.schedule],
-                      expected_s=round(sum(e for _, _, e in self.p.schedule)))
         status, reason = "complete", "all phases done"
         try:
+            self.progress("session_start", condition=self.req.condition, study=self.proto.study_id,
+                          data=str(self.dir), phases=[ph.id for ph, _, _ in self.p.schedule],
+                          expected_s=round(sum(e for _, _, e in self.p.schedule)))
             main = [s for s in self.p.schedule if s[0].id != self.proto.repair_phase]
             for index, (phase, trials, _) in enumerate(main):
                 self._run_phase(index, phase, trials)
@@ -319,11 +324,21 @@ class Session:
         self.record.update(status=status, ended=now_iso(),
                            exit={"status": status, "reason": reason, "code": EXIT_FOR_STATUS[status]})
         self._save()
-        datafile.upsert_participant(self.p.study, self.record)
+        self._update_participants()
         self.progress("session_end", status=status, reason=reason)
         if show_goodbye:
             self._goodbye()
         return EXIT_FOR_STATUS[status]
+
+    def _update_participants(self) -> None:
+        """participants.tsv is a summary that `lhlab status` can rebuild at any time: a problem
+        with it (e.g. a copy edited in a spreadsheet) is recorded, never allowed to stop a session."""
+        try:
+            datafile.upsert_participant(self.p.study, self.record)
+        except Exception as e:  # noqa: BLE001 - see docstring
+            self.record.setdefault("warnings", []).append(
+                f"participants.tsv not updated ({type(e).__name__}: {e}); run `lhlab status` to rebuild it")
+            self._save()
 
     def _phase_record(self, index: int) -> dict:
         return self.record["phases"][index]
@@ -398,6 +413,9 @@ class Session:
             self._debrief()
             return True
         except SessionEnded:
+            return False
+        except Exception as e:  # noqa: BLE001 - the withdrawal stands; say why the debriefing stopped
+            self.record["debriefing_problem"] = f"{type(e).__name__}: {e}"
             return False
 
     def _goodbye(self) -> None:

@@ -32,13 +32,18 @@ def load_with_lines(path: Path) -> tuple[object, dict[tuple, int]]:
         raise YamlProblem(mark.line + 1 if mark else 1, f"YAML syntax: {e.problem or e}{where}") from None
     except yaml.YAMLError as e:
         raise YamlProblem(1, f"YAML syntax: {e}") from None
+    except RecursionError:
+        raise YamlProblem(1, "nested too deeply (or a recursive anchor): protocols are a few levels deep") from None
     finally:
         loader.dispose()
     if node is None:
         raise YamlProblem(1, "the file is empty")
     lines: dict[tuple, int] = {}
     constructor = yaml.SafeLoader("")
-    data = _build(node, (), lines, constructor)
+    try:
+        data = _build(node, (), lines, constructor)
+    except RecursionError:
+        raise YamlProblem(1, "nested too deeply (or a recursive anchor): protocols are a few levels deep") from None
     return data, lines
 
 

@@ -164,3 +164,40 @@ def test_plan_cli_prints_schedule_and_duration():
     assert "test (anagram, test): 20 trials" in out.stdout and "Expected duration" in out.stdout
     bad = run_lhlab("plan", "protocols/unsolvable-anagrams.yaml", "--condition", "nope", check_rc=2)
     assert "choose one of: solvable, unsolvable, notraining" in bad.stderr
+
+
+HOSTILE = [
+    ("NaN time", ("time_limit: 20", "time_limit: .nan"), "phases.train.time_limit", "finite number"),
+    ("infinite time", ("time_limit: 20", "time_limit: .inf"), "phases.train.time_limit", "finite number"),
+    ("absurd trial count", ("n_trials: 5\n    unsolvable", "n_trials: 1000000000\n    unsolvable"),
+     "phases.train.n_trials", "at most 10000"),
+    ("task is a list", ("task: rating", "task: [rating]"), "phases.check.task", "unknown task"),
+    ("phase entry is a mapping", ("phases: [check, test]", "phases: [{a: 1}, test]"), "conditions.b.phases.0",
+     "must be a phase id"),
+    ("yoked_to is a list", ("kind: control", "kind: control\n    yoked_to: [a]"), "conditions.b.yoked_to",
+     "must name another condition"),
+    ("question id is a list", ("id: control, text", "id: [a], text"), "phases.check.questions.0.id", "letters and digits"),
+    ("withdraw is a letter", ("schema_version: 1", "schema_version: 1\nkeys: {withdraw: a}"), "keys.withdraw",
+     "participants answer with"),
+    ("withdraw is continue", ("schema_version: 1", "schema_version: 1\nkeys: {continue: f12}"), "keys.withdraw",
+     "participants answer with"),
+    ("abort on an arrow", ("schema_version: 1", "schema_version: 1\nkeys: {abort: left}"), "keys.abort",
+     "participants answer with"),
+]
+
+
+@pytest.mark.parametrize("case", HOSTILE, ids=[c[0] for c in HOSTILE])
+def test_hostile_values_are_refused_cleanly(tmp_path, case):
+    _, (old, new), field, message = case
+    assert old in BASE
+    path = _write(tmp_path, BASE.replace(old, new, 1))
+    out = run_lhlab("validate", path, check_rc=2)
+    assert "Traceback" not in out.stderr
+    assert f": {field}: " in out.stderr and message in out.stderr, out.stderr
+
+
+def test_deeply_nested_yaml_is_refused(tmp_path):
+    path = tmp_path / "deep.yaml"
+    path.write_text("schema_version: 1\nstudy: " + "[" * 3000 + "]" * 3000 + "\n")
+    out = run_lhlab("validate", path, check_rc=2)
+    assert "Traceback" not in out.stderr and "nested too deeply" in out.stderr

@@ -183,3 +183,30 @@ def test_torn_last_row_is_reported_not_used(tmp_path):
     rows, problems = datafile.read_trials(tmp_path / "x_beh.tsv")
     assert rows == [{"trial": "1", "response": "house"}]
     assert len(problems) == 1 and "torn last row" in problems[0]
+
+
+def test_spreadsheet_edited_participants_tsv_does_not_stop_a_session(tmp_path):
+    sim(tmp_path, "p1", "solvable", "--seed", "1")
+    tsv = tmp_path / "unsolvable-anagrams" / "participants.tsv"
+    tsv.write_bytes(b"\xef\xbb\xbf" + tsv.read_bytes().replace(b"\n", b"\r\n"))   # BOM + CRLF, as a spreadsheet saves
+    sim(tmp_path, "p2", "unsolvable", "--seed", "2")
+    with open(tsv, newline="", encoding="utf-8-sig") as f:
+        ids = [r["participant_id"] for r in csv.DictReader(f, delimiter="\t")]
+    assert ids == ["sub-p1", "sub-p2"]
+
+
+def test_unreadable_session_record_is_reported_not_a_traceback(tmp_path):
+    sim(tmp_path, "p1", "solvable", "--seed", "1")
+    study = tmp_path / "unsolvable-anagrams"
+    datafile.session_json_path(study, "p1", 1).write_bytes(b"\x00\xff\xfe")
+    out = run_lhlab("status", study, check_rc=0)
+    assert "sub-p1\tses-1" in out.stdout and "crashed" in out.stdout and "Traceback" not in out.stderr
+
+
+def test_simulate_refuses_a_folder_with_real_sessions(tmp_path):
+    study = tmp_path / "unsolvable-anagrams" / "sub-r1" / "ses-1"
+    study.mkdir(parents=True)
+    (study / "sub-r1_ses-1_session.json").write_text(json.dumps(
+        {"participant": "r1", "session": 1, "condition": "solvable", "status": "complete", "pilot": False}))
+    out = run_lhlab("simulate", PROTO, "--participants", "2", "--data-dir", tmp_path, check_rc=2)
+    assert "real participants' sessions" in out.stderr and not (tmp_path / "unsolvable-anagrams" / "sub-P001").exists()

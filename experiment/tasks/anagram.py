@@ -127,6 +127,10 @@ class Anagram(Task):
                                                        f"the pattern {'-'.join(map(str, pattern))}"))
                     break
         for it in solvable:
+            if it["letters"] == it["solution"]:
+                problems.append(Problem("items", f"item {it['item_id']}: the letters already spell the solution "
+                                                 f"{it['solution']!r}; scramble them"))
+                break
             if sorted(it["letters"]) != sorted(it["solution"]):
                 problems.append(Problem("items", f"item {it['item_id']}: letters {it['letters']!r} do not spell "
                                                  f"the solution {it['solution']!r}"))

@@ -7,12 +7,15 @@ one declaration, so they cannot drift apart (STYLE.md, 1).
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar
 
 REQUIRED = object()
+MAX_COUNT = 10_000          # trials, problems, presses: a bound so a typo cannot plan forever
+MAX_SECONDS = 86_400.0      # any time or level in a protocol; NaN and infinity are refused too
 
 LABEL_RE = re.compile(r"^[A-Za-z0-9]+$")
 
@@ -122,9 +125,13 @@ def check_value(p: Param, value: Any, base_dir: Path) -> str | None:
     if k in ("int",):
         if isinstance(value, bool) or not isinstance(value, int):
             return f"must be a whole number (got {value!r})"
+        if abs(value) > MAX_COUNT:
+            return f"must be at most {MAX_COUNT} (got {value!r}); no session runs that many"
     elif k == "number":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return f"must be a number (got {value!r})"
+        if not math.isfinite(value) or abs(value) > MAX_SECONDS:
+            return f"must be a finite number up to {MAX_SECONDS:g} (got {value!r})"
     elif k == "bool":
         if not isinstance(value, bool):
             return f"must be true or false (got {value!r})"
@@ -149,7 +156,7 @@ def check_value(p: Param, value: Any, base_dir: Path) -> str | None:
     elif k == "pattern":
         if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
             return f"must be a list of letter positions such as [3, 4, 2, 5, 1] (got {value!r})"
-        if sorted(value) != list(range(1, len(value) + 1)):
+        if not value or sorted(value) != list(range(1, len(value) + 1)):
             return f"must be a permutation of 1..{len(value)} (got {value!r})"
     elif k == "questions":
         return None    # checked by the task, which knows the fields

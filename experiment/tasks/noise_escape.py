@@ -235,8 +235,10 @@ def yoked_phases(proto, condition: str) -> list:
             if proto.phases[pid].task == "noise_escape" and proto.phases[pid].params["mode"] != "escapable"]
 
 
-def read_partner(study: Path, partner: str, partner_condition: str, phase_id: str, n_trials: int) -> dict:
-    """The partner's recorded intervals and durations; BadInput when missing or incomplete."""
+def read_partner(study: Path, partner: str, partner_condition: str, phase_id: str, n_trials: int,
+                 pilot_ok: bool = True) -> dict:
+    """The partner's recorded intervals and durations; BadInput when missing or incomplete.
+    With pilot_ok False (a real participant) a pilot or simulated partner session is refused."""
     sessions = datafile.sessions_of(study, partner)
     if not sessions:
         raise BadInput(f"--yoked-to {partner}: sub-{partner} has no session in {study}; run the partner "
@@ -247,6 +249,9 @@ def read_partner(study: Path, partner: str, partner_condition: str, phase_id: st
             rec = datafile.read_session(path)
         except (OSError, ValueError) as e:
             reasons.append(f"ses-{n}: unreadable session record ({e})")
+            continue
+        if not pilot_ok and (rec.get("pilot") or rec.get("simulated")):
+            reasons.append(f"ses-{n} is pilot/simulated data; a real participant is yoked to real data only")
             continue
         if rec.get("condition") != partner_condition:
             reasons.append(f"ses-{n} was condition {rec.get('condition')!r}, not {partner_condition!r}")

@@ -50,7 +50,8 @@ class Rating(Task):
                 problems.append(Problem(f"{where}.id", "must be letters and digits only"))
             elif qid in seen:
                 problems.append(Problem(f"{where}.id", f"duplicate question id {qid!r}"))
-            seen.add(qid)
+            else:
+                seen.add(qid)
             if not isinstance(q.get("text"), str) or not q.get("text", "").strip():
                 problems.append(Problem(f"{where}.text", "is required: the question shown to the participant"))
             low, high = q.get("low"), q.get("high")
@@ -58,6 +59,9 @@ class Rating(Task):
                 problems.append(Problem(f"{where}.low", "low and high must be whole numbers"))
             elif low >= high:
                 problems.append(Problem(f"{where}.high", f"must be > low ({low}) (got {high})"))
+            elif high - low > 100:
+                problems.append(Problem(f"{where}.high", f"a scale of more than 101 points cannot be answered "
+                                                         f"with arrow keys (got {low}..{high})"))
             elif "start" in q and not (isinstance(q["start"], int) and low <= q["start"] <= high):
                 problems.append(Problem(f"{where}.start", f"must be a whole number from {low} to {high}"))
             for k in ("low_label", "high_label"):
