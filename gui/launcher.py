@@ -55,6 +55,9 @@ def list_protocols(folder: Path) -> list[tuple[Path, object | None, list[str]]]:
             out.append((path, None, list(e.problems)))
         except (BadInput, OSError) as e:
             out.append((path, None, [f"{path}: {e}"]))
+        except Exception as e:  # noqa: BLE001 - one broken file must not keep the launcher from opening
+            out.append((path, None, [f"{path}: cannot be read ({type(e).__name__}: {e}); "
+                                     f"run `lhlab validate {path}`"]))
     return out
 
 
