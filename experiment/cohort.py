@@ -92,8 +92,9 @@ def simulate(protocol, data_dir: Path, n: int, seed: int, profile: str = "defaul
     from experiment.registry import Registry
     stop = stop or threading.Event()
     study = datafile.study_dir(Path(data_dir), protocol.study_id)
-    real = [r for r in datafile.all_sessions(study) if not (r.get("pilot") or r.get("simulated"))] \
-        if study.exists() else []
+    # A folder without its record yet is a session starting right now (e.g. another simulate).
+    real = [r for r in datafile.all_sessions(study)
+            if "problem" not in r and not (r.get("pilot") or r.get("simulated"))] if study.exists() else []
     if real:
         raise BadInput(f"{study} holds real participants' sessions (e.g. sub-{real[0].get('participant')}); "
                        "simulated participants would take their balanced slots and partners: "
