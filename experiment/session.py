@@ -78,8 +78,8 @@ def prepare(req: SessionRequest) -> Prepared:
     if req.condition not in proto.conditions:
         raise BadInput(f"--condition: {req.condition!r} is not a condition of {proto.path}; "
                        f"choose one of: {', '.join(proto.conditions)}")
-    if req.speed <= 0:
-        raise BadInput(f"--speed must be > 0 (got {req.speed})")
+    if not (0 < req.speed < 1000):
+        raise BadInput(f"--speed must be a number above 0 and below 1000 (got {req.speed})")
     if req.speed != 1 and not req.simulate:
         raise BadInput("--speed only applies to simulated participants (--simulate)")
     study = datafile.study_dir(req.data_dir, proto.study_id)
