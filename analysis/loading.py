@@ -109,8 +109,9 @@ def load_study(study_dir: Path | str, session_rule: str = "first", progress: Pro
     """Read every session of `study_dir`.
 
     session_rule: which session of a participant the measures come from. ``first`` (default):
-    the first session, whatever its status (a participant whose first session broke off is then
-    excluded as incomplete rather than analysed on a repeat run); ``first-complete``: the first
+    the first session that got past its first phase, whatever its status (a participant whose
+    first session broke off later is then excluded as incomplete rather than analysed on a
+    repeat run); ``first-complete``: the first
     session whose status is complete (else the last one).
     Raises BadInput for a folder that is not a study or holds no sessions.
     """
@@ -259,7 +260,13 @@ def _participants(study: Path, sessions: pd.DataFrame, rule: str, problems: _Pro
         return pd.DataFrame(columns=SESSION_COLUMNS + ["n_sessions"]), notes
     counts = sessions.groupby("participant_id", sort=False)["session"].transform("size")
     if rule == "first":
-        chosen = sessions.groupby("participant_id", sort=False).head(1)
+        # A session that ended before its first phase was done (e.g. stopped on the welcome
+        # page) holds no data: the participant's first session is the next one.
+        done_any = sessions["phases_completed"].fillna("").astype(str).str.len() > 0
+        started = sessions[done_any | (sessions["session_status"] == "complete")]
+        first = started.groupby("participant_id", sort=False).head(1)
+        rest = sessions[~sessions["participant_id"].isin(first["participant_id"])]
+        chosen = pd.concat([first, rest.groupby("participant_id", sort=False).head(1)])
     else:
         complete = sessions[sessions["session_status"] == "complete"].groupby("participant_id").head(1)
         rest = sessions[~sessions["participant_id"].isin(complete["participant_id"])]

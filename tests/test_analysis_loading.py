@@ -265,3 +265,32 @@ def test_a_file_with_its_columns_in_another_order_is_read_by_name(study):
     df.loc[0, "participant_id"] = "sub-someoneelse"
     df[list(reversed(df.columns))].to_csv(path, sep="\t", index=False, lineterminator="\n")
     assert "do not belong" in problems_for(load_study(study), path.name)["problem"].iloc[0]
+
+
+def test_a_first_session_stopped_before_any_phase_does_not_count(tmp_path):
+    """Stopped on the welcome page, re-run as ses-2: the analysis uses ses-2 (session rule 'first')."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+    from analysis.loading import load_study
+    from experiment import datafile
+    repo = Path(__file__).resolve().parents[1]
+    run = [sys.executable, "-m", "experiment.cli", "run", "protocols/demo.yaml", "--participant", "a1",
+           "--condition", "solvable", "--data-dir", str(tmp_path), "--simulate", "default"]
+    subprocess.run(run + ["--seed", "1"], cwd=repo, check=True, capture_output=True)
+    study = tmp_path / "demo"
+    path = datafile.session_json_path(study, "a1", 1)
+    rec = json.loads(path.read_text())
+    for phase in rec["phases"]:            # as if aborted on the welcome page
+        phase.update(status="pending", trials=0)
+        if phase["file"]:
+            (study / phase["file"]).unlink()
+            (study / phase["file"]).with_suffix(".json").unlink()
+            phase["file"] = None
+    rec["status"] = "aborted"
+    path.write_text(json.dumps(rec))
+    shutil.rmtree(study / "sub-a1" / "ses-1" / "beh")
+    subprocess.run(run + ["--seed", "2", "--session", "2"], cwd=repo, check=True, capture_output=True)
+    parts = load_study(study).participants
+    assert parts.loc[parts["participant_id"] == "sub-a1", "session"].tolist() == [2]
