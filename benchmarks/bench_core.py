@@ -31,22 +31,16 @@ def pct(values, q):
 
 
 def bench_simulation(n: int = 200) -> None:
-    import threading as th
-    from experiment.cli import vocabulary
     from experiment.protocol import load_protocol
-    from experiment.session import Session, SessionRequest, participant_rng, prepare
-    from experiment.simulated import SimulatedParticipant, data_only_devices, parse_profile
+    from experiment.session import SessionRequest, prepare, run_data_only
     proto = load_protocol(REPO / "protocols/unsolvable-anagrams.yaml")
-    vocab = vocabulary(proto)
     conds = list(proto.conditions)
     with tempfile.TemporaryDirectory() as d:
         times = []
         for i in range(n):
             t = time.perf_counter()
             req = SessionRequest(proto, f"s{i}", conds[i % 3], Path(d), seed=i, simulate="default")
-            prep = prepare(req)
-            part = SimulatedParticipant(parse_profile("default"), participant_rng(prep.seed), vocab, proto.keys)
-            Session(prep, data_only_devices(part, proto.keys), th.Event(), None).run()
+            run_data_only(prepare(req))
             times.append(time.perf_counter() - t)
     print(f"data-only simulation, in process ({n} participants, growing study folder):")
     print(f"  per participant: median {statistics.median(times) * 1000:.1f} ms, p95 {pct(times, 95) * 1000:.1f} ms "

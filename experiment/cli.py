@@ -162,29 +162,16 @@ def cmd_run(args) -> int:
 
 def _open_devices(args, prepared, stop):
     """(clock, screen, keyboard, speaker), extra provenance, and a function that closes them."""
-    from experiment.simulated import SimulatedParticipant, data_only_devices, parse_profile
-    from experiment.session import participant_rng
+    from experiment.simulated import data_only_devices, participant_for
     proto = prepared.request.protocol
     participant = None
     if args.simulate:
-        profile = parse_profile(args.simulate)
-        participant = SimulatedParticipant(profile, participant_rng(prepared.seed), vocabulary(proto), proto.keys)
+        participant = participant_for(prepared)
         if args.mode == "data-only":
             return data_only_devices(participant, proto.keys, stop), {}, lambda: None
     from experiment import psychopy_devices    # the only import of PsychoPy, and only here
     return psychopy_devices.open_devices(proto.keys, stop, windowed=args.windowed, screen=args.screen,
                                          participant=participant, speed=args.speed, audio=prepared.audio)
-
-
-def vocabulary(proto) -> set[str]:
-    """The words a simulated participant 'knows': every solution in the protocol's stimulus files."""
-    from experiment.tasks.anagram import read_items
-    words = set()
-    for ph in proto.phases.values():
-        if ph.task == "anagram":
-            items, _ = read_items(proto.base_dir / ph.params["items"])
-            words.update(i["solution"] for i in items if i["solvable"])
-    return words
 
 
 def cmd_tasks(args) -> int:

@@ -104,15 +104,11 @@ def simulate(protocol, data_dir: Path, n: int, seed: int, profile: str = "defaul
         if reg.seed != seed and out is not None:
             print(f"note: {study} was created with block seed {reg.seed}; assignment continues that sequence, "
                   f"--seed {seed} seeds the sessions", file=sys.stderr)
-        words = None
         for _ in range(n):
             if stop.is_set():
                 break
             p = reg.add_participant(protocol)
-            if words is None:
-                from experiment.cli import vocabulary
-                words = vocabulary(protocol)
-            outcome = _run_one(protocol, Path(data_dir), p, seed, profile, stop, words)
+            outcome = _run_one(protocol, Path(data_dir), p, seed, profile, stop)
             outcomes.append(outcome)
             if out is not None:
                 partner = f"  yoked to {outcome.yoked_to}" if outcome.yoked_to else ""
@@ -123,10 +119,8 @@ def simulate(protocol, data_dir: Path, n: int, seed: int, profile: str = "defaul
     return outcomes
 
 
-def _run_one(protocol, data_dir: Path, p, seed: int, profile: str, stop: threading.Event,
-             words: set[str]) -> Outcome:
-    from experiment.session import EXIT_FOR_STATUS, Session, SessionRequest, participant_rng, prepare
-    from experiment.simulated import SimulatedParticipant, data_only_devices, parse_profile
+def _run_one(protocol, data_dir: Path, p, seed: int, profile: str, stop: threading.Event) -> Outcome:
+    from experiment.session import EXIT_FOR_STATUS, SessionRequest, prepare, run_data_only
     req = SessionRequest(protocol=protocol, participant=p.label, condition=p.condition, data_dir=data_dir,
                          seed=session_seed(seed, p.label), simulate=profile, mode="data-only",
                          yoked_to=p.yoked_to, pilot=True)
@@ -134,13 +128,10 @@ def _run_one(protocol, data_dir: Path, p, seed: int, profile: str, stop: threadi
         prepared = prepare(req)
     except BadInput as e:
         return Outcome(p.label, p.condition, p.yoked_to, None, "refused", str(e))
-    sim = SimulatedParticipant(parse_profile(profile), participant_rng(prepared.seed), words, protocol.keys)
-    devices = data_only_devices(sim, protocol.keys, stop)
     try:
-        code = Session(prepared, devices, stop, progress_out=None).run()
-    except FileExistsError:
-        return Outcome(p.label, p.condition, p.yoked_to, prepared.session, "refused",
-                       f"sub-{p.label} ses-{prepared.session} was taken by another process")
+        code = run_data_only(prepared, stop)
+    except BadInput as e:          # another process took this session number meanwhile
+        return Outcome(p.label, p.condition, p.yoked_to, prepared.session, "refused", str(e))
     status = {v: k for k, v in EXIT_FOR_STATUS.items()}[code]
     return Outcome(p.label, p.condition, p.yoked_to, prepared.session, status)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from experiment.errors import ProtocolError
 from experiment.tasks import TASKS
-from experiment.tasks.base import LABEL_RE, Problem, check_value
+from experiment.tasks.base import LABEL_RE, check_value
 from experiment.yamlsource import YamlProblem, load_with_lines
 
 SCHEMA_VERSION = 1

@@ -10,7 +10,6 @@ import functools
 import json
 import os
 import platform
-import random
 import re
 import secrets
 import shutil
@@ -21,14 +20,14 @@ import traceback
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import TextIO
 
 from experiment import datafile
 from experiment.errors import (EXIT_ABORTED, EXIT_COMPLETE, EXIT_ERROR, EXIT_WITHDRAWN, Aborted, BadInput,
                                SessionEnded, Withdrawn)
 from experiment.protocol import Phase, Protocol, plan
 from experiment.tasks import TASKS
-from experiment.tasks.base import COMMON_COLUMNS, PhaseContext
+from experiment.tasks.base import PhaseContext
 from experiment.tasks.instructions import show_page
 
 LABEL_RE = re.compile(r"^[A-Za-z0-9]+$")
@@ -455,6 +454,11 @@ def _file_provenance(path: str, mtime_ns: int) -> str:
     return json.dumps(entry)
 
 
-def participant_rng(seed: int) -> random.Random:
-    """The simulated participant's own random stream, separate from the schedule's."""
-    return random.Random(seed * 7919 + 17)
+def run_data_only(prepared: Prepared, stop: threading.Event | None = None,
+                  progress_out: TextIO | None = None) -> int:
+    """A prepared simulated session (`--simulate`, data-only) on the virtual clock, through the
+    same Session and task code as a person's; returns the exit code."""
+    from experiment.simulated import data_only_devices, participant_for
+    stop = stop or threading.Event()
+    keys = prepared.request.protocol.keys
+    return Session(prepared, data_only_devices(participant_for(prepared), keys, stop), stop, progress_out).run()

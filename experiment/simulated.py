@@ -296,6 +296,26 @@ class SimulatedParticipant:
         return KeyPress("return", t)
 
 
+def protocol_vocabulary(proto) -> set[str]:
+    """The words a simulated participant 'knows': every solution in the protocol's stimulus files."""
+    from experiment.tasks.anagram import read_items
+    words = set()
+    for ph in proto.phases.values():
+        if ph.task == "anagram":
+            items, _ = read_items(proto.base_dir / ph.params["items"])
+            words.update(i["solution"] for i in items if i["solvable"])
+    return words
+
+
+def participant_for(prepared) -> SimulatedParticipant:
+    """The simulated participant of a prepared session (`--simulate PROFILE`), with its own
+    random stream derived from the session seed."""
+    req = prepared.request
+    rng = random.Random(prepared.seed * 7919 + 17)   # separate from the schedule's stream
+    return SimulatedParticipant(parse_profile(req.simulate), rng, protocol_vocabulary(req.protocol),
+                                req.protocol.keys)
+
+
 # -- data-only devices ------------------------------------------------------------------------
 
 class VirtualClock:

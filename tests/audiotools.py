@@ -190,17 +190,13 @@ def run_session(protocol, data_dir: Path, label: str, condition: str, seed: int 
                 yoked_to: str | None = None):
     """One data-only simulated session through the real task code; returns (record, study dir)."""
     from experiment import datafile
-    from experiment.cli import vocabulary
     from experiment.protocol import load_protocol
-    from experiment.session import Session, SessionRequest, participant_rng, prepare
-    from experiment.simulated import SimulatedParticipant, data_only_devices, parse_profile
+    from experiment.session import SessionRequest, prepare, run_data_only
     proto = load_protocol(protocol) if not hasattr(protocol, "phases") else protocol
     req = SessionRequest(protocol=proto, participant=label, condition=condition, data_dir=Path(data_dir), seed=seed,
                          simulate=profile, yoked_to=yoked_to)
     prepared = prepare(req)
-    sim = SimulatedParticipant(parse_profile(profile), participant_rng(seed), vocabulary(proto), proto.keys)
-    stop = threading.Event()
-    Session(prepared, data_only_devices(sim, proto.keys, stop), stop, progress_out=None).run()
+    run_data_only(prepared)
     return datafile.read_session(datafile.session_json_path(prepared.study, label, prepared.session)), prepared.study
 
 
@@ -210,50 +206,3 @@ def read_rows(study: Path, label: str, phase: str, session: int = 1) -> list[dic
     with open(path, newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f, delimiter="\t"))
 
-
-class LiveSession:
-    """`lhlab run` in a child process; its JSON progress events read on a thread."""
-
-    def __init__(self, *args):
-        import json
-        import queue
-        from conftest import LHLAB, REPO
-        self._json = json
-        self.proc = subprocess.Popen([*LHLAB, "run", *map(str, args)], cwd=REPO, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True)
-        self.events: queue.Queue = queue.Queue()
-        self.seen: list[dict] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self):
-        for line in self.proc.stdout:
-            if line.startswith("{"):
-                ev = self._json.loads(line)
-                ev["_received"] = time.time()
-                self.events.put(ev)
-
-    def wait_for(self, event: str, timeout: float = 30, **match) -> dict:
-        import queue
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            try:
-                ev = self.events.get(timeout=max(0.01, deadline - time.time()))
-            except queue.Empty:
-                break
-            self.seen.append(ev)
-            if ev["event"] == event and all(ev.get(k) == v for k, v in match.items()):
-                return ev
-        err = self.proc.stderr.read()[-3000:] if self.proc.poll() is not None else ""
-        raise AssertionError(f"no {event} {match} within {timeout}s; seen {[e['event'] for e in self.seen][-8:]}; "
-                             f"rc={self.proc.poll()} stderr={err}")
-
-    def finish(self, timeout: float = 60) -> int:
-        rc = self.proc.wait(timeout)
-        while not self.events.empty():
-            self.seen.append(self.events.get())
-        return rc
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)

@@ -46,22 +46,14 @@ def run_sessions(data_dir: Path, n_participants: int, profile: str = "default", 
     """Many simulated sessions in this process without the registry (3x faster than
     `lhlab simulate`): conditions in turn, labels p00001..., session seed = seed * 1_000_003 + i.
     For large reference studies and the benchmark; same task code, same files."""
-    import threading
-    from experiment.cli import vocabulary
     from experiment.protocol import load_protocol
-    from experiment.session import Session, SessionRequest, participant_rng, prepare
-    from experiment.simulated import SimulatedParticipant, data_only_devices, parse_profile
+    from experiment.session import SessionRequest, prepare, run_data_only
     proto = load_protocol(protocol)
-    words = vocabulary(proto)
     conditions = list(proto.conditions)
-    prof = parse_profile(profile)
     for i in range(start, start + n_participants):
         req = SessionRequest(protocol=proto, participant=f"p{i:05d}", condition=conditions[i % len(conditions)],
                              data_dir=Path(data_dir), seed=seed * 1_000_003 + i, simulate=profile, mode="data-only")
-        prepared = prepare(req)
-        stop = threading.Event()
-        sim = SimulatedParticipant(prof, participant_rng(prepared.seed), words, proto.keys)
-        Session(prepared, data_only_devices(sim, proto.keys, stop), stop, progress_out=None).run()
+        run_data_only(prepare(req))
     return Path(data_dir) / proto.study_id
 
 

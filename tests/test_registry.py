@@ -10,7 +10,6 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-import threading
 from collections import Counter
 from pathlib import Path
 
@@ -88,15 +87,11 @@ def write_yoked_protocol(folder: Path, study_id: str = "yoketest", block_size: i
 def run_session(proto, data_dir: Path, label: str, condition: str, yoked_to: str | None = None,
                 profile: str = "default", seed: int = 1) -> dict:
     """One real data-only session, as `lhlab run --simulate` would run it; returns its record."""
-    from experiment.cli import vocabulary
-    from experiment.session import Session, SessionRequest, participant_rng, prepare
-    from experiment.simulated import SimulatedParticipant, data_only_devices, parse_profile
+    from experiment.session import SessionRequest, prepare, run_data_only
     req = SessionRequest(protocol=proto, participant=label, condition=condition, data_dir=data_dir, seed=seed,
                          simulate=profile, yoked_to=yoked_to)
     prepared = prepare(req)
-    sim = SimulatedParticipant(parse_profile(profile), participant_rng(seed), vocabulary(proto), proto.keys)
-    stop = threading.Event()
-    Session(prepared, data_only_devices(sim, proto.keys, stop), stop, progress_out=None).run()
+    run_data_only(prepared)
     return datafile.read_session(datafile.session_json_path(prepared.study, label, prepared.session))
 
 

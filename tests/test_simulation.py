@@ -4,17 +4,15 @@ a deficit whose size follows the profile's helplessness_effect."""
 from __future__ import annotations
 
 import statistics
-import threading
 from pathlib import Path
 
 import pytest
 
 from experiment import datafile
-from experiment.cli import vocabulary
 from experiment.errors import BadInput
 from experiment.protocol import load_protocol
-from experiment.session import Session, SessionRequest, participant_rng, prepare
-from experiment.simulated import SimulatedParticipant, data_only_devices, parse_profile
+from experiment.session import SessionRequest, prepare, run_data_only
+from experiment.simulated import parse_profile
 
 REPO = Path(__file__).resolve().parent.parent
 PROTO = load_protocol(REPO / "protocols/unsolvable-anagrams.yaml")
@@ -22,13 +20,11 @@ PROTO = load_protocol(REPO / "protocols/unsolvable-anagrams.yaml")
 
 def cohort(tmp: Path, profile: str, n: int) -> dict[str, list[float]]:
     """Mean test latency (failures at the limit) per participant, by condition."""
-    vocab = vocabulary(PROTO)
     out: dict[str, list[float]] = {"solvable": [], "unsolvable": []}
     for i in range(2 * n):
         cond = ("solvable", "unsolvable")[i % 2]
         prep = prepare(SessionRequest(PROTO, f"s{i}", cond, tmp, seed=1000 + i, simulate=profile))
-        part = SimulatedParticipant(parse_profile(profile), participant_rng(prep.seed), vocab, PROTO.keys)
-        assert Session(prep, data_only_devices(part, PROTO.keys), threading.Event(), None).run() == 0
+        assert run_data_only(prep) == 0
         rows, problems = datafile.read_trials(datafile.beh_path(prep.study, f"s{i}", 1, "test"))
         assert not problems and len(rows) == 20
         out[cond].append(statistics.mean(float(r["latency_scored"]) for r in rows))

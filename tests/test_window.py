@@ -5,54 +5,16 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import queue
-import subprocess
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import ARTIFACTS, LHLAB, REPO, run_lhlab
+from conftest import ARTIFACTS, run_lhlab
+from live import LiveSession
 
 pytestmark = pytest.mark.window
-
-
-class LiveSession:
-    """`lhlab run` in a child process, its progress events read on a thread."""
-
-    def __init__(self, *args):
-        self.proc = subprocess.Popen([*LHLAB, "run", *map(str, args)], cwd=REPO, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True)
-        self.events: queue.Queue = queue.Queue()
-        self.seen: list[dict] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self):
-        for line in self.proc.stdout:
-            if line.startswith("{"):
-                self.events.put(json.loads(line))
-
-    def wait_for(self, event: str, timeout: float = 30, **match) -> dict:
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            try:
-                ev = self.events.get(timeout=max(0.01, deadline - time.time()))
-            except queue.Empty:
-                break
-            self.seen.append(ev)
-            if ev["event"] == event and all(ev.get(k) == v for k, v in match.items()):
-                return ev
-        raise AssertionError(f"no {event} {match} within {timeout}s; seen: {[e['event'] for e in self.seen][-10:]}; "
-                             f"rc={self.proc.poll()} stderr={self.proc.stderr.read()[-2000:] if self.proc.poll() is not None else ''}")
-
-    def finish(self, timeout: float = 60) -> int:
-        rc = self.proc.wait(timeout)
-        while not self.events.empty():
-            self.seen.append(self.events.get())
-        return rc
 
 
 def _plan(condition: str, seed: int) -> dict:

@@ -13,7 +13,7 @@ import functools
 from dataclasses import replace
 from pathlib import Path
 
-from experiment.devices import KeyPress, TextEntry, View
+from experiment.devices import KeyPress, View
 from experiment.tasks.base import COMMON_COLUMNS, Column, Param, Problem, Task
 
 ITEM_COLUMNS = ["item_id", "letters", "solution", "solvable"]
