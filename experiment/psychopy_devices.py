@@ -311,36 +311,22 @@ def wait_response_polling(d: Display, matcher, until, on_complete=None, since=No
     """Poll the keyboard queue in a tight loop (no flips) until `matcher` completes or `until`;
     `on_complete(press)` runs right after the poll that saw the completing key."""
     resp = Response(None)
-    frame = d.frame_period
     next_pump = 0.0
     rushed = core.rush(True)          # real-time scheduling while we wait (needs the permission; else no-op)
     try:
-        return _poll_loop(d, matcher, until, on_complete, since, resp, frame, next_pump)
+        while True:
+            if _take_keys(d, matcher, resp, on_complete, since):
+                return resp
+            now = d.now()
+            if now >= until:
+                return resp
+            if now >= next_pump:
+                d.pump()
+                next_pump = now + d.frame_period
+            time.sleep(POLL_INTERVAL)
     finally:
         if rushed:
             core.rush(False)
-
-
-def _poll_loop(d, matcher, until, on_complete, since, resp, frame, next_pump) -> Response:
-    while True:
-        for k in d.poll():
-            if since is not None and k.t < since:
-                continue
-            resp.presses.append(k)
-            if k.key in matcher.key_set and resp.first is None:
-                resp.first = k
-            if matcher.feed(k):
-                if on_complete is not None:
-                    on_complete(k)
-                resp.done = k
-                return resp
-        now = d.now()
-        if now >= until:
-            return resp
-        if now >= next_pump:
-            d.pump()
-            next_pump = now + frame
-        time.sleep(POLL_INTERVAL)
 
 
 def wait_response_per_frame(d: Display, matcher, until, on_complete=None, since=None) -> Response:
@@ -349,17 +335,25 @@ def wait_response_per_frame(d: Display, matcher, until, on_complete=None, since=
     resp = Response(None)
     while d.now() < until:
         d.flip()
-        for k in d.poll():
-            if since is not None and k.t < since:
-                continue
-            resp.presses.append(k)
-            if k.key in matcher.key_set and resp.first is None:
-                resp.first = k
-            if matcher.feed(k):
-                if on_complete is not None:
-                    on_complete(k)
-                resp.done = k
-                return resp
+        if _take_keys(d, matcher, resp, on_complete, since):
+            return resp
+    return resp
+
+
+def _take_keys(d: Display, matcher, resp: Response, on_complete, since) -> bool:
+    """Feed the new presses to `matcher`; True (with resp.done set) once the response is complete."""
+    for k in d.poll():
+        if since is not None and k.t < since:
+            continue
+        resp.presses.append(k)
+        if k.key in matcher.key_set and resp.first is None:
+            resp.first = k
+        if matcher.feed(k):
+            if on_complete is not None:
+                on_complete(k)
+            resp.done = k
+            return True
+    return False
     return resp
 
 

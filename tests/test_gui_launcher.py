@@ -16,11 +16,12 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-from PyQt6.QtCore import QSettings, Qt, QTimer  # noqa: E402
+from PyQt6.QtCore import QSettings, Qt  # noqa: E402
 
 from conftest import REPO, run_lhlab  # noqa: E402
 from gui.dialogs import NewParticipantDialog, NewParticipantRequest  # noqa: E402
 from gui.launcher import EMPTY_STUDY, LauncherWindow  # noqa: E402
+from gapmeter import GapMeter  # noqa: E402
 
 
 class RecordingDialogs:
@@ -63,22 +64,6 @@ class RecordingDialogs:
 
     def last(self, kind: str) -> tuple:
         return [s for s in self.shown if s[0] == kind][-1]
-
-
-class GapMeter:
-    """Longest time the event loop went without running a 10 ms timer (a frozen window shows here)."""
-
-    def __init__(self):
-        self.last, self.max_gap = time.monotonic(), 0.0
-        self.timer = QTimer()
-        self.timer.setInterval(10)
-        self.timer.timeout.connect(self._tick)
-        self.timer.start()
-
-    def _tick(self):
-        now = time.monotonic()
-        self.max_gap = max(self.max_gap, now - self.last)
-        self.last = now
 
 
 def protocols_copy(tmp_path: Path) -> Path:

@@ -13,10 +13,9 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-from PyQt6.QtCore import QTimer  # noqa: E402
-
 from gui.progress import LiveProgress, describe, format_duration, parse_line, status_for_exit  # noqa: E402
 from gui.session_runner import SessionRunner  # noqa: E402
+from gapmeter import GapMeter  # noqa: E402
 
 
 def child(code: str) -> list[str]:
@@ -29,22 +28,6 @@ def emit(event, **kw):
     print(json.dumps({"event": event, "time": time.time(), "elapsed": 0.1, "participant": "P001", "session": 1, **kw}),
           flush=True)
 """
-
-
-class GapMeter:
-    """The longest time the Qt event loop went without running a 10 ms timer."""
-
-    def __init__(self):
-        self.last, self.max_gap = time.monotonic(), 0.0
-        self.timer = QTimer()
-        self.timer.setInterval(10)
-        self.timer.timeout.connect(self._tick)
-        self.timer.start()
-
-    def _tick(self):
-        now = time.monotonic()
-        self.max_gap = max(self.max_gap, now - self.last)
-        self.last = now
 
 
 def test_progress_folds_events():
