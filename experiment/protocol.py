@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from experiment import analysis_plan
 from experiment.errors import ProtocolError
 from experiment.tasks import TASKS
 from experiment.tasks.base import LABEL_RE, check_value
@@ -29,7 +30,7 @@ DEFAULT_TEXTS = {
     "withdrawn": "You have chosen to stop. Thank you for your time. Please read the following.",
     "goodbye": "Thank you! The session is over. Please let the experimenter know.",
 }
-TOP_KEYS = {"schema_version", "study", "keys", "texts", "phases", "conditions", "debriefing"}
+TOP_KEYS = {"schema_version", "study", "keys", "texts", "phases", "conditions", "debriefing", "analysis"}
 STUDY_KEYS = {"id", "title", "description", "reference", "block_size"}
 PHASE_KEYS = {"task", "role", "instructions"}
 CONDITION_KEYS = {"kind", "description", "phases", "yoked_to"}
@@ -180,6 +181,8 @@ class _Validator:
 
         phases = self.all_phases(top.get("phases"), keys)
         conditions = self.conditions(top.get("conditions"), phases)
+        for fld, msg in analysis_plan.problems(top.get("analysis"), phases):
+            self.err(("analysis",) + fld, msg)
 
         block_size = study.get("block_size", 2 * max(1, len(conditions)))
         if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
