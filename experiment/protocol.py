@@ -7,20 +7,19 @@ The whole file is checked before anything runs, and every problem is reported as
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from experiment import analysis_plan
 from experiment.errors import ProtocolError
 from experiment.tasks import TASKS
-from experiment.tasks.base import LABEL_RE, check_value
-from experiment.yamlsource import YamlProblem, load_with_lines
+from experiment.identifiers import check_key, check_study_id, is_label
+from experiment.tasks.base import check_value
+from experiment.yamlsource import YamlProblem, load_with_lines, read_source
 
 SCHEMA_VERSION = 1
 ROLES = ("instructions", "practice", "training", "check", "test", "repair")
 CONDITION_KINDS = ("helpless", "controllable", "control")
-STUDY_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
 TASK_ANSWER_KEYS = {"return", "num_enter", "left", "right", "up", "down", "backspace", "delete", "tab", "space"}
 DEFAULT_KEYS = {"withdraw": "f12", "abort": "escape", "continue": "space"}
@@ -79,6 +78,11 @@ class Protocol:
         """The condition's phases in order, then the repair task after the debriefing."""
         return [self.phases[p] for p in self.conditions[condition].phases]
 
+    def noise_levels(self, condition: str) -> list[float]:
+        """The noise levels (dB(A)) the condition's phases play; [] when it plays no noise."""
+        return [level for ph in self.phase_sequence(condition)
+                for level, seconds in TASKS[ph.task].exposure(ph.params) if seconds > 0]
+
     def has_task(self, *names: str) -> bool:
         return any(p.task in names for p in self.phases.values())
 
@@ -87,15 +91,11 @@ def load_protocol(path: str | Path) -> Protocol:
     """Load and validate `path`; raise ProtocolError listing every problem."""
     path = Path(path)
     shown = str(path)
-    if not path.is_file():
-        raise ProtocolError([f"{shown}:1: protocol file not found (check the path)"])
-    raw_bytes = path.read_bytes()
     try:
-        data, lines = load_with_lines(path)
+        raw_bytes = read_source(path)      # a regular file of at most 1 MB
+        data, lines = load_with_lines(path, raw_bytes)
     except YamlProblem as e:
-        raise ProtocolError([f"{shown}:{e.line}: {e}"]) from None
-    except UnicodeDecodeError:
-        raise ProtocolError([f"{shown}:1: not UTF-8 text; save the protocol as UTF-8"]) from None
+        raise ProtocolError([f"{shown}:{e.line}: (file): {e}"]) from None
     v = _Validator(shown, path.parent.resolve(), lines)
     proto = v.protocol(data, path, hashlib.sha256(raw_bytes).hexdigest())
     if v.problems:
@@ -152,19 +152,19 @@ class _Validator:
         sv = top.get("schema_version")
         if sv is None:
             self.err(("schema_version",), f"is required (this lhlab reads schema_version: {SCHEMA_VERSION})")
-        elif sv != SCHEMA_VERSION:
+        elif type(sv) is not int or sv != SCHEMA_VERSION:      # true and 1.0 are not the integer 1
             self.err(("schema_version",), f"this lhlab reads schema_version {SCHEMA_VERSION} (got {sv!r})")
 
         study = self.mapping(top.get("study", {}), ("study",), STUDY_KEYS)
         study_id = study.get("id")
-        if not isinstance(study_id, str) or not STUDY_ID_RE.match(study_id):
-            self.err(("study", "id"), f"must be lower-case letters, digits and '-' (got {study_id!r})")
+        if check_study_id(study_id):
+            self.err(("study", "id"), check_study_id(study_id))
         title = self.text(study.get("title"), ("study", "title"))
 
         keys = dict(DEFAULT_KEYS)
         for k, val in self.mapping(top.get("keys", {}), ("keys",), set(DEFAULT_KEYS)).items():
-            if not isinstance(val, str) or not re.fullmatch(r"[a-z0-9_]+", val):
-                self.err(("keys", k), f"must be a key name such as 'space' or 'f12' (got {val!r})")
+            if check_key(val):
+                self.err(("keys", k), check_key(val))
             else:
                 keys[k] = val
         if keys["withdraw"] == keys["abort"]:
@@ -176,7 +176,9 @@ class _Validator:
                                       f"{', '.join(sorted(TASK_ANSWER_KEYS))}, keys.continue); choose e.g. f12 or escape")
 
         texts = dict(DEFAULT_TEXTS)
-        for k, val in self.mapping(top.get("texts", {}), ("texts",), None).items():
+        for k, val in self.mapping(top.get("texts", {}), ("texts",), set(DEFAULT_TEXTS)).items():
+            if k not in DEFAULT_TEXTS:
+                continue        # reported by mapping(): a typo must not leave the default in place silently
             texts[k] = self.text(val, ("texts", k))
 
         phases = self.all_phases(top.get("phases"), keys)
@@ -217,7 +219,7 @@ class _Validator:
         out = {}
         self.defined_phases = set(value) if isinstance(value, dict) else set()
         for pid, spec in self.mapping(value, ("phases",), None).items():
-            if not LABEL_RE.match(pid):
+            if not is_label(pid):
                 self.err(("phases", pid), "phase ids must be letters and digits only (they become BIDS task labels)")
                 continue
             phase = self.phase(pid, spec, keys)
@@ -277,7 +279,7 @@ class _Validator:
         conds = self.mapping(value, ("conditions",), None)
         for name, spec in conds.items():
             path = ("conditions", name)
-            if not LABEL_RE.match(name):
+            if not is_label(name):
                 self.err(path, "condition names must be letters and digits only")
                 continue
             spec = self.mapping(spec, path, CONDITION_KEYS)

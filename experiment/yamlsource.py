@@ -6,9 +6,15 @@ would construct an object is an error, so a protocol can never run code.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
+
+from experiment.safeio import MB, FileRefused, read_regular
+
+MAX_BYTES = 1 * MB          # protocols are a few kB; a larger file is a mistake or an attack
+MAX_VALUES = 100_000        # values after alias expansion ("billion laughs" stops here)
 
 
 class YamlProblem(Exception):
@@ -17,12 +23,46 @@ class YamlProblem(Exception):
         super().__init__(message)
 
 
-def load_with_lines(path: Path) -> tuple[object, dict[tuple, int]]:
-    """Return (data, lines) where lines maps a key path such as ("phases", "test", "time_limit")
-    to its 1-based line number. Raises YamlProblem for syntax errors and unsafe content."""
-    text = path.read_text(encoding="utf-8")
-    loader = yaml.SafeLoader(text)
+def read_source(path: Path) -> bytes:
+    """The file's bytes: a regular file of at most MAX_BYTES, else YamlProblem (line 1)."""
     try:
+        return read_regular(path, MAX_BYTES, "protocol file")
+    except FileRefused as e:
+        hint = " (check the path)" if "not found" in e.reason else ""
+        raise YamlProblem(1, f"protocol file {e.reason}{hint}") from None
+
+
+def decode(raw: bytes) -> str:
+    """UTF-8 text (a UTF-8 BOM is allowed); YamlProblem at the line of the first bad byte."""
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        kind = (" (it looks like UTF-16)" if raw[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in raw[:200]
+                else "")
+        column = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
+        raise YamlProblem(line, f"not UTF-8 text: byte {raw[e.start]:#04x} at column {column}{kind}; "
+                                "save the protocol as UTF-8") from None
+    bad = _CONTROL.search(text)
+    if bad:
+        hint = " (a file saved as UTF-16? save it as UTF-8)" if bad.group() == "\x00" else ""
+        raise YamlProblem(text.count("\n", 0, bad.start()) + 1,
+                          f"control character {bad.group()!r} in the text; remove it (only tab and line breaks "
+                          f"are allowed){hint}")
+    return text
+
+
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
+
+def load_with_lines(path: Path, raw: bytes | None = None) -> tuple[object, dict[tuple, int]]:
+    """Return (data, lines) where lines maps a key path such as ("phases", "test", "time_limit")
+    to its 1-based line number. Raises YamlProblem for syntax errors and unsafe content, files
+    over MAX_BYTES and alias expansion beyond MAX_VALUES values. `raw`: the file's bytes, if
+    the caller read them already (with `read_source`)."""
+    text = decode(read_source(path) if raw is None else raw)
+    try:
+        loader = yaml.SafeLoader(text)
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
@@ -30,16 +70,21 @@ def load_with_lines(path: Path) -> tuple[object, dict[tuple, int]]:
         if e.context_mark and e.problem_mark and e.context_mark.line != e.problem_mark.line:
             where = f" ({e.context} on line {e.context_mark.line + 1})"
         raise YamlProblem(mark.line + 1 if mark else 1, f"YAML syntax: {e.problem or e}{where}") from None
+    except yaml.reader.ReaderError as e:
+        raise YamlProblem(text.count("\n", 0, max(0, e.position)) + 1,
+                          f"character {e.character!r} is not allowed in YAML; remove it") from None
     except yaml.YAMLError as e:
         raise YamlProblem(1, f"YAML syntax: {e}") from None
     except RecursionError:
         raise YamlProblem(1, "nested too deeply (or a recursive anchor): protocols are a few levels deep") from None
     finally:
-        loader.dispose()
+        if "loader" in locals():
+            loader.dispose()
     if node is None:
         raise YamlProblem(1, "the file is empty")
     lines: dict[tuple, int] = {}
     constructor = yaml.SafeLoader("")
+    constructor.lhlab_budget = MAX_VALUES
     try:
         data = _build(node, (), lines, constructor)
     except RecursionError:
@@ -49,6 +94,11 @@ def load_with_lines(path: Path) -> tuple[object, dict[tuple, int]]:
 
 def _build(node, path: tuple, lines: dict, constructor) -> object:
     lines[path] = node.start_mark.line + 1
+    constructor.lhlab_budget -= 1
+    if constructor.lhlab_budget < 0:
+        raise YamlProblem(node.start_mark.line + 1,
+                          f"the file expands to more than {MAX_VALUES} values (aliases such as *name repeat "
+                          "whole blocks); protocols are small: write the values out")
     if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and node.tag not in _COLLECTION_TAGS:
         raise YamlProblem(node.start_mark.line + 1,
                           f"unsupported YAML tag {node.tag!r}: protocols hold plain data only")
@@ -86,4 +136,7 @@ def _scalar(node, constructor) -> object:
     if node.tag not in _PLAIN_TAGS:
         raise YamlProblem(node.start_mark.line + 1,
                           f"unsupported YAML tag {node.tag!r}: protocols hold plain data only")
-    return constructor.construct_object(node)
+    try:
+        return constructor.construct_object(node)
+    except (ValueError, OverflowError) as e:     # e.g. an integer of more than 4300 digits
+        raise YamlProblem(node.start_mark.line + 1, f"value cannot be read ({e})"[:200]) from None

@@ -33,8 +33,12 @@ def _read_items(path: str, mtime_ns: int) -> tuple[tuple[dict, ...], str | None]
                 items.append({"item_id": row["item_id"], "letters": row["letters"].lower(),
                               "solution": row["solution"].lower(), "solvable": row["solvable"] == "1"})
             return tuple(items), None
-    except (OSError, UnicodeDecodeError) as e:
-        return (), f"cannot read stimulus file {path}: {e}"
+    except csv.Error as e:       # e.g. a field longer than the csv module's limit (131072 characters)
+        return (), f"stimulus file {path}:{reader.line_num}: not a readable TSV row ({e})"
+    except UnicodeDecodeError as e:
+        return (), f"stimulus file {path}: not UTF-8 text ({e.reason} at byte {e.start}); save it as UTF-8"
+    except OSError as e:
+        return (), f"cannot read stimulus file {path}: {e.strerror or e}"
 
 
 def read_items(path: Path) -> tuple[list[dict], str | None]:

@@ -8,16 +8,18 @@ one declaration, so they cannot drift apart (STYLE.md, 1).
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar
 
+from experiment.identifiers import LABEL_RE, check_key  # noqa: F401 - LABEL_RE: the one label pattern
+from experiment.safeio import regular_file_problem
+
 REQUIRED = object()
 MAX_COUNT = 10_000          # trials, problems, presses: a bound so a typo cannot plan forever
 MAX_SECONDS = 86_400.0      # any time or level in a protocol; NaN and infinity are refused too
+MAX_STIMULUS_BYTES = 10 * 2**20     # a stimulus file (item list) larger than this is a mistake
 
-LABEL_RE = re.compile(r"^[A-Za-z0-9]+$")
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,10 @@ class Task:
         """Cross-field and file checks, after every single field has passed its own check."""
         return []
 
+    def exposure(self, params: dict) -> list[tuple[float, float]]:
+        """Worst-case noise the phase plays: [(level dB(A), seconds)]; [] for silent tasks."""
+        return []
+
     def plan(self, params: dict, rng, base_dir: Path) -> list[dict]:
         """The trial-by-trial schedule, drawn from `rng` (one dict per trial)."""
         raise NotImplementedError
@@ -130,7 +136,8 @@ def check_value(p: Param, value: Any, base_dir: Path) -> str | None:
     elif k == "number":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return f"must be a number (got {value!r})"
-        if not math.isfinite(value) or abs(value) > MAX_SECONDS:
+        if (isinstance(value, int) and abs(value) > MAX_SECONDS) or not math.isfinite(value) \
+                or abs(value) > MAX_SECONDS:     # a 400-digit integer is not converted to float
             return f"must be a finite number up to {MAX_SECONDS:g} (got {value!r})"
     elif k == "bool":
         if not isinstance(value, bool):
@@ -140,14 +147,19 @@ def check_value(p: Param, value: Any, base_dir: Path) -> str | None:
             return f"must be text (got {value!r})"
         if k == "text" and not value.strip():
             return "must not be empty"
-        if k == "key" and not re.fullmatch(r"[a-z0-9_]+", value):
-            return f"must be a key name such as 'space', 'return' or 'f12' (got {value!r})"
+        if k == "key" and check_key(value):
+            return check_key(value)
         if k == "choice" and value not in p.choices:
             return f"must be one of {', '.join(p.choices)} (got {value!r})"
         if k == "file":
+            if len(value) > 1024 or "\x00" in value:
+                return f"must be a file path of at most 1024 characters (got {len(value)} characters)"
             path = (base_dir / value)
-            if not path.is_file():
+            why = regular_file_problem(path, MAX_STIMULUS_BYTES)
+            if why == "not found":
                 return f"stimulus file not found: {path} (paths are relative to the protocol file)"
+            if why:
+                return f"stimulus file {path}: {why}"
     elif k == "pages":
         if isinstance(value, str):
             value = [value]

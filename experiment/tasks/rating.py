@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from experiment.devices import View
-from experiment.tasks.base import COMMON_COLUMNS, LABEL_RE, Column, Param, Problem, Task
+from experiment.identifiers import is_label
+from experiment.tasks.base import COMMON_COLUMNS, Column, Param, Problem, Task
 
 QUESTION_KEYS = {"id", "text", "low", "high", "low_label", "high_label", "start"}
 
@@ -46,7 +47,7 @@ class Rating(Task):
                 if k not in QUESTION_KEYS:
                     problems.append(Problem(f"{where}.{k}", f"unknown field; allowed: {', '.join(sorted(QUESTION_KEYS))}"))
             qid = q.get("id")
-            if not isinstance(qid, str) or not LABEL_RE.match(qid):
+            if not is_label(qid):
                 problems.append(Problem(f"{where}.id", "must be letters and digits only"))
             elif qid in seen:
                 problems.append(Problem(f"{where}.id", f"duplicate question id {qid!r}"))
@@ -62,7 +63,7 @@ class Rating(Task):
             elif high - low > 100:
                 problems.append(Problem(f"{where}.high", f"a scale of more than 101 points cannot be answered "
                                                          f"with arrow keys (got {low}..{high})"))
-            elif "start" in q and not (isinstance(q["start"], int) and low <= q["start"] <= high):
+            elif "start" in q and not (type(q["start"]) is int and low <= q["start"] <= high):   # true is not 1
                 problems.append(Problem(f"{where}.start", f"must be a whole number from {low} to {high}"))
             for k in ("low_label", "high_label"):
                 if k in q and not isinstance(q[k], str):
