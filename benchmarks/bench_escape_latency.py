@@ -9,7 +9,7 @@ through XTEST (another process, as a USB keyboard's event would arrive) at a ran
 of the noise, and records the sink's monitor. Trials alternate between
 
   poll   lhlab's wait: the keyboard queue polled every ~0.5 ms between frames, no flip while
-         the noise is on (psychopy_devices.wait_response_polling);
+         the noise is on (experiment.devices.window.wait_response_polling);
   frame  the usual frame loop: flip (paced to 60 Hz: Xvfb has no vsync, a lab screen would
          block in flip) and check the keys once per frame (wait_response_per_frame).
 
@@ -44,12 +44,14 @@ def child(trials: int, latency_class: int) -> None:
     """The participant side: window + noise; one JSON line per event on stdout."""
     import threading
 
-    from experiment import psychopy_devices as pd
-    from experiment.audio import ResponseMatcher, output_identity
+    from experiment.devices import window as pd
+    from experiment.devices.audio import open_speaker
+    from experiment.devices.output import output_identity
+    from experiment.tasks.noise_common import ResponseMatcher
     from experiment.devices import View
     from experiment.noise import lab_limits
     d = pd.Display({"withdraw": "f12", "abort": "escape", "continue": "space"}, threading.Event(), True, 0, 1.0)
-    spk = pd.open_speaker(output_identity("default"), lab_limits(), CALIBRATION, latency_class, d)
+    spk = open_speaker(output_identity("default"), lab_limits(), CALIBRATION, latency_class, d)
     d.set_view(View("noise", text="escape benchmark: press SPACE"))
     d.flip()
     print(json.dumps({"ready": True, "audio": spk.info()}), flush=True)

@@ -139,7 +139,7 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     import sys
 
-    from experiment import audio
+    from experiment.devices import output
     from experiment.noise import lab_limits
     if args.list:
         path = calibrations_path()
@@ -150,8 +150,8 @@ def run(args) -> int:
                   f"{r.get('reading_dba')} dB(A) at {r.get('reference_dbfs')} dBFS\tvolume {r.get('output_volume')}")
         return 0
     limits = lab_limits()
-    device_name = args.device or audio.configured_device()
-    device = audio.output_identity(device_name)
+    device_name = args.device or output.configured_device()
+    device = output.output_identity(device_name)
     headphone = args.headphone
     if not headphone:
         if args.reading is not None or not sys.stdin.isatty():
@@ -162,9 +162,9 @@ def run(args) -> int:
     seconds = args.seconds if args.seconds is not None else (2.0 if args.reading is not None else 60.0)
     if not 0 < seconds <= 600:
         raise BadInput(f"--seconds must be > 0 and <= 600 (got {seconds:g})")
-    from experiment import psychopy_devices     # the real audio device (imports PsychoPy)
-    speaker = psychopy_devices.open_speaker(device, limits=limits, calibration=None,
-                                            latency_class=audio.configured_latency_class())
+    from experiment.devices import audio     # the real audio output (imports PsychoPy, no window)
+    speaker = audio.open_speaker(device, limits=limits, calibration=None,
+                                            latency_class=output.configured_latency_class())
     try:
         print(CALIBRATE_HELP.format(seconds=seconds, dbfs=REFERENCE_DBFS), file=sys.stderr)
         reading = args.reading

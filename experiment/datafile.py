@@ -16,9 +16,10 @@ import csv
 import io
 import json
 import os
-import socket
 import tempfile
 from pathlib import Path
+
+from experiment import os_specific
 
 NA = "n/a"
 BIDS_VERSION = "1.10.0"
@@ -149,57 +150,20 @@ def read_trials(path: Path) -> tuple[list[dict], list[str]]:
 
 # -- session state -------------------------------------------------------------------------
 
-def boot_id() -> str:
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    except OSError:
-        return ""
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def effective_status(record: dict) -> str:
     """The status as it really is: a `running` session whose process is gone (killed, crashed,
     power cut) is `crashed`."""
     status = record.get("status", "crashed")
     if status != "running":
         return status
-    proc = record.get("process", {})
-    if proc.get("host") != socket.gethostname():
+    alive = os_specific.same_process_alive(record.get("process") or {})
+    if alive is None:
         return "running"          # cannot tell from here; another machine owns it
-    if proc.get("boot_id") and proc.get("boot_id") != boot_id():
-        return "crashed"
-    pid = proc.get("pid")
-    if not pid or not _pid_alive(pid):
-        return "crashed"
-    try:  # a reused pid: compare the process start time recorded at launch
-        if proc.get("start_ticks") and _start_ticks(pid) != proc["start_ticks"]:
-            return "crashed"
-    except OSError:
-        return "crashed"
-    return "running"
-
-
-def _start_ticks(pid: int) -> int:
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    return int(stat.rsplit(")", 1)[1].split()[19])
+    return "running" if alive else "crashed"
 
 
 def process_identity() -> dict:
-    pid = os.getpid()
-    try:
-        ticks = _start_ticks(pid)
-    except OSError:
-        ticks = None
-    return {"pid": pid, "host": socket.gethostname(), "boot_id": boot_id(), "start_ticks": ticks}
+    return os_specific.process_identity()
 
 
 def read_session(path: Path) -> dict:
@@ -308,9 +272,7 @@ def _participant_row(record: dict, sessions: int) -> dict:
 def upsert_participant(study: Path, record: dict) -> None:
     """Put one participant's latest session into participants.tsv (locked read-modify-write,
     so concurrent sessions in one study folder do not lose each other's rows)."""
-    import fcntl
-    with open(study / ".lock-participants", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with os_specific.exclusive_lock(study / ".lock-participants"):
         path = study / "participants.tsv"
         rows: dict[str, dict] = {}
         if path.exists():
@@ -341,7 +303,6 @@ def _write_participants(study: Path, rows: dict[str, dict]) -> None:
 
 def update_participants_tsv(study: Path) -> None:
     """Rebuild participants.tsv from all session records (used by `lhlab status`)."""
-    import fcntl
     rows: dict[str, dict] = {}
     for rec in all_sessions(study):
         if not rec.get("participant"):
@@ -349,8 +310,7 @@ def update_participants_tsv(study: Path) -> None:
         sid = f"sub-{rec['participant']}"
         n = rows.get(sid, {}).get("sessions", 0) + 1
         rows[sid] = _participant_row(rec, n)
-    with open(study / ".lock-participants", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with os_specific.exclusive_lock(study / ".lock-participants"):
         _write_participants(study, rows)
 
 

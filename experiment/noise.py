@@ -1,7 +1,7 @@
 """Aversive noise without hardware: safety limits, NIOSH dose, seeded white noise, intervals.
 
-Pure Python + numpy; the real device (experiment.psychopy_devices.RealSpeaker) and the
-simulated one (experiment.simulated.SilentSpeaker) both use it, so the dose in a simulated
+Pure Python + numpy; the real device (experiment.devices.audio.RealSpeaker) and the
+simulated one (experiment.devices.virtual.SilentSpeaker) both use it, so the dose in a simulated
 session is computed exactly as in the lab.
 
 Levels are dB(A) at the ear, as measured with a sound-level meter during `lhlab calibrate`.
@@ -54,6 +54,14 @@ class LabLimits:
 
     def record(self) -> dict:
         return asdict(self)
+
+    # The level and burst-length rules, in one place for the protocol check, the devices and
+    # the written rows (1e-9: a value read back from a file is not refused for a rounding bit).
+    def too_loud(self, level_dba: float) -> bool:
+        return level_dba > self.max_level_dba + 1e-9
+
+    def too_long(self, seconds: float) -> bool:
+        return seconds > self.max_burst_s + 1e-9
 
 
 def lab_config() -> dict:
@@ -142,9 +150,9 @@ def level_dbfs(level_dba: float, calibration: dict) -> float:
 
 def check_level(level_dba: float, seconds: float, limits: LabLimits) -> None:
     """Last line of defence in the devices: refuse anything over the lab limits."""
-    if level_dba > limits.max_level_dba + 1e-9:
+    if limits.too_loud(level_dba):
         raise BadInput(f"noise level {level_dba:g} dB(A) exceeds the lab maximum {limits.max_level_dba:g} dB(A)")
-    if seconds > limits.max_burst_s + 1e-9:
+    if limits.too_long(seconds):
         raise BadInput(f"noise burst of {seconds:g} s exceeds the lab maximum {limits.max_burst_s:g} s")
 
 

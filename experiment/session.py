@@ -10,7 +10,6 @@ import functools
 import json
 import os
 import platform
-import re
 import secrets
 import shutil
 import sys
@@ -25,12 +24,12 @@ from typing import TextIO
 from experiment import datafile
 from experiment.errors import (EXIT_ABORTED, EXIT_COMPLETE, EXIT_ERROR, EXIT_WITHDRAWN, Aborted, BadInput,
                                SessionEnded, Withdrawn)
+from experiment.identifiers import check_free_text, check_label, is_label
 from experiment.protocol import Phase, Protocol, plan
 from experiment.tasks import TASKS
 from experiment.tasks.base import PhaseContext
 from experiment.tasks.instructions import show_page
 
-LABEL_RE = re.compile(r"^[A-Za-z0-9]+$")
 MIN_FREE_MB_DEFAULT = 200      # refuse to start below this much free space in the data folder
 EXIT_FOR_STATUS = {"complete": EXIT_COMPLETE, "aborted": EXIT_ABORTED, "withdrawn": EXIT_WITHDRAWN,
                    "crashed": EXIT_ERROR}
@@ -72,8 +71,12 @@ class Prepared:
 def prepare(req: SessionRequest) -> Prepared:
     """Every check that may refuse the session, before anything is written."""
     proto = req.protocol
-    if not LABEL_RE.match(req.participant or ""):
-        raise BadInput(f"--participant: {req.participant!r} must be letters and digits only (it becomes sub-<label>)")
+    problem = check_label(req.participant, "--participant")
+    if problem:
+        raise BadInput(f"{problem}; it becomes the folder name sub-<label>")
+    problem = check_free_text(req.experimenter or "", "--experimenter")
+    if problem:
+        raise BadInput(problem)
     if req.condition not in proto.conditions:
         raise BadInput(f"--condition: {req.condition!r} is not a condition of {proto.path}; "
                        f"choose one of: {', '.join(proto.conditions)}")
@@ -121,7 +124,8 @@ def prepare(req: SessionRequest) -> Prepared:
 def _prepare_noise(prepared: Prepared) -> None:
     """Noise protocols: the calibration for this machine's output (refused without one) and,
     in a yoked condition, the partner's recorded schedule (refused when missing/incomplete)."""
-    from experiment import audio, calibration
+    from experiment import calibration
+    from experiment.devices import output
     from experiment.noise import lab_limits
     from experiment.tasks.noise_escape import apply_yoke, partner_phase_id, read_partner, yoked_phases
     req, proto = prepared.request, prepared.request.protocol
@@ -130,7 +134,7 @@ def _prepare_noise(prepared: Prepared) -> None:
     if req.yoked_to is not None:
         if cond.yoked_to is None:
             raise BadInput(f"--yoked-to: condition {req.condition!r} is not yoked in {proto.path}")
-        if not LABEL_RE.match(req.yoked_to) or req.yoked_to == req.participant:
+        if not is_label(req.yoked_to) or req.yoked_to == req.participant:
             raise BadInput(f"--yoked-to: {req.yoked_to!r} must be another participant's label")
     if replays:
         if req.yoked_to is None:
@@ -147,7 +151,7 @@ def _prepare_noise(prepared: Prepared) -> None:
             prepared.schedule[i] = (phase, new, sum(t["iti"] + t["noise_duration"] for t in new))
             yoke["phases"][phase.id] = {k: v for k, v in partner.items() if k != "trials"}
         prepared.yoke = yoke
-    levels = audio.noise_levels(proto, req.condition)
+    levels = proto.noise_levels(req.condition)
     if not levels:
         return
     limits = lab_limits()
@@ -156,11 +160,11 @@ def _prepare_noise(prepared: Prepared) -> None:
                                 "note": "data-only simulation: nothing played; levels are the protocol's dB(A)"}
         prepared.audio = {"limits": limits}
         return
-    device = audio.output_identity(audio.configured_device())
+    device = output.output_identity(output.configured_device())
     cal = calibration.current(device, limits, levels)
     prepared.calibration = cal
     prepared.audio = {"device": device, "calibration": cal, "limits": limits,
-                      "latency_class": audio.configured_latency_class()}
+                      "latency_class": output.configured_latency_class()}
 
 
 def _check_writable(data_dir: Path, study: Path) -> None:
@@ -237,6 +241,7 @@ class Session:
         self.state: dict = {}
         self.record: dict = {}
         self.device_info = device_info or {}
+        self._log: datafile.TrialLog | None = None      # the trial log of the phase running now
         # A data-only simulation is re-created bit for bit from its seed, so its rows skip the
         # per-row fsync; every session with a person or a window syncs each row.
         self.durable = not (self.req.simulate and self.req.mode == "data-only")
@@ -244,8 +249,7 @@ class Session:
     # -- the session record ------------------------------------------------------------------
     def _save(self) -> None:
         self.record["updated"] = now_iso()
-        if hasattr(self.speaker, "dose_record"):
-            self.record["noise_dose"] = self.speaker.dose_record()
+        self.record["noise_dose"] = self.speaker.dose_record()
         datafile.write_json_atomic(self.json_path, self.record)
 
     def _start_record(self) -> None:
@@ -373,7 +377,7 @@ class Session:
         self.progress("phase_end", trials_done=rec["trials"])
 
     def _close_phase(self) -> None:
-        log = getattr(self, "_log", None)
+        log = self._log
         if log is not None:
             log.close()
             for rec in self.record.get("phases", []):
@@ -458,7 +462,8 @@ def run_data_only(prepared: Prepared, stop: threading.Event | None = None,
                   progress_out: TextIO | None = None) -> int:
     """A prepared simulated session (`--simulate`, data-only) on the virtual clock, through the
     same Session and task code as a person's; returns the exit code."""
-    from experiment.simulated import data_only_devices, participant_for
+    from experiment.devices.virtual import data_only_devices
+    from experiment.simulation.participant import participant_for
     stop = stop or threading.Event()
     keys = prepared.request.protocol.keys
     return Session(prepared, data_only_devices(participant_for(prepared), keys, stop), stop, progress_out).run()

@@ -9,7 +9,7 @@ import pytest
 
 from experiment.devices import KeyPress, TextEntry
 from experiment.errors import Withdrawn
-from experiment.simulated import VirtualClock
+from experiment.devices.virtual import VirtualClock
 from experiment.tasks import TASKS
 from experiment.tasks.base import PhaseContext
 from experiment.tasks.anagram import obeys_pattern

@@ -255,7 +255,7 @@ def test_intervals_have_the_protocols_range_and_mean():
 
 
 def test_escape_response_one_key_n_presses_or_a_sequence():
-    from experiment.audio import ResponseMatcher
+    from experiment.tasks.noise_common import ResponseMatcher
     from experiment.devices import KeyPress
 
     def feed(m, keys):

@@ -315,7 +315,7 @@ def dead_pid() -> int:
 
 HANG_IN_TEST = textwrap.dedent("""\
     import sys, time
-    from experiment import simulated
+    from experiment.devices import virtual as simulated
     original = simulated.SimulatedKeyboard.read_text
     def read_text(self, until, view, extra_keys=()):
         if self.participant.role == "test":

@@ -12,7 +12,7 @@ from experiment import datafile
 from experiment.errors import BadInput
 from experiment.protocol import load_protocol
 from experiment.session import SessionRequest, prepare, run_data_only
-from experiment.simulated import parse_profile
+from experiment.simulation.participant import parse_profile
 
 REPO = Path(__file__).resolve().parent.parent
 PROTO = load_protocol(REPO / "protocols/unsolvable-anagrams.yaml")

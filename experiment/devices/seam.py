@@ -1,9 +1,11 @@
-"""The hardware seam: every task talks to these four interfaces and nothing else.
+"""The hardware seam: every task talks to these interfaces and nothing else.
 
-Two implementations exist: `experiment.psychopy_devices` (a real PsychoPy window, keyboard
-and sound) and `experiment.simulated` (a virtual clock and a simulated participant). Task
-code is written once against the interfaces below, so pilot data come from the same code
-that runs in the lab.
+Implementations: `experiment.devices.window` (a real PsychoPy window and keyboard),
+`experiment.devices.audio` (PsychoPy sound, calibrated noise) and
+`experiment.devices.virtual` (a virtual clock, a recording screen, a keyboard fed by a
+simulated participant, a silent speaker that accounts what would have played). Task code is
+written once against the interfaces below, so pilot data come from the same code that runs
+in the lab. Every implementation implements every method: tasks never probe a device.
 
 Times are seconds on the session clock (`Clock.now()`), which starts at 0 when the session
 starts. Every blocking call may raise `Withdrawn` or `Aborted` (see `experiment.errors`):
@@ -13,7 +15,7 @@ the withdraw and abort keys are handled by the devices, never by a task.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Callable, Protocol
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,36 @@ class TextEntry:
     first_key: float | None = None   # session time of the first typed key (None if unknown)
 
 
+@dataclass(frozen=True)
+class Burst:
+    """A prepared noise burst: exactly `seconds` long, so it ends by itself if nothing stops it."""
+    level_dba: float
+    seconds: float
+    seed: int
+    level_dbfs: float | None = None
+
+
+@dataclass
+class Response:
+    """What happened during one `Keyboard.wait_response`."""
+
+    done: KeyPress | None                       # the press that completed the response
+    presses: list[KeyPress] = field(default_factory=list)   # every press, in order
+    first: KeyPress | None = None               # first press of a response key
+
+
+class Matcher(Protocol):
+    """A response made of key presses (experiment.tasks.noise_common.ResponseMatcher)."""
+
+    sequence: list[str]
+
+    @property
+    def key_set(self) -> set[str]: ...
+
+    def feed(self, press: KeyPress) -> bool:
+        """True when this press completes the response."""
+
+
 class Clock(Protocol):
     def now(self) -> float:
         """Session time in seconds."""
@@ -72,13 +104,48 @@ class Keyboard(Protocol):
     def wait_key(self, keys: list[str], until: float | None = None) -> KeyPress | None:
         """First press of one of `keys` before session time `until` (None: no limit)."""
 
-    def read_text(self, until: float, view: View) -> TextEntry | None:
-        """Text typed into the entry box of `view` and submitted with Enter, or None at `until`.
+    def read_text(self, until: float, view: View, extra_keys: tuple[str, ...] = ()) -> TextEntry | KeyPress | None:
+        """Text typed into the entry box of `view` and submitted with Enter, a press of one of
+        `extra_keys` (e.g. a skip key), or None at `until`.
 
         The screen keeps showing `view` with the typed text while the participant types.
         """
 
+    def wait_response(self, matcher: Matcher, until: float,
+                      on_complete: Callable[[KeyPress], None] | None = None,
+                      since: float | None = None) -> Response:
+        """Feed every key press (from session time `since`) to `matcher` until it completes or
+        `until`; call `on_complete(press)` the moment it completes. The real keyboard polls its
+        event queue in a tight loop, not once per frame, so the noise stops within a
+        millisecond of the key."""
+
 
 class Speaker(Protocol):
+    """The audio output. Sessions without noise get one that refuses to play."""
+
     def info(self) -> dict:
-        """Provenance: backend, device, sample rate."""
+        """Provenance: backend, device, sample rate, latency settings."""
+
+    def prepare(self, level_dba: float, seconds: float, seed: int, ramp: float = 0.005) -> Burst:
+        """Generate the noise (checked against the lab limits); nothing plays yet."""
+
+    def start(self, burst: Burst, at: float | None = None) -> float:
+        """Play the prepared burst from session time `at` (as soon as possible if None); return its onset."""
+
+    def stop(self) -> float:
+        """Stop now; return the session time of the stop command."""
+
+    def finish(self) -> tuple[float | None, float | None, float | None]:
+        """(onset, offset, stop command) of the last burst in session time; accounts its dose once."""
+
+    def silence(self) -> None:
+        """Stop whatever plays (withdrawal, abort, crash, end of phase)."""
+
+    def dose_record(self) -> dict | None:
+        """The running NIOSH dose of this session (experiment.noise.DoseMeter), None without audio."""
+
+    def xruns(self) -> int:
+        """Output underruns so far (each one is a gap in the sound)."""
+
+    def close(self) -> None:
+        """Release the output (silence first)."""

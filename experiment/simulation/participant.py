@@ -1,9 +1,10 @@
-"""Simulated participants and the devices they use in `data-only` mode.
+"""Simulated participants: the policy that answers the tasks like a person would.
 
 A simulated participant is a policy: it sees every View the task shows and answers through
 the Keyboard interface, at times drawn from its profile. In data-only mode a virtual clock
 jumps from event to event, so a whole session takes milliseconds; in visual mode the same
-participant answers through the real window (see psychopy_devices.SimulatedInput).
+participant answers through the real window (see experiment.devices.window.SimulatedInput);
+the devices it uses in data-only mode are in experiment.devices.virtual.
 
 The helplessness model: during training the participant notes how often it tried and failed
 (time-outs on anagrams it could not solve). Afterwards its helplessness h is
@@ -25,9 +26,8 @@ import math
 import random
 from dataclasses import dataclass, fields, replace
 
-from experiment.audio import Burst, Response
 from experiment.devices import KeyPress, TextEntry, View
-from experiment.errors import Aborted, BadInput, Withdrawn
+from experiment.errors import BadInput
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,8 @@ def parse_profile(spec: str) -> Profile:
     """'default' or 'default,helplessness_effect=0.3,solve_median=15'."""
     name, *overrides = [s.strip() for s in spec.split(",")]
     if name not in PROFILES:
-        raise BadInput(f"--simulate: unknown profile {name!r}; known: {', '.join(PROFILES)}")
+        from experiment.suggest import hint
+        raise BadInput(f"--simulate: unknown profile {name!r}; {hint(name, PROFILES)}")
     prof = PROFILES[name]
     types = {f.name: f.type for f in fields(Profile)}
     changes = {}
@@ -314,168 +315,3 @@ def participant_for(prepared) -> SimulatedParticipant:
     rng = random.Random(prepared.seed * 7919 + 17)   # separate from the schedule's stream
     return SimulatedParticipant(parse_profile(req.simulate), rng, protocol_vocabulary(req.protocol),
                                 req.protocol.keys)
-
-
-# -- data-only devices ------------------------------------------------------------------------
-
-class VirtualClock:
-    def __init__(self, stop_flag=None):
-        self.t = 0.0
-        self.stop_flag = stop_flag
-
-    def now(self) -> float:
-        return self.t
-
-    def wait_until(self, t: float) -> None:
-        _check_stop(self.stop_flag)
-        self.t = max(self.t, t)
-
-
-def _check_stop(stop_flag) -> None:
-    if stop_flag is not None and stop_flag.is_set():
-        raise Aborted("stop requested")
-
-
-class RecordingScreen:
-    def __init__(self, clock: VirtualClock, participant: SimulatedParticipant):
-        self.clock, self.participant = clock, participant
-        self.shown: list[tuple[float, View]] = []
-        self.keep = False    # tests switch this on to inspect what was drawn
-
-    def show(self, view: View) -> float:
-        if self.keep:
-            self.shown.append((self.clock.t, view))
-        self.participant.see(view, self.clock.t)
-        return self.clock.t
-
-    def begin_phase(self, phase_id: str, role: str) -> None:
-        self.participant.enter_phase(role)
-
-    def info(self) -> dict:
-        return {"backend": "simulated", "mode": "data-only"}
-
-
-class SimulatedKeyboard:
-    def __init__(self, clock: VirtualClock, participant: SimulatedParticipant, keys: dict, stop_flag=None):
-        self.clock, self.participant, self.keys, self.stop_flag = clock, participant, keys, stop_flag
-
-    def _deliver(self, got, until):
-        _check_stop(self.stop_flag)
-        if got is None:
-            if until is None:
-                raise RuntimeError("simulated participant never answers an open-ended wait")
-            self.clock.t = max(self.clock.t, until)
-            return None
-        self.clock.t = max(self.clock.t, got.t)
-        if isinstance(got, KeyPress) and got.key == self.keys["withdraw"]:
-            raise Withdrawn("withdraw key")
-        return got
-
-    def wait_key(self, keys, until=None):
-        return self._deliver(self.participant.press(list(keys), self.clock.t, until), until)
-
-    def read_text(self, until, view, extra_keys=()):
-        return self._deliver(self.participant.answer_text(self.clock.t, until, list(extra_keys)), until)
-
-    def wait_response(self, matcher, until, on_complete=None, since=None):
-        """The participant's planned presses up to `until`, fed to `matcher` (see experiment.audio)."""
-        _check_stop(self.stop_flag)
-
-        def advance(t: float) -> float:
-            self.clock.t = max(self.clock.t, t)
-            return self.clock.t
-        return deliver_planned(self.participant, matcher, until, on_complete,
-                               self.clock.t if since is None else since, advance, self.keys["withdraw"])
-
-
-def deliver_planned(participant, matcher, until, on_complete, since, advance, withdraw_key):
-    """Shared by the data-only and the visual simulation: deliver the participant's planned
-    presses in time order (`advance(t)` waits until t and returns the time it is now)."""
-    pending = participant.presses(matcher, since, until)
-    resp = Response(None)
-    while pending and pending[0].t < until:
-        planned = pending.pop(0)
-        press = KeyPress(planned.key, advance(planned.t))
-        if press.key == withdraw_key:
-            raise Withdrawn("withdraw key (simulated)")
-        if press.t < since:
-            continue
-        resp.presses.append(press)
-        if press.key in matcher.key_set and resp.first is None:
-            resp.first = press
-        if matcher.feed(press):
-            resp.done = press
-            if on_complete is not None:
-                on_complete(press)
-            participant.response_result(True, on_complete is not None)
-            view = participant.view
-            if view is not None and view.kind == "noise" and on_complete is not None:
-                participant.noise_trial_end(view.data.get("mode", ""), True)
-            return resp
-    now = advance(until)
-    view = participant.view
-    if view is not None and view.kind == "noise" and now >= until:
-        participant.noise_trial_end(view.data.get("mode", ""), False)    # the noise ran to its end
-    return resp
-
-
-class SilentSpeaker:
-    """Data-only noise: nothing is played; onsets, offsets and the dose are computed from the
-    protocol's levels and the virtual clock, exactly as the real speaker accounts them."""
-
-    def __init__(self, clock: VirtualClock | None = None, limits=None):
-        from experiment.noise import DoseMeter, lab_limits
-        self.clock = clock
-        self.limits = limits or lab_limits()
-        self.meter = DoseMeter()
-        self.bursts: list[dict] = []      # what would have played (tests inspect it)
-        self._burst = self._onset = self._stop = None
-
-    def info(self) -> dict:
-        return {"backend": "simulated"}
-
-    def prepare(self, level_dba, seconds, seed, ramp=0.005) -> Burst:
-        from experiment.noise import check_level
-        check_level(level_dba, seconds, self.limits)
-        return Burst(level_dba, seconds, seed)
-
-    def start(self, burst: Burst, at: float) -> float:
-        self.silence()
-        self.clock.t = max(self.clock.t, at)
-        self._burst, self._onset, self._stop = burst, self.clock.t, None
-        return self._onset
-
-    def stop(self) -> float:
-        if self._burst is not None and self._stop is None:
-            self._stop = min(self.clock.t, self._onset + self._burst.seconds)
-        return self.clock.t
-
-    def finish(self):
-        """(onset, offset, stop command) of the last burst; accounts its dose once."""
-        if self._burst is None:
-            return None, None, None
-        offset = self._stop if self._stop is not None else self._onset + self._burst.seconds
-        offset = max(self._onset, offset)
-        self.meter.add(self._burst.level_dba, offset - self._onset)
-        self.bursts.append({"onset": self._onset, "offset": offset, "level_dba": self._burst.level_dba,
-                            "seed": self._burst.seed})
-        out = (self._onset, offset, self._stop)
-        self._burst = None
-        return out
-
-    def silence(self) -> None:
-        if self._burst is not None:
-            self.stop()
-            self.finish()
-
-    def dose_record(self) -> dict:
-        return self.meter.record()
-
-    def xruns(self) -> int:
-        return 0
-
-
-def data_only_devices(participant: SimulatedParticipant, keys: dict, stop_flag=None):
-    clock = VirtualClock(stop_flag)
-    return (clock, RecordingScreen(clock, participant), SimulatedKeyboard(clock, participant, keys, stop_flag),
-            SilentSpeaker(clock))

@@ -1,0 +1,229 @@
+"""Calibrated noise through PsychoPy sound on the psychtoolbox backend.
+
+One of the two modules that import PsychoPy (the other is experiment.devices.window); it
+needs no window, so `lhlab calibrate` opens only this. RealSpeaker implements the Speaker of
+experiment.devices.seam. Before any Sound exists, `_fix_ptb_audio` applies the two fixes a
+PulseAudio/PipeWire-backed ALSA device needs (../shared/RECIPES.md): psychtoolbox's automatic
+suspending of the desktop sound server is turned off, and the `pulse`/`default` devices
+report at most 2 output channels.
+"""
+
+from __future__ import annotations
+
+import time
+
+from psychopy import logging, prefs
+
+prefs.general["audioLib"] = ["ptb"]
+logging.console.setLevel(logging.ERROR)       # stdout carries progress JSON only
+
+from experiment.devices.seam import Burst                      # noqa: E402
+from experiment.errors import BadInput, DeviceError             # noqa: E402
+from experiment.noise import DoseMeter, HEADROOM_DBFS, check_level, level_dbfs, white_noise  # noqa: E402
+
+_PTB_FIXED = False
+STREAM_START_TIMEOUT = 8.0     # s: a PulseAudio-backed ALSA stream may take ~2 s before it runs
+
+
+def _fix_ptb_audio() -> None:
+    """The RECIPES fix, once per process and before any Sound is created."""
+    global _PTB_FIXED
+    if _PTB_FIXED:
+        return
+    prefs.hardware["audioLib"] = ["ptb"]
+    import psychtoolbox.audio as ptb_audio
+    from psychtoolbox import PsychPortAudio
+    PsychPortAudio("Verbosity", 1)
+    PsychPortAudio("EngineTunables", None, None, None, 0)      # audioserver_autosuspend off
+    original = ptb_audio.get_devices
+
+    def get_devices(device_type=None, device_index=None):
+        out = original(device_type, device_index)
+        for dev in (out if isinstance(out, list) else [out]):
+            if isinstance(dev, dict) and dev.get("DeviceName") in ("pulse", "default") \
+                    and dev.get("NrOutputChannels", 0) > 2:
+                dev["NrOutputChannels"] = 2
+        return out
+    ptb_audio.get_devices = get_devices
+    _PTB_FIXED = True
+
+
+class RealSpeaker:
+    """Calibrated noise through PsychoPy sound (psychtoolbox backend). One Sound (one track
+    on the device's master stream) is refilled for every burst; a burst is exactly as long as
+    its trial allows, so it ends by itself if nothing stops it."""
+
+    def __init__(self, device: dict, limits, calibration: dict | None, latency_class: int = 1,
+                 display=None):
+        self.device, self.limits, self.calibration = device, limits, calibration
+        self.display = display
+        self.speed = display.speed if display else 1.0
+        self.meter = DoseMeter()
+        self._burst: Burst | None = None
+        self._loaded: Burst | None = None
+        self._ref_end = 0.0
+        self._onset = self._stop_cmd = self._offset = None
+        self._open(device["device"], latency_class)
+
+    # -- opening ----------------------------------------------------------------------------
+    def _open(self, name: str, latency_class: int) -> None:
+        _fix_ptb_audio()
+        import numpy as np
+        import psychtoolbox as ptb
+        from psychopy import sound
+        from psychopy.hardware.speaker import SpeakerDevice
+        self._ptb = ptb
+        errors = []
+        self.speaker = None
+        for lc in dict.fromkeys((latency_class, 1)):
+            try:
+                self.speaker = SpeakerDevice(name=name, latencyClass=lc)
+                self.latency_class = lc
+                break
+            except Exception as e:  # noqa: BLE001 - report every attempt
+                errors.append(f"latency class {lc}: {e}")
+        if self.speaker is None:
+            try:
+                import psychtoolbox.audio as ptb_audio
+                names = [d["DeviceName"] for d in ptb_audio.get_devices() if d.get("NrOutputChannels", 0) > 0]
+            except Exception:  # noqa: BLE001
+                names = []
+            raise DeviceError(f"cannot open the audio output {name!r} with PsychoPy/psychtoolbox "
+                              f"({'; '.join(str(e).splitlines()[0] for e in errors)}). Outputs found: "
+                              f"{', '.join(map(repr, names)) or 'none'}. Choose one with LHLAB_AUDIO_DEVICE or "
+                              "audio_device in lab.json; on PulseAudio check `pactl info`") from None
+        stream = self.speaker.stream
+        calls0 = stream.status["TotalCalls"]
+        deadline = time.time() + STREAM_START_TIMEOUT
+        while stream.status["TotalCalls"] < calls0 + 20:        # wait until the stream really runs
+            if time.time() > deadline:
+                raise DeviceError(f"the audio output {name!r} opened but its stream does not run "
+                                  f"(a suspended PulseAudio sink? try `pactl suspend-sink @DEFAULT_SINK@ 0`)")
+            time.sleep(0.01)
+        self.sample_rate = int(self.speaker.sampleRateHz)
+        self.channels = int(self.speaker.channels)
+        time.sleep(0.05)
+        self.predicted_latency = max(0.0, float(stream.status.get("PredictedLatency", 0.0)))
+        silence = np.zeros((int(self.sample_rate * 0.05), self.channels), dtype=np.float32)
+        self.sound = sound.Sound(value=silence, sampleRate=self.sample_rate, stereo=self.channels > 1,
+                                 hamming=False, speaker=self.speaker, name="noise", autoLog=False)
+
+    def info(self) -> dict:
+        return {"backend": "psychopy-ptb", "device": self.device, "name": self.speaker.name,
+                "index": self.speaker.index, "sample_rate": self.sample_rate, "channels": self.channels,
+                "latency_class": self.latency_class, "predicted_latency_s": round(self.predicted_latency, 6),
+                "calibration": (self.calibration or {}).get("id")}
+
+    # -- time -------------------------------------------------------------------------------
+    def _unix(self, t: float) -> float:
+        return self.display.to_unix(t) if self.display else t
+
+    def _session(self, t_unix: float) -> float:
+        return self.display.unix_to_session(t_unix) if self.display else t_unix
+
+    # -- noise ------------------------------------------------------------------------------
+    def prepare(self, level_dba: float, seconds: float, seed: int, ramp: float = 0.005) -> Burst:
+        if self.calibration is None:
+            raise DeviceError("noise refused: no calibration for this output (run `lhlab calibrate`)")
+        try:
+            check_level(level_dba, seconds, self.limits)
+        except BadInput as e:
+            raise DeviceError(f"noise refused: {e}") from None
+        return self._load(Burst(level_dba, seconds, seed, level_dbfs(level_dba, self.calibration)), ramp)
+
+    def _load(self, burst: Burst, ramp: float) -> Burst:
+        if burst.level_dbfs > HEADROOM_DBFS + 1e-9:
+            raise DeviceError(f"noise refused: {burst.level_dbfs:.1f} dBFS is above the {HEADROOM_DBFS:g} dBFS headroom")
+        self.silence()
+        samples = white_noise(burst.seconds / self.speed, self.sample_rate, burst.level_dbfs, burst.seed,
+                              self.channels, ramp)
+        self.sound.setSound(samples, hamming=False, log=False)
+        self._loaded = burst
+        return burst
+
+    def start(self, burst: Burst, at: float | None = None) -> float:
+        """Start the loaded burst at session time `at` (as soon as possible if None or past)."""
+        if self._loaded is not burst:
+            raise DeviceError("internal error: start() of a burst that is not loaded")
+        earliest = self._ptb.GetSecs() + max(0.01, 2 * self.predicted_latency)
+        when = earliest if at is None else max(earliest, self._unix(at))
+        self.sound.play(when=when, log=False)
+        self._burst, self._onset, self._stop_cmd, self._offset = burst, when, None, None
+        self._loaded = None
+        return self._session(when)
+
+    def stop(self) -> float:
+        """Stop now; returns the session time the stop command was issued."""
+        t = self._ptb.GetSecs()
+        if self._burst is not None and self._stop_cmd is None:
+            self._stop_cmd = t
+            self.sound.stop(log=False)
+            est = self._estimated_stop(t)
+            end = self._onset + self._burst.seconds / self.speed
+            self._offset = min(end, max(self._onset, est))
+        return self._session(t)
+
+    def _estimated_stop(self, t_cmd: float) -> float:
+        try:
+            est = float(self.sound.track.status["EstimatedStopTime"])
+        except Exception:  # noqa: BLE001
+            est = 0.0
+        return est if t_cmd - 0.5 < est < t_cmd + 0.5 else t_cmd + self.predicted_latency
+
+    def finish(self):
+        """(onset, offset, stop command) of the last burst in session time; accounts its dose."""
+        if self._burst is None:
+            return None, None, None
+        offset = self._offset if self._offset is not None else self._onset + self._burst.seconds / self.speed
+        self.meter.add(self._burst.level_dba, (offset - self._onset))
+        out = (self._session(self._onset), self._session(offset),
+               self._session(self._stop_cmd) if self._stop_cmd is not None else None)
+        self._burst = None
+        return out
+
+    def silence(self) -> None:
+        """Stop whatever plays (withdrawal, abort, crash, end of phase)."""
+        if self._burst is not None:
+            self.stop()
+            self.finish()
+        try:
+            self.sound.stop(log=False)
+        except Exception:  # noqa: BLE001 - best effort
+            pass
+
+    def dose_record(self) -> dict:
+        return self.meter.record()
+
+    def xruns(self) -> int:
+        """Output underruns of the device stream so far (each one is a gap in the sound)."""
+        try:
+            return int(self.speaker.stream.status["XRuns"])
+        except Exception:  # noqa: BLE001
+            return 0
+
+    # -- calibration ------------------------------------------------------------------------
+    def play_reference(self, dbfs: float, seconds: float, seed: int = 20240601) -> None:
+        """`lhlab calibrate`: the reference noise at `dbfs` RMS (not a participant burst)."""
+        self._load(Burst(0.0, seconds, seed, dbfs), ramp=0.05)
+        self._ref_end = self._ptb.GetSecs() + seconds
+        self.sound.play(log=False)
+
+    def wait_reference(self) -> None:
+        while self._ptb.GetSecs() < self._ref_end + 0.05:
+            time.sleep(0.01)
+        self.silence()
+
+    def close(self) -> None:
+        self.silence()
+        try:
+            track = self.sound.track
+            if track is not None:
+                track.close()       # the track before its master stream (else psychtoolbox complains at exit)
+            self.speaker.close()
+        except Exception:  # noqa: BLE001 - closing is best effort at exit
+            pass
+
+
+def open_speaker(device: dict, limits, calibration: dict | None, latency_class: int = 1,
+                 display=None) -> RealSpeaker:
+    return RealSpeaker(device, limits, calibration, latency_class, display)
