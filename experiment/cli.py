@@ -9,35 +9,117 @@ import sys
 import threading
 from pathlib import Path
 
-from experiment.errors import EXIT_BAD_INPUT, EXIT_ERROR, BadInput, LhlabError, ProtocolError
+from experiment.errors import (EXIT_ABORTED, EXIT_BAD_INPUT, EXIT_COMPLETE, EXIT_ERROR, EXIT_WITHDRAWN, BadInput,
+                               LhlabError, ProtocolError)
+from experiment.suggest import hint
 
 DEFAULT_DATA_DIR = Path("data")
 
 
-def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="lhlab", description="Run learned-helplessness experiments.")
-    sub = ap.add_subparsers(dest="command", required=True)
+RUN_EPILOG = f"""\
+exit codes:
+  {EXIT_COMPLETE:<4} complete: every phase and the debriefing were done
+  {EXIT_ERROR:<4} crashed: a bug or a device failure; the data so far are kept
+  {EXIT_BAD_INPUT:<4} refused: bad protocol, arguments or data folder; nothing was written
+  {EXIT_ABORTED:<4} aborted: the experimenter pressed Escape, or SIGINT/SIGTERM
+  {EXIT_WITHDRAWN:<4} withdrawn: the participant pressed F12
+  130  interrupted (Ctrl-C) before the session was set up
+
+keys (the defaults; a protocol may change them under `keys:`):
+  F12     the participant withdraws, at any time: the session ends `withdrawn`
+          (exit {EXIT_WITHDRAWN}) and the debriefing is still shown (F12 again ends it)
+  Escape  the experimenter aborts at once: the session ends `aborted` (exit {EXIT_ABORTED}),
+          no debriefing
+  Space   continue to the next instruction page
+
+progress on stdout: one JSON object per line, e.g.
+  {{"event": "trial", "time": 1764600000.5, "elapsed": 73.2, "participant": "p1",
+   "session": 1, "phase": "training", "role": "training", "trial": 3, "of": 20,
+   "outcome": "solved", "rt": 4.21}}
+every event has: event, time (Unix time, s), elapsed (s since the start),
+participant, session; from the first phase on also phase and role
+(phase "debriefing" during the debriefing).
+  event          its other fields
+  session_start  condition, study, data (the session folder), phases (phase ids),
+                 expected_s (longest expected duration)
+  phase_start    task, trials (how many)
+  page           kind (text or debriefing): an instruction or debriefing page
+  trial_start    trial, of
+  trial          trial, of, outcome, rt (s; null without a response; no rt for
+                 ratings)
+  phase_end      trials_done
+  debriefing     (none): the debriefing starts
+  session_end    status (complete, aborted, withdrawn or crashed), reason
+Other lines on stdout (e.g. PsychoPy warnings) are not JSON; errors go to stderr.
+"""
+
+
+class _Version(argparse.Action):
+    """`lhlab --version`: looked up only when asked for (and without importing PsychoPy)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser.exit(message=version_text() + "\n")
+
+
+def version_text() -> str:
+    """'lhlab 0.1.0 (Python 3.11.9, psychopy-lib 2026.2.5)', from the installed distributions' metadata."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(dist: str) -> str | None:
+        try:
+            return version(dist)
+        except PackageNotFoundError:
+            return None
+    psychopy = installed("psychopy-lib")
+    return (f"lhlab {installed('lhlab') or '(not installed: run from a source tree)'} "
+            f"(Python {platform.python_version()}, "
+            f"{'psychopy-lib ' + psychopy if psychopy else 'psychopy-lib not installed'})")
+
+
+def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """{name: parser} of `lhlab`'s subcommands."""
+    for action in parser._actions:       # argparse has no public accessor for its subparsers
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The one definition of `lhlab`'s command line (also read by the launcher)."""
+    ap = argparse.ArgumentParser(prog="lhlab", description="Run learned-helplessness experiments.",
+                                 epilog="`lhlab COMMAND --help` describes a command; `lhlab run --help` also "
+                                        "lists the exit codes, the keys and the progress events.")
+    ap.add_argument("--version", action=_Version, help="print the versions of lhlab, Python and PsychoPy, and exit")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("validate", help="check protocol files; exit 2 with file:line: field: message lines")
-    p.add_argument("protocols", nargs="+", type=Path)
+    p.add_argument("protocols", nargs="+", type=Path, metavar="PROTOCOL", help="protocol file(s) (YAML) to check")
 
     p = sub.add_parser("plan", help="print the seeded trial-by-trial schedule and expected duration")
-    p.add_argument("protocol", type=Path)
-    p.add_argument("--condition", required=True)
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("protocol", type=Path, help="the protocol file (YAML)")
+    p.add_argument("--condition", required=True, help="the condition to plan (one of the protocol's conditions)")
+    p.add_argument("--seed", type=int, default=1, help="schedule seed (default: 1)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
-    p = sub.add_parser("run", help="run one participant's session")
-    p.add_argument("protocol", type=Path)
+    p = sub.add_parser("run", help="run one participant's session", epilog=RUN_EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("protocol", type=Path, help="the protocol file (YAML)")
     p.add_argument("--participant", required=True, help="pseudonymous label (letters and digits)")
-    p.add_argument("--condition", required=True)
-    p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    p.add_argument("--condition", required=True, help="the participant's condition (one of the protocol's conditions)")
+    p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
+                   help=f"data folder; the study's folder is created in it (default: {DEFAULT_DATA_DIR})")
     p.add_argument("--session", type=int, help="session number (default: the next free one)")
     p.add_argument("--seed", type=int, help="schedule seed (default: random, recorded)")
     p.add_argument("--experimenter", default="", help="experimenter id, recorded with the session")
     p.add_argument("--simulate", metavar="PROFILE", help="simulated participant profile, e.g. default or "
                                                          "'default,helplessness_effect=0.3'")
-    p.add_argument("--mode", choices=("data-only", "visual"), default="data-only")
+    p.add_argument("--mode", choices=("data-only", "visual"), default="data-only",
+                   help="with --simulate: data-only (virtual clock, no window; the default) or visual "
+                        "(the real window and clock, keys pressed by the simulated participant)")
     p.add_argument("--speed", type=float, default=1.0, help="compress waits by this factor (simulation; marks pilot)")
     p.add_argument("--windowed", action="store_true", help="a window instead of full screen")
     p.add_argument("--screen", type=int, default=0, help="monitor index for the participant window")
@@ -51,7 +133,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("tasks", help="reference of every task type: parameters (with defaults) and data columns")
 
     p = sub.add_parser("status", help="list the sessions of a study folder with their real status")
-    p.add_argument("study_dir", type=Path)
+    p.add_argument("study_dir", type=Path, help="the study folder (DATA_DIR/<study-id>)")
     from experiment import cohort
     cohort.add_parser(sub)
     from analysis import cli as analysis_cli   # lhlab analyze (analysis/cli.py)
@@ -62,13 +144,22 @@ def _parser() -> argparse.ArgumentParser:
     return ap
 
 
+_parser = build_parser      # the old private name, still used by gui/commands.py
+
+
 def cmd_launch(args) -> int:
     from gui.app import main as launch      # Qt is imported here only, never by experiment/ itself
     return launch(args.data_dir, args.protocols)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = next((a for a in argv if not a.startswith("-")), None)     # the only top-level options are flags
+    if command is not None and command not in subcommands(parser):
+        print(f"lhlab: {command!r} is not an lhlab command; {hint(command, subcommands(parser))}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    args = parser.parse_args(argv)
     try:
         from experiment import cohort
         if args.command == "launch":
@@ -108,9 +199,7 @@ def cmd_validate(args) -> int:
 def cmd_plan(args) -> int:
     from experiment.protocol import load_protocol, plan
     proto = load_protocol(args.protocol)
-    if args.condition not in proto.conditions:
-        raise BadInput(f"--condition: {args.condition!r} is not a condition of {args.protocol}; "
-                       f"choose one of: {', '.join(proto.conditions)}")
+    _check_condition(proto, args.condition, args.protocol)
     schedule = plan(proto, args.condition, args.seed)
     total = sum(e for _, _, e in schedule)
     if args.json:
@@ -130,6 +219,11 @@ def cmd_plan(args) -> int:
     return 0
 
 
+def _check_condition(proto, condition: str, path: Path) -> None:
+    if condition not in proto.conditions:
+        raise BadInput(f"--condition: {condition!r} is not a condition of {path}; {hint(condition, proto.conditions)}")
+
+
 def cmd_run(args) -> int:
     # Signals first: SIGINT/SIGTERM end the session gracefully, even during device start-up.
     stop = threading.Event()
@@ -143,6 +237,7 @@ def cmd_run(args) -> int:
     from experiment.protocol import load_protocol
     from experiment.session import Session, SessionRequest, prepare
     proto = load_protocol(args.protocol)
+    _check_condition(proto, args.condition, args.protocol)
     req = SessionRequest(protocol=proto, participant=args.participant, condition=args.condition,
                          data_dir=args.data_dir, session=args.session, seed=args.seed,
                          experimenter=args.experimenter, simulate=args.simulate, mode=args.mode,
@@ -162,15 +257,16 @@ def cmd_run(args) -> int:
 
 def _open_devices(args, prepared, stop):
     """(clock, screen, keyboard, speaker), extra provenance, and a function that closes them."""
-    from experiment.simulated import data_only_devices, participant_for
+    from experiment.devices.virtual import data_only_devices
+    from experiment.simulation.participant import participant_for
     proto = prepared.request.protocol
     participant = None
     if args.simulate:
         participant = participant_for(prepared)
         if args.mode == "data-only":
             return data_only_devices(participant, proto.keys, stop), {}, lambda: None
-    from experiment import psychopy_devices    # the only import of PsychoPy, and only here
-    return psychopy_devices.open_devices(proto.keys, stop, windowed=args.windowed, screen=args.screen,
+    from experiment.devices import lab    # imports PsychoPy: real devices only
+    return lab.open_devices(proto.keys, stop, windowed=args.windowed, screen=args.screen,
                                          participant=participant, speed=args.speed, audio=prepared.audio)
 
 
@@ -205,6 +301,7 @@ def cmd_status(args) -> int:
         if path.exists():
             datafile.settle_crashed(path)
     datafile.update_participants_tsv(args.study_dir)
+    print("participant\tsession\tcondition\tstatus\tstarted\treason")
     for rec in datafile.all_sessions(args.study_dir):
         print(f"sub-{rec.get('participant')}\tses-{rec.get('session')}\t{rec.get('condition')}\t"
               f"{rec['effective_status']}\t{rec.get('started', '')}\t{(rec.get('exit') or {}).get('reason', '')}")

@@ -48,10 +48,14 @@ def session_seed(seed: int, label: str) -> int:
 def add_parser(subparsers) -> None:
     """Add the `simulate` subcommand to `lhlab`'s subparsers."""
     from experiment.cli import DEFAULT_DATA_DIR
-    p = subparsers.add_parser("simulate", help="a whole simulated study (data-only) through the registry")
-    p.add_argument("protocol", type=Path)
+    p = subparsers.add_parser("simulate", help="a whole simulated study (data-only) through the registry",
+                              description="Register and run N simulated participants (data-only, marked pilot) "
+                                          "in the study folder of DATA_DIR: one line per participant on stdout, "
+                                          "then a summary; a progress bar with ETA on stderr when it is a terminal.")
+    p.add_argument("protocol", type=Path, help="the protocol file (YAML)")
     p.add_argument("--participants", type=int, required=True, metavar="N", help="how many participants to add")
-    p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
+                   help=f"data folder; the study's folder is created in it (default: {DEFAULT_DATA_DIR})")
     p.add_argument("--seed", type=int, help="study seed (default: random, printed); same seed, same study")
     p.add_argument("--profile", default="default",
                    help="simulated participant profile, e.g. default or 'default,helplessness_effect=0.3'")
@@ -67,14 +71,22 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_signal)
 
     from experiment.protocol import load_protocol
-    from experiment.simulated import parse_profile
+    from experiment.simulation.participant import parse_profile
     if args.participants < 1:
         raise BadInput(f"--participants must be >= 1 (got {args.participants})")
     proto = load_protocol(args.protocol)
     parse_profile(args.profile)           # refuse a bad profile before anything is written
     seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
     t0 = time.monotonic()
-    outcomes = simulate(proto, args.data_dir, args.participants, seed, args.profile, stop, sys.stdout)
+    bar = None
+    if sys.stderr.isatty():     # stdout may be read by a program; the bar is for a person watching
+        from tqdm import tqdm
+        bar = tqdm(total=args.participants, desc="simulate", unit=" participants", file=sys.stderr)
+    try:
+        outcomes = simulate(proto, args.data_dir, args.participants, seed, args.profile, stop, sys.stdout, bar)
+    finally:
+        if bar is not None:
+            bar.close()
     _summary(proto, args.data_dir, outcomes, seed, args.participants, time.monotonic() - t0, sys.stdout)
     if stop.is_set():
         return EXIT_ABORTED
@@ -82,11 +94,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def simulate(protocol, data_dir: Path, n: int, seed: int, profile: str = "default",
-             stop: threading.Event | None = None, out: TextIO | None = None) -> list[Outcome]:
+             stop: threading.Event | None = None, out: TextIO | None = None, bar=None) -> list[Outcome]:
     """Register and run `n` simulated participants (data-only) in `data_dir`'s study folder.
 
     Stops early (between or inside sessions, which end `aborted`) when `stop` is set.
-    Writes one line per participant to `out` if given.
+    Writes one line per participant to `out` if given, and advances `bar` (a tqdm progress bar) if given.
     """
     from experiment import datafile
     from experiment.registry import Registry
@@ -113,8 +125,15 @@ def simulate(protocol, data_dir: Path, n: int, seed: int, profile: str = "defaul
             if out is not None:
                 partner = f"  yoked to {outcome.yoked_to}" if outcome.yoked_to else ""
                 where = f"ses-{outcome.session}" if outcome.session else "-"
-                print(f"{outcome.label:<6} {outcome.condition:<14} {outcome.status:<9} {where}{partner}"
-                      + (f"  ({outcome.message})" if outcome.message else ""), file=out, flush=True)
+                line = (f"{outcome.label:<6} {outcome.condition:<14} {outcome.status:<9} {where}{partner}"
+                        + (f"  ({outcome.message})" if outcome.message else ""))
+                if bar is not None:
+                    bar.write(line, file=out)      # above the bar, not through it
+                    out.flush()
+                else:
+                    print(line, file=out, flush=True)
+            if bar is not None:
+                bar.update(1)
         reg.sync_sessions()        # registry statuses and participants.tsv, under the registry lock
     return outcomes
 

@@ -77,6 +77,13 @@ class Problem:
     message: str
 
 
+@dataclass
+class FileProblem:
+    """A problem found across phases and conditions, located from the top of the file."""
+    path: tuple     # e.g. ("phases", "noiseyoked", "yoke_phase") or ("conditions", "helpless", "yoked_to")
+    message: str
+
+
 class Task:
     """Base class: subclasses fill the class attributes and implement `run`."""
 
@@ -85,10 +92,35 @@ class Task:
     default_role: ClassVar[str] = "training"
     params: ClassVar[tuple[Param, ...]]
     columns: ClassVar[tuple[Column, ...]]
+    key_list_params: ClassVar[tuple[str, ...]] = ()   # "str" params holding space-separated key names
 
     def check(self, params: dict, base_dir: Path) -> list[Problem]:
         """Cross-field and file checks, after every single field has passed its own check."""
         return []
+
+    def check_conditions(self, conditions: dict, phases: dict) -> list[FileProblem]:
+        """Rules across phases and conditions (e.g. what a yoked phase replays), once per
+        protocol, over the conditions and the phases that passed their own checks."""
+        return []
+
+    def condition_exposure(self, phase, condition, conditions: dict, phases: dict) -> list[tuple[float, float]]:
+        """Worst-case noise of `phase` when `condition` runs it: its own exposure() unless the
+        phase depends on another phase (a yoked replay); for the lab dose limit per condition."""
+        return self.exposure(phase.params)
+
+    def check_row(self, row: dict, params: dict) -> list[str]:
+        """Problems of one written trial row ([] if consistent): the rules every row of this
+        task obeys, whoever answered (person or simulation). `row` maps every column to its
+        value as written ('n/a' text) or as read by the analysis (numbers, NaN); `params` are
+        the phase's protocol parameters, or {} when unknown (then only the row's own rules).
+        The rules common to every task are here; a task adds its own in `row_rules`."""
+        problems = _common_row_problems(self, row)
+        if not problems or not problems[0].startswith(MISSING_COLUMNS):
+            self.row_rules(RowValues(row, problems), params)
+        return problems
+
+    def row_rules(self, v: "RowValues", params: dict) -> None:
+        """The task's own rules for check_row: report with v.bad(column, message)."""
 
     def exposure(self, params: dict) -> list[tuple[float, float]]:
         """Worst-case noise the phase plays: [(level dB(A), seconds)]; [] for silent tasks."""
@@ -182,3 +214,98 @@ def check_value(p: Param, value: Any, base_dir: Path) -> str | None:
         if p.high is not None and value > p.high:
             return f"must be <= {p.high:g} (got {value!r})"
     return None
+
+
+# -- written rows ----------------------------------------------------------------------------
+
+TIME_TOL = 1e-5         # s: times are written to the microsecond, so sums of written values agree to this
+DEADLINE_SLACK = 0.1    # s: a key pressed during the frame that straddles a deadline is accepted after it
+NA = "n/a"              # the missing value in trial files (experiment.datafile.NA)
+MISSING_COLUMNS = "columns missing: "
+
+
+class RowValues:
+    """Typed access to one row's cells for check_row; an unreadable cell is a problem."""
+
+    def __init__(self, row: dict, problems: list[str]):
+        self.row, self.problems = row, problems
+
+    def bad(self, column: str, message: str) -> None:
+        self.problems.append(f"{column}: {message}")
+
+    def is_na(self, column: str) -> bool:
+        v = self.row.get(column)
+        return v is None or v == "" or v == NA or (isinstance(v, float) and v != v)
+
+    def num(self, column: str) -> float | None:
+        """The cell as a finite number (None when missing or not one; the latter is reported)."""
+        v = self.row.get(column)
+        if v is None or v == "" or v == NA:
+            return None
+        try:
+            f = float(v)
+        except (TypeError, ValueError):
+            self.bad(column, f"not a number (got {v!r})")
+            return None
+        if f != f:
+            return None                  # NaN: a missing value as the analysis reads it
+        if not math.isfinite(f):
+            self.bad(column, f"not a finite number (got {v!r})")
+            return None
+        return f
+
+    def whole(self, column: str, low: int = 0) -> int | None:
+        """The cell as a whole number >= low (None when missing or not one; the latter is reported)."""
+        f = self.num(column)
+        if f is None:
+            return None
+        if not f.is_integer() or f < low:
+            self.bad(column, f"must be a whole number >= {low} (got {self.row.get(column)!r})")
+            return None
+        return int(f)
+
+    def text(self, column: str) -> str | None:
+        return None if self.is_na(column) else str(self.row[column])
+
+
+def _row_rules(task: Task) -> tuple[tuple[str, ...], tuple[str, ...], tuple[tuple[str, frozenset], ...]]:
+    """(column names, time columns, (column, allowed levels)) from the task's declaration."""
+    rules = _ROW_RULES.get(task.name)
+    if rules is None:
+        rules = _ROW_RULES[task.name] = (
+            tuple(c.name for c in task.columns),
+            tuple(c.name for c in task.columns if c.units == "s"),
+            tuple((c.name, frozenset(c.levels)) for c in task.columns if c.levels))
+    return rules
+
+
+_ROW_RULES: dict[str, tuple] = {}
+
+
+def _common_row_problems(task: Task, row: dict) -> list[str]:
+    names, times, levels = _row_rules(task)
+    absent = [c for c in names if c not in row]
+    if absent:
+        return [f"{MISSING_COLUMNS}{', '.join(absent)}"]
+    problems: list[str] = []
+    v = RowValues(row, problems)
+    pid = v.text("participant_id")
+    if pid is None or not pid.startswith("sub-") or not LABEL_RE.fullmatch(pid[4:]):
+        v.bad("participant_id", f"must be sub-<letters and digits> (got {row['participant_id']!r})")
+    for c in ("session", "trial"):
+        if v.whole(c, low=1) is None and v.is_na(c):
+            v.bad(c, "is missing")
+    if v.text("task") != task.name:
+        v.bad("task", f"must be {task.name!r} (got {row['task']!r})")
+    for c in ("condition", "phase", "role"):
+        if v.is_na(c):
+            v.bad(c, "is missing")
+    for c in times:                       # every time (units "s") is a finite number >= 0
+        t = v.num(c)
+        if t is not None and t < 0:
+            v.bad(c, f"a time must not be negative (got {row[c]!r})")
+    for c, allowed in levels:            # every coded column holds one of its declared levels
+        value = v.text(c)
+        if value is not None and value not in allowed:
+            v.bad(c, f"must be one of {', '.join(sorted(allowed))} (got {row[c]!r})")
+    return problems

@@ -14,7 +14,7 @@ analysis reads for task "shuttle".
 
 from __future__ import annotations
 
-from experiment.audio import KEY_RE, ResponseMatcher
+from experiment.tasks.noise_common import KEY_RE, ResponseMatcher
 from experiment.devices import View
 from experiment.noise import intervals
 from experiment.tasks.base import COMMON_COLUMNS, Column, Param, Problem, Task
