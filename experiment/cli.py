@@ -125,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--windowed", action="store_true", help="a window instead of full screen")
     p.add_argument("--screen", type=int, default=0, help="monitor index for the participant window")
     p.add_argument("--pilot", action="store_true", help="mark the data as pilot data")
+    p.add_argument("--check", action="store_true",
+                   help="dry run: print every preflight check (the launcher's), write nothing; exit 0 or 2")
     p.add_argument("--yoked-to", metavar="LABEL", help="yoked condition: the escapable partner whose recorded "
                                                        "noise durations and intervals are replayed")
 
@@ -235,23 +237,41 @@ def cmd_run(args) -> int:
     signal.signal(signal.SIGINT, on_signal)
 
     from experiment import datafile
-    from experiment.protocol import load_protocol
-    from experiment.session import Session, SessionRequest, prepare
-    proto = load_protocol(args.protocol)
-    _check_condition(proto, args.condition, args.protocol)
+    from experiment.preflight import SessionRequest, check_protocol_file, preflight
+    from experiment.session import Session
+    if args.check:
+        check, proto = check_protocol_file(args.protocol)
+        if proto is None:
+            print(f"NO  {check.name}: {check.message}")
+            return EXIT_BAD_INPUT
+    else:
+        from experiment.protocol import load_protocol
+        proto = load_protocol(args.protocol)
     req = SessionRequest(protocol=proto, participant=args.participant, condition=args.condition,
                          data_dir=args.data_dir, session=args.session, seed=args.seed,
                          experimenter=args.experimenter, simulate=args.simulate, mode=args.mode,
                          speed=args.speed, pilot=args.pilot, yoked_to=args.yoked_to)
-    if args.simulate is None and args.mode != "data-only":
-        raise BadInput("--mode applies to simulated participants only (add --simulate PROFILE)")
-    prepared = prepare(req)
+    pf = preflight(req)
+    if args.check:       # the launcher's verdict, for a script: nothing is written either way
+        print("\n".join([f"OK  {check.name}: {check.message}", pf.report()]))
+        return 0 if pf.ok else EXIT_BAD_INPUT
+    if not pf.ok:
+        raise BadInput(pf.problems[0].message)
+    prepared = pf.prepared
     for n, path in datafile.sessions_of(prepared.study, req.participant):
         if path.exists():
-            datafile.settle_crashed(path)     # an earlier session that crashed says so in its file
+            try:
+                datafile.settle_crashed(path)     # an earlier session that crashed says so in its file
+            except OSError:
+                pass        # a full disk: the reserve below refuses the session with one line
     devices, info, closer = _open_devices(args, prepared, stop)
     try:
-        return Session(prepared, devices, stop, sys.stdout, info).run()
+        session = Session(prepared, devices, stop, sys.stdout, info)
+        code = session.run()
+        if code == EXIT_ERROR:      # the details are in the session JSON; the experimenter gets one line
+            print(f"lhlab run: sub-{req.participant} ses-{prepared.session} crashed: "
+                  f"{(session.record.get('exit') or {}).get('reason')}", file=sys.stderr)
+        return code
     finally:
         closer()
 
@@ -268,7 +288,7 @@ def _open_devices(args, prepared, stop):
             return data_only_devices(participant, proto.keys, stop), {}, lambda: None
     from experiment.devices import lab    # imports PsychoPy: real devices only
     return lab.open_devices(proto.keys, stop, windowed=args.windowed, screen=args.screen,
-                                         participant=participant, speed=args.speed, audio=prepared.audio)
+                            participant=participant, speed=args.speed, audio=prepared.audio)
 
 
 def cmd_tasks(args) -> int:
@@ -297,11 +317,15 @@ def cmd_status(args) -> int:
     from experiment import datafile
     if not (args.study_dir / "dataset_description.json").is_file():
         raise BadInput(f"{args.study_dir} is not an lhlab study folder (no dataset_description.json)")
-    for _, path in ((n, p) for sub in sorted(args.study_dir.glob("sub-*"))
-                    for n, p in datafile.sessions_of(args.study_dir, sub.name[4:])):
-        if path.exists():
-            datafile.settle_crashed(path)
-    datafile.update_participants_tsv(args.study_dir)
+    try:
+        for _, path in ((n, p) for sub in sorted(args.study_dir.glob("sub-*"))
+                        for n, p in datafile.sessions_of(args.study_dir, sub.name[4:])):
+            if path.exists():
+                datafile.settle_crashed(path)
+        datafile.update_participants_tsv(args.study_dir)
+    except OSError as e:        # a full or read-only disk: list what is there without writing
+        print(f"lhlab status: {args.study_dir}: could not update the records ({e.strerror}); "
+              "listing them read-only", file=sys.stderr)
     print("participant\tsession\tcondition\tstatus\tstarted\treason")
     for rec in datafile.all_sessions(args.study_dir):
         print(f"sub-{rec.get('participant')}\tses-{rec.get('session')}\t{rec.get('condition')}\t"

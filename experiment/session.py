@@ -1,7 +1,8 @@
 """Run one participant's session: phases in order, data on disk as it happens, progress out.
 
-`prepare()` makes every check that can refuse a session (exit 2, nothing written);
-`Session.run()` then owns the session folder until the end, whatever happens.
+`experiment.preflight.prepare()` makes every check that can refuse a session (exit 2,
+nothing written); `Session.run()` then owns the session folder until the end, whatever
+happens.
 """
 
 from __future__ import annotations
@@ -10,13 +11,12 @@ import functools
 import json
 import os
 import platform
-import secrets
 import shutil
 import sys
 import threading
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TextIO
@@ -24,166 +24,18 @@ from typing import TextIO
 from experiment import datafile
 from experiment.errors import (EXIT_ABORTED, EXIT_COMPLETE, EXIT_ERROR, EXIT_WITHDRAWN, Aborted, BadInput,
                                SessionEnded, Withdrawn)
-from experiment.identifiers import check_free_text, check_label, is_label
-from experiment.protocol import Phase, Protocol, plan
+from experiment.preflight import Prepared, SessionRequest, prepare  # noqa: F401 - the session's inputs
+from experiment.protocol import Phase, Protocol
 from experiment.tasks import TASKS
 from experiment.tasks.base import PhaseContext
 from experiment.tasks.instructions import show_page
 
-MIN_FREE_MB_DEFAULT = 200      # refuse to start below this much free space in the data folder
 EXIT_FOR_STATUS = {"complete": EXIT_COMPLETE, "aborted": EXIT_ABORTED, "withdrawn": EXIT_WITHDRAWN,
                    "crashed": EXIT_ERROR}
 
 
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-
-
-@dataclass
-class SessionRequest:
-    protocol: Protocol
-    participant: str
-    condition: str
-    data_dir: Path
-    session: int | None = None
-    seed: int | None = None
-    experimenter: str = ""
-    simulate: str | None = None      # profile spec, or None for a real participant
-    mode: str = "data-only"
-    speed: float = 1.0
-    yoked_to: str | None = None
-    pilot: bool = False
-
-
-@dataclass
-class Prepared:
-    request: SessionRequest
-    study: Path
-    session: int
-    seed: int
-    schedule: list            # [(Phase, trials, expected_s)]
-    previous: list = field(default_factory=list)
-    calibration: dict | None = None   # the headphone calibration in force (noise protocols)
-    audio: dict | None = None         # what the real speaker needs: device, calibration, limits
-    yoke: dict | None = None          # the partner whose noise schedule is replayed
-
-
-def prepare(req: SessionRequest) -> Prepared:
-    """Every check that may refuse the session, before anything is written."""
-    proto = req.protocol
-    problem = check_label(req.participant, "--participant")
-    if problem:
-        raise BadInput(f"{problem}; it becomes the folder name sub-<label>")
-    problem = check_free_text(req.experimenter or "", "--experimenter")
-    if problem:
-        raise BadInput(problem)
-    if req.condition not in proto.conditions:
-        raise BadInput(f"--condition: {req.condition!r} is not a condition of {proto.path}; "
-                       f"choose one of: {', '.join(proto.conditions)}")
-    if not (0 < req.speed < 1000):
-        raise BadInput(f"--speed must be a number above 0 and below 1000 (got {req.speed})")
-    if req.speed != 1 and not req.simulate:
-        raise BadInput("--speed only applies to simulated participants (--simulate)")
-    study = datafile.study_dir(req.data_dir, proto.study_id)
-    _check_writable(Path(req.data_dir), study)
-
-    previous = []
-    for n, path in datafile.sessions_of(study, req.participant):
-        try:
-            rec = datafile.read_session(path)
-        except (OSError, ValueError):
-            rec = {"session": n, "effective_status": "crashed", "condition": None}
-        previous.append(rec)
-        if rec.get("effective_status") == "running":
-            raise BadInput(f"sub-{req.participant} ses-{n} is still running (pid {rec.get('process', {}).get('pid')}); "
-                           "wait for it to end or abort it first")
-        if rec.get("condition") and rec["condition"] != req.condition:
-            raise BadInput(f"sub-{req.participant} was run in condition {rec['condition']!r} (ses-{n}); "
-                           f"--condition {req.condition!r} would mix conditions. Use a new participant label")
-    used = {rec.get("session") for rec in previous} | {n for n, _ in datafile.sessions_of(study, req.participant)}
-    if req.session is not None:
-        if req.session < 1:
-            raise BadInput(f"--session must be >= 1 (got {req.session})")
-        if req.session in used:
-            raise BadInput(f"sub-{req.participant} ses-{req.session} already has data in {study}; "
-                           "nothing is overwritten: choose another session number or participant")
-        session = req.session
-    else:
-        done = [r for r in previous if r.get("effective_status") in ("complete", "withdrawn")]
-        if done:
-            r = done[-1]
-            raise BadInput(f"sub-{req.participant} already has a {r['effective_status']} session (ses-{r.get('session')}) "
-                           f"in {study}; pass --session {max(used) + 1} to add a session on purpose")
-        session = max(used, default=0) + 1
-    seed = req.seed if req.seed is not None else secrets.randbelow(2**31)
-    prepared = Prepared(req, study, session, seed, plan(proto, req.condition, seed), previous)
-    _prepare_noise(prepared)
-    return prepared
-
-
-def _prepare_noise(prepared: Prepared) -> None:
-    """Noise protocols: the calibration for this machine's output (refused without one) and,
-    in a yoked condition, the partner's recorded schedule (refused when missing/incomplete)."""
-    from experiment import calibration
-    from experiment.devices import output
-    from experiment.noise import lab_limits
-    from experiment.tasks.noise_escape import apply_yoke, partner_phase_id, read_partner, yoked_phases
-    req, proto = prepared.request, prepared.request.protocol
-    cond = proto.conditions[req.condition]
-    replays = yoked_phases(proto, req.condition)
-    if req.yoked_to is not None:
-        if cond.yoked_to is None:
-            raise BadInput(f"--yoked-to: condition {req.condition!r} is not yoked in {proto.path}")
-        if not is_label(req.yoked_to) or req.yoked_to == req.participant:
-            raise BadInput(f"--yoked-to: {req.yoked_to!r} must be another participant's label")
-    if replays:
-        if req.yoked_to is None:
-            raise BadInput(f"condition {req.condition!r} replays an escapable partner's noise: pass --yoked-to LABEL "
-                           f"(a participant of condition {cond.yoked_to!r} whose training is complete)")
-        yoke = {"partner": req.yoked_to, "phases": {}}
-        for i, (phase, trials, expected) in enumerate(prepared.schedule):
-            if phase not in replays:
-                continue
-            partner = read_partner(prepared.study, req.yoked_to, cond.yoked_to,
-                                   partner_phase_id(proto, req.condition, phase), len(trials),
-                                   pilot_ok=bool(req.simulate or req.pilot))
-            new = apply_yoke(trials, partner)
-            prepared.schedule[i] = (phase, new, sum(t["iti"] + t["noise_duration"] for t in new))
-            yoke["phases"][phase.id] = {k: v for k, v in partner.items() if k != "trials"}
-        prepared.yoke = yoke
-    levels = proto.noise_levels(req.condition)
-    if not levels:
-        return
-    limits = lab_limits()
-    if req.simulate and req.mode == "data-only":
-        prepared.calibration = {"id": None, "simulated": True,
-                                "note": "data-only simulation: nothing played; levels are the protocol's dB(A)"}
-        prepared.audio = {"limits": limits}
-        return
-    device = output.output_identity(output.configured_device())
-    cal = calibration.current(device, limits, levels)
-    prepared.calibration = cal
-    prepared.audio = {"device": device, "calibration": cal, "limits": limits,
-                      "latency_class": output.configured_latency_class()}
-
-
-def _check_writable(data_dir: Path, study: Path) -> None:
-    probe_dir = study if study.exists() else data_dir
-    while not probe_dir.exists():
-        probe_dir = probe_dir.parent
-    if not os.access(probe_dir, os.W_OK | os.X_OK):
-        raise BadInput(f"data folder {probe_dir} is not writable; choose another --data-dir or fix its permissions")
-    try:
-        import tempfile
-        with tempfile.NamedTemporaryFile(dir=probe_dir, prefix=".lhlab-probe-"):
-            pass
-    except OSError as e:
-        raise BadInput(f"data folder {probe_dir} is not writable ({e.strerror}); choose another --data-dir") from None
-    need = float(os.environ.get("LHLAB_MIN_FREE_MB", MIN_FREE_MB_DEFAULT))
-    free = shutil.disk_usage(probe_dir).free / 2**20
-    if free < need:
-        raise BadInput(f"data folder {probe_dir} has only {free:.0f} MB free (lhlab needs {need:.0f} MB); "
-                       "free some space or choose another --data-dir")
 
 
 @functools.lru_cache(maxsize=2)
@@ -288,6 +140,38 @@ class Session:
 
     # -- running -----------------------------------------------------------------------------
     def run(self) -> int:
+        """Run the session to its end and return the exit code. A full disk ends it `crashed`
+        with reason "disk full ...": the space reserved at the start (datafile.Reserve) is
+        released so the final record can still be written."""
+        self._reserve = datafile.Reserve.create(self.p.study, f"sub-{self.label}_ses-{self.p.session}")
+        try:
+            return self._run()
+        except OSError as e:
+            if not datafile.is_disk_full(e):
+                raise
+            return self._end_disk_full(e)
+        finally:
+            self._reserve.release()
+
+    def _end_disk_full(self, error: OSError) -> int:
+        """The disk filled up outside a phase (start-up or the final save): record it if at all possible."""
+        self._reserve.release()
+        self._close_phase()
+        reason = datafile.disk_full_reason(error)
+        if self.record:
+            self.record.update(status="crashed", ended=now_iso(),
+                               exit={"status": "crashed", "reason": reason, "code": EXIT_ERROR})
+            try:
+                self._save()
+            except OSError:
+                pass            # still no room: the record says running, which reads as crashed once we exit
+        if self.dir.is_dir() and not self.json_path.exists():
+            shutil.rmtree(self.dir, ignore_errors=True)     # nothing of this session is on disk: leave no folder
+        self.record.setdefault("exit", {"status": "crashed", "reason": reason, "code": EXIT_ERROR})
+        self.progress("session_end", status="crashed", reason=reason)
+        return EXIT_ERROR
+
+    def _run(self) -> int:
         datafile.ensure_dataset_files(self.p.study, self.proto.title)
         os.makedirs(self.dir.parent, exist_ok=True)
         try:
@@ -321,7 +205,11 @@ class Session:
             show_goodbye = False
         except Exception as e:      # a bug or a device failure: keep what is on disk, say what happened
             status, reason = "crashed", f"{type(e).__name__}: {e}"
-            self.record["traceback"] = traceback.format_exc()
+            if isinstance(e, OSError) and datafile.is_disk_full(e):
+                self._reserve.release()         # room for the final record
+                reason = datafile.disk_full_reason(e)
+            else:
+                self.record["traceback"] = traceback.format_exc()
             show_goodbye = False
         self._close_phase()
         self.record.update(status=status, ended=now_iso(),

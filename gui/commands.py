@@ -9,7 +9,6 @@ script on PATH and always uses the same installation as the launcher.
 
 from __future__ import annotations
 
-import functools
 import sys
 from pathlib import Path
 
@@ -19,37 +18,6 @@ PILOT_PROFILE = "default"
 def lhlab_argv(*args: str) -> list[str]:
     """[program, arg, ...] for one `lhlab` subcommand."""
     return [sys.executable, "-m", "experiment.cli", *map(str, args)]
-
-
-@functools.lru_cache(maxsize=1)
-def _subcommands() -> dict[str, frozenset[str]]:
-    """{subcommand: its option strings}, read from the real `lhlab` argument parser."""
-    import argparse
-
-    from experiment import cli
-    parser = cli._parser()      # the one definition of the command line; adapter, see DESIGN.md
-    out: dict[str, frozenset[str]] = {}
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for name, sub in action.choices.items():
-                out[name] = frozenset(opt for a in sub._actions for opt in a.option_strings)
-    return out
-
-
-def has_subcommand(name: str) -> bool:
-    """True if this lhlab has the subcommand `name` (e.g. 'analyze' once it exists)."""
-    try:
-        return name in _subcommands()
-    except Exception:  # noqa: BLE001 - a half-built CLI must not stop the launcher
-        return False
-
-
-def run_supports(option: str) -> bool:
-    """True if `lhlab run` accepts `option` (e.g. '--yoked-to')."""
-    try:
-        return option in _subcommands().get("run", frozenset())
-    except Exception:  # noqa: BLE001
-        return False
 
 
 def run_argv(protocol: Path, participant: str, condition: str, data_dir: Path, *, screen: int = 0,

@@ -512,10 +512,7 @@ class LauncherWindow(QMainWindow):
         self.act_abort.setEnabled(running and self.runner.state != "stopping")
         self.abort_button.setEnabled(self.act_abort.isEnabled())
         self.act_open.setEnabled(self.protocol is not None)
-        has_analyze = commands.has_subcommand("analyze")
-        self.act_analyze.setEnabled(ready and has_analyze and not running and not analysing)
-        if not has_analyze:
-            self.act_analyze.setToolTip("lhlab analyze is not available in this installation yet")
+        self.act_analyze.setEnabled(ready and not running and not analysing)
         for w in (self.study_combo, self.act_protocols, self.act_data, self.screen_combo, self.windowed_check):
             w.setEnabled(not running)
         self.note_save.setEnabled(self._note_key is not None)
@@ -600,8 +597,9 @@ class LauncherWindow(QMainWindow):
         model = self.pilot if pilot else self.study
         screen = self.screen_combo.currentData() or 0
         pf = preflight.preflight(self.protocol_path, model.run_data_dir, label, condition, yoked_to=yoked_to,
-                                 screens=self._screens_known(), screen=screen,
-                                 run_supports_yoke=commands.run_supports("--yoked-to"))
+                                 experimenter=self.experimenter_edit.text().strip(),
+                                 simulate=commands.PILOT_PROFILE if pilot else None,
+                                 screens=self._screens_known(), screen=screen)
         for note in pf.notes:
             self._log(f"preflight note: {note}")
         if pf.protocol is not None and self.protocol is not None and pf.protocol.sha256 != self.protocol.sha256:
@@ -635,9 +633,8 @@ class LauncherWindow(QMainWindow):
         except (BadInput, LhlabError) as e:
             return self.dialogs.error(self, "Pilot not started", str(e),
                                       f"The pilot folder is {self.pilot.study_dir}; delete it to start pilots afresh.")
-        yoke = preflight.check_yoke(pf.protocol, p.condition, p.yoked_to, commands.run_supports("--yoked-to"))
-        if yoke is not None and not yoke.ok:
-            return self.dialogs.error(self, "Pilot not started", f"{yoke.name}: {yoke.message}")
+        if self._preflight(p.label, p.condition, p.yoked_to, pilot=True) is None:    # now with its label and yoke
+            return
         screen = self.screen_combo.currentData() or 0
         argv = commands.run_argv(self.protocol_path, p.label, p.condition, self.pilot.run_data_dir, screen=screen,
                                  windowed=self.windowed_check.isChecked(),
@@ -826,8 +823,6 @@ class LauncherWindow(QMainWindow):
         self._log(f"opened {folder}")
 
     def analyze(self) -> None:
-        if not commands.has_subcommand("analyze"):
-            return self.dialogs.info(self, "Analysis not available", "This lhlab has no `lhlab analyze` yet.")
         if self.runner.is_running():
             return self._refuse_while_running("run the analysis (it would slow down the participant's screen)")
         study = self.study.study_dir
