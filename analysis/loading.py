@@ -45,9 +45,9 @@ import pandas as pd
 
 from experiment import datafile
 from experiment.errors import BadInput
+from experiment.identifiers import LABEL_RE
 
 COMMON = ["participant_id", "session", "condition", "phase", "role", "task", "trial"]
-LABEL_RE = re.compile(r"[A-Za-z0-9]+")
 SES_RE = re.compile(r"ses-\d+")
 BEH_RE = re.compile(r"^sub-(?P<label>[A-Za-z0-9]+)_ses-(?P<ses>\d+)_task-(?P<phase>[A-Za-z0-9]+)_beh\.(?P<ext>tsv|json)$")
 SESSION_COLUMNS = ["participant_id", "session", "condition", "condition_kind", "yoked_to", "status",

@@ -13,9 +13,11 @@ files are created with O_EXCL.
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -69,36 +71,118 @@ def _format(value) -> str:
 
 
 class TrialLog:
-    """Append-only TSV of one phase; each `write` is on disk before it returns."""
+    """Append-only TSV of one phase; each `write` is on disk before it returns, whole or not at
+    all: a row that cannot be written (disk full, I/O error) is cut off again before the error
+    is raised, so the file never ends in half a row written by us."""
 
     def __init__(self, path: Path, columns: list[str], durable: bool = True):
         self.path, self.columns, self.durable = path, columns, durable
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)   # never overwrite
-        self._file = os.fdopen(fd, "w", encoding="utf-8", newline="")
-        self._writer = csv.writer(self._file, delimiter="\t", lineterminator="\n",
-                                  quoting=csv.QUOTE_MINIMAL)
-        self._writer.writerow(columns)
-        self._sync()
-        _fsync_dir(path.parent)
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)   # never overwrite
+        self._size = 0
+        try:
+            self._append(_tsv_line(columns))
+            _fsync_dir(path.parent)
+        except BaseException:
+            os.close(self._fd)
+            self._fd = -1
+            path.unlink(missing_ok=True)     # no header-less debris
+            raise
         self.rows = 0
 
     def write(self, row: dict) -> None:
         unknown = set(row) - set(self.columns)
         if unknown:
             raise ValueError(f"{self.path.name}: columns not declared by the task: {sorted(unknown)}")
-        self._writer.writerow([_format(row.get(c)) for c in self.columns])
-        self._sync()
+        self._append(_tsv_line([_format(row.get(c)) for c in self.columns]))
         self.rows += 1
 
-    def _sync(self) -> None:
-        self._file.flush()
-        if self.durable:
-            os.fsync(self._file.fileno())
+    def _append(self, data: bytes) -> None:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._fd, view):]
+            if self.durable:
+                os.fsync(self._fd)
+        except OSError as e:
+            try:
+                os.ftruncate(self._fd, self._size)
+            except OSError:
+                pass        # the reader reports a torn last row
+            if e.filename is None:
+                e.filename = str(self.path)
+            raise
+        self._size += len(data)
 
     def close(self) -> None:
-        if not self._file.closed:
-            self._file.close()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+def _tsv_line(fields: list[str]) -> bytes:
+    buf = io.StringIO()
+    csv.writer(buf, delimiter="\t", lineterminator="\n", quoting=csv.QUOTE_MINIMAL).writerow(fields)
+    return buf.getvalue().encode("utf-8")
+
+
+RESERVE_BYTES = 1 << 20     # room for a session's final record (and participants.tsv) on a full disk
+
+
+class Reserve:
+    """Space a running session keeps for its last words: a file of RESERVE_BYTES in the study
+    folder (.lhlab-reserve-sub-<label>_ses-<n>, hidden, ignored by BIDS and the analysis),
+    deleted when the disk fills up so the final record can say "crashed: disk full", and at the
+    end of every session."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    @classmethod
+    def create(cls, study: Path, name: str) -> "Reserve":
+        """Raises BadInput when even the reserve does not fit (nothing of the session is written)."""
+        from experiment.errors import BadInput
+        path = Path(study) / f".lhlab-reserve-{name}"
+        created = None          # the first folder this call makes, removed again on failure
+        if not Path(study).exists():
+            created = Path(study)
+            while not created.parent.exists():
+                created = created.parent
+        try:
+            Path(study).mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                try:
+                    os.posix_fallocate(fd, 0, RESERVE_BYTES)
+                except OSError as e:
+                    if is_disk_full(e):
+                        raise
+                    os.write(fd, bytes(RESERVE_BYTES))      # a file system without fallocate
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as e:
+            path.unlink(missing_ok=True)
+            if created is not None:
+                shutil.rmtree(created, ignore_errors=True)
+            if is_disk_full(e):
+                raise BadInput(f"data folder {study} is full (not even {RESERVE_BYTES >> 20} MB free); free some "
+                               "space or choose another --data-dir") from None
+            raise
+        return cls(path)
+
+    def release(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def is_disk_full(error: BaseException) -> bool:
+    return isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def disk_full_reason(error: OSError) -> str:
+    where = f" while writing {Path(error.filename).name}" if getattr(error, "filename", None) else ""
+    return (f"disk full{where}: the finished trials are on disk; free space in the data folder before the "
+            "next session")
 
 
 def write_json_atomic(path: Path, data: dict) -> None:
@@ -120,13 +204,17 @@ def write_json_atomic(path: Path, data: dict) -> None:
 
 
 def write_new_json(path: Path, data: dict) -> None:
-    """Write a JSON file that must not exist yet (sidecars)."""
+    """Write a JSON file that must not exist yet (sidecars); on failure nothing is left."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2, ensure_ascii=False)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2, ensure_ascii=False)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        Path(path).unlink(missing_ok=True)
+        raise
 
 
 def read_trials(path: Path) -> tuple[list[dict], list[str]]:
@@ -201,6 +289,7 @@ def settle_crashed(path: Path) -> dict | None:
                    f"{on_disk} finished trials are on disk (the record had counted {done} at its last update)")})
     write_json_atomic(Path(path), record)
     record["effective_status"] = "crashed"
+    (study / f".lhlab-reserve-sub-{record.get('participant')}_ses-{record.get('session')}").unlink(missing_ok=True)
     return record
 
 
@@ -294,11 +383,15 @@ def _write_participants(study: Path, rows: dict[str, dict]) -> None:
         w.writerow([_format(rows[key].get(c)) if rows[key].get(c) != NA else NA for c in PARTICIPANT_COLUMNS])
     path = study / "participants.tsv"
     fd, tmp = tempfile.mkstemp(prefix=".participants.", dir=study)
-    with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-        f.write(buf.getvalue())
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(buf.getvalue())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)     # a full disk leaves no temp file behind
+        raise
 
 
 def update_participants_tsv(study: Path) -> None:
