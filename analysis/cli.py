@@ -18,7 +18,11 @@ def add_parser(subparsers) -> None:
         description="Load every session of STUDY_DIR, compute per-participant measures, compare the groups "
                     "(the helpless group's test-phase deficit), and write report.html plus every table as CSV. "
                     "Pilot/simulated data, incomplete and withdrawn sessions and broken yokes are excluded "
-                    "unless an --include flag says otherwise; every exclusion is listed in the report.")
+                    "unless an --include flag says otherwise (a folder holding only pilot/simulated sessions is "
+                    "analysed with them, every page marked SIMULATED DATA); every exclusion is listed in the "
+                    "report. The protocol's analysis: section names the primary outcome, reported first as "
+                    "confirmatory; every other measure is Holm-adjusted and exploratory.")
+    p.set_defaults(func=run)
     p.add_argument("study_dir", type=Path, help="the study folder (DATA_DIR/<study-id>)")
     p.add_argument("--out", type=Path, help="output folder (default: STUDY_DIR/derivatives/lhlab-analysis)")
     p.add_argument("--include-pilot", action="store_true", help="analyse pilot and simulated sessions too")
@@ -32,10 +36,15 @@ def add_parser(subparsers) -> None:
                    help="which session of a participant is analysed (default: first)")
     p.add_argument("--by", choices=("condition", "condition_kind"), default="condition",
                    help="group by condition (default) or by condition kind")
-    p.add_argument("--shuttle-criterion", type=int, default=3, metavar="N",
-                   help="shuttle test criterion: N escapes/avoidances in a row (default 3)")
-    p.add_argument("--yoke-tolerance", type=float, default=0.05, metavar="S",
-                   help="largest difference in total noise time between yoked partners, s (default 0.05)")
+    p.add_argument("--shuttle-criterion", type=int, default=None, metavar="N",
+                   help="only for shuttle data that do not record criterion_reached (older files): N "
+                        "escapes/avoidances in a row (default 3); refused when the task recorded its criterion")
+    p.add_argument("--yoke-tolerance", type=float, default=None, metavar="S",
+                   help="largest difference in total noise time between yoked partners, s (default 0.05); "
+                        "refused for a study without yoked participants")
+    p.add_argument("--protocol", type=Path, metavar="FILE",
+                   help="the protocol whose analysis: section (primary outcome, alpha) applies, when the file the "
+                        "sessions name has moved (default: that file)")
     p.add_argument("--no-plots", action="store_true", help="skip the figures (faster)")
     p.add_argument("--no-trials-csv", action="store_true", help="do not write the (large) trials.csv")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
@@ -46,9 +55,9 @@ def run(args: argparse.Namespace) -> int:
     from analysis.exclusions import CheckRule, ExclusionRules
     from analysis.loading import check_study_dir, print_problems
     from analysis.pipeline import Options, analyze, default_out, stderr_progress, write_outputs
-    if args.shuttle_criterion < 1:
+    if args.shuttle_criterion is not None and args.shuttle_criterion < 1:
         raise BadInput(f"--shuttle-criterion must be >= 1 (got {args.shuttle_criterion})")
-    if args.yoke_tolerance < 0:
+    if args.yoke_tolerance is not None and args.yoke_tolerance < 0:
         raise BadInput(f"--yoke-tolerance must be >= 0 (got {args.yoke_tolerance})")
     rules = ExclusionRules(pilot=not args.include_pilot, withdrawn=not args.include_withdrawn,
                            incomplete=not args.include_incomplete, broken_yoke=not args.include_broken_yokes,
@@ -59,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
     _matplotlib_config()
     progress = None if args.quiet else stderr_progress
     result = analyze(study, Options(rules=rules, session_rule=args.session_rule, between=args.by,
-                                    shuttle_criterion=args.shuttle_criterion, yoke_tolerance=args.yoke_tolerance),
+                                    shuttle_criterion=args.shuttle_criterion, yoke_tolerance=args.yoke_tolerance,
+                                    protocol=args.protocol),
                      progress=progress)
     problems = result.tables["load_problems"]
     if len(problems):
@@ -70,8 +80,9 @@ def run(args: argparse.Namespace) -> int:
     report = write_outputs(result, out, plots=not args.no_plots, trials_csv=not args.no_trials_csv,
                            progress=progress)
     n_ex = result.tables["exclusions"]["participant_id"].nunique()
+    mark = f" [{result.data_mark}]" if result.data_mark else ""
     print(f"{report}  ({len(result.included)} participants analysed, {n_ex} excluded, "
-          f"{len(problems)} load problem(s))")
+          f"{len(problems)} load problem(s)){mark}")
     return 0
 
 

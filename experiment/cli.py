@@ -7,13 +7,14 @@ import json
 import signal
 import sys
 import threading
+from importlib.metadata import entry_points
 from pathlib import Path
 
 from experiment.errors import (EXIT_ABORTED, EXIT_BAD_INPUT, EXIT_COMPLETE, EXIT_ERROR, EXIT_WITHDRAWN, BadInput,
                                LhlabError, ProtocolError)
+from experiment.datafile import DEFAULT_DATA_DIR
 from experiment.suggest import hint
 
-DEFAULT_DATA_DIR = Path("data")
 
 
 RUN_EPILOG = f"""\
@@ -139,20 +140,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("study_dir", type=Path, help="the study folder (DATA_DIR/<study-id>)")
     from experiment import cohort
     cohort.add_parser(sub)
-    from analysis import cli as analysis_cli   # lhlab analyze (analysis/cli.py)
-    analysis_cli.add_parser(sub)
-    p = sub.add_parser("launch", help="the launcher window (PyQt6) on a protocols folder and a data folder")
-    p.add_argument("--data-dir", type=Path, help=f"data folder (default: the last one used, else {DEFAULT_DATA_DIR})")
-    p.add_argument("--protocols", type=Path, help="protocol files folder (default: the last one used, else ./protocols)")
+    for name, command in CORE_COMMANDS.items():
+        sub.choices[name].set_defaults(func=command)
+    for ep in sorted(entry_points(group=EXTENSION_GROUP), key=lambda e: e.name):
+        ep.load()(sub)         # analysis/cli.py (analyze), gui/cli.py (launch), ...
     return ap
 
 
-_parser = build_parser      # the old private name, still used by gui/commands.py
-
-
-def cmd_launch(args) -> int:
-    from gui.app import main as launch      # Qt is imported here only, never by experiment/ itself
-    return launch(args.data_dir, args.protocols)
+# Subcommands outside the core (`lhlab analyze` in analysis/, `lhlab launch` in gui/) are
+# entry points of this distribution (pyproject.toml): each names an `add_parser(subparsers)`
+# that sets `func`. So the core never imports the layers built on it, and a missing layer is a
+# missing command, not a broken core.
+EXTENSION_GROUP = "lhlab.commands"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -164,12 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     args = parser.parse_args(argv)
     try:
-        from experiment import cohort
-        if args.command == "launch":
-            return cmd_launch(args)
-        return {"validate": cmd_validate, "plan": cmd_plan, "run": cmd_run, "status": cmd_status, "tasks": cmd_tasks,
-                "simulate": cohort.run, "calibrate": lambda a: __import__("experiment.calibration", fromlist=["run"]).run(a),
-                "analyze": lambda a: __import__("analysis.cli", fromlist=["run"]).run(a)}[args.command](args)
+        return args.func(args)
     except ProtocolError as e:
         print("\n".join(e.problems), file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -331,6 +325,20 @@ def cmd_status(args) -> int:
         print(f"sub-{rec.get('participant')}\tses-{rec.get('session')}\t{rec.get('condition')}\t"
               f"{rec['effective_status']}\t{rec.get('started', '')}\t{(rec.get('exit') or {}).get('reason', '')}")
     return 0
+
+
+def _calibrate(args) -> int:
+    from experiment import calibration
+    return calibration.run(args)
+
+
+def _simulate(args) -> int:
+    from experiment import cohort
+    return cohort.run(args)
+
+
+CORE_COMMANDS = {"validate": cmd_validate, "plan": cmd_plan, "run": cmd_run, "status": cmd_status,
+                 "tasks": cmd_tasks, "simulate": _simulate, "calibrate": _calibrate}
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ def session_seed(seed: int, label: str) -> int:
 
 def add_parser(subparsers) -> None:
     """Add the `simulate` subcommand to `lhlab`'s subparsers."""
-    from experiment.cli import DEFAULT_DATA_DIR
+    from experiment.datafile import DEFAULT_DATA_DIR
     p = subparsers.add_parser("simulate", help="a whole simulated study (data-only) through the registry",
                               description="Register and run N simulated participants (data-only, marked pilot) "
                                           "in the study folder of DATA_DIR: one line per participant on stdout, "

@@ -24,6 +24,7 @@ from pathlib import Path
 from experiment import os_specific
 
 NA = "n/a"
+DEFAULT_DATA_DIR = Path("data")      # where studies live unless --data-dir says otherwise
 BIDS_VERSION = "1.10.0"
 SESSION_STATUSES = ("running", "complete", "aborted", "withdrawn", "crashed")
 
@@ -220,9 +221,15 @@ def write_new_json(path: Path, data: dict) -> None:
 def read_trials(path: Path) -> tuple[list[dict], list[str]]:
     """Read a trial TSV; return (rows, problems). A torn last line (power cut mid-write) is
     reported, never silently used."""
+    from experiment.safeio import FileRefused, read_regular
     problems = []
-    text = Path(path).read_text(encoding="utf-8", errors="replace")
-    rows = list(csv.reader(io.StringIO(text), delimiter="\t"))
+    try:
+        text = read_regular(path, MAX_TRIAL_FILE_BYTES, "trial file").decode("utf-8", errors="replace")
+        rows = list(csv.reader(io.StringIO(text), delimiter="\t"))
+    except FileRefused as e:        # a FIFO, a device, a huge file: never read, never used
+        return [], [f"{path}: {e.reason}; file not read"]
+    except csv.Error as e:          # e.g. a field beyond the csv module's size limit
+        return [], [f"{path}: not a readable TSV ({e}); file not read"]
     if not rows:
         return [], [f"{path}: empty file (no header)"]
     header, body = rows[0], rows[1:]
@@ -254,14 +261,75 @@ def process_identity() -> dict:
     return os_specific.process_identity()
 
 
+MAX_SESSION_BYTES = 16 * 2**20      # a session record is a few kB
+MAX_TRIAL_FILE_BYTES = 256 * 2**20  # a phase's trial log is a few kB to a few MB
+PHASE_STATUSES = ("pending", "running", "complete", "interrupted")
+
+
 def read_session(path: Path) -> dict:
     """Read a session JSON and fill in `effective_status`. Raises ValueError for a file that is
-    not a session record (OSError if unreadable)."""
-    record = json.loads(Path(path).read_text(encoding="utf-8"))
+    not a session record: not a regular file (a FIFO is never opened for a blocking read), too
+    large, not UTF-8 JSON, nested absurdly deep, or with a field of the wrong type
+    (`session_record_problems`); OSError if unreadable."""
+    from experiment.safeio import read_regular
+    raw = read_regular(path, MAX_SESSION_BYTES, "session record")
+    try:
+        record = json.loads(raw.decode("utf-8"))
+    except RecursionError:
+        raise ValueError(f"{path}: nested too deeply to be a session record") from None
     if not isinstance(record, dict):
         raise ValueError(f"{path}: not a session record (a JSON object)")
+    problems = session_record_problems(record)
+    if problems:
+        raise ValueError(f"{path}: damaged session record: {'; '.join(problems[:3])}")
     record["effective_status"] = effective_status(record)
     return record
+
+
+def session_record_problems(record: dict) -> list[str]:
+    """Fields of a session record with the wrong type or value (fields that are absent are not
+    judged here; the readers say what they miss). A damaged record is never half used."""
+    out = []
+
+    def want(obj: dict, key: str, ok, what: str, where: str = "") -> None:
+        if key in obj and not ok(obj[key]):
+            out.append(f"{where}{key} must be {what} (got {_short(obj[key])})")
+
+    def whole(v) -> bool:
+        return type(v) is int
+
+    want(record, "lhlab_session_schema", lambda v: v == 1 and whole(v), "1")
+    want(record, "participant", lambda v: isinstance(v, str) and bool(v), "a label")
+    want(record, "session", lambda v: whole(v) and v >= 1, "a whole number >= 1")
+    want(record, "condition", lambda v: isinstance(v, str) and bool(v), "a condition name")
+    want(record, "status", lambda v: v in SESSION_STATUSES, f"one of {', '.join(SESSION_STATUSES)}")
+    want(record, "pilot", lambda v: isinstance(v, bool), "true or false")
+    want(record, "seed", lambda v: v is None or whole(v), "a whole number")
+    for key in ("condition_kind", "yoked_to", "started", "ended", "experimenter", "debriefing_shown"):
+        want(record, key, lambda v: v is None or isinstance(v, str), "text or null")
+    for key in ("simulated", "exit", "calibration", "noise_dose", "yoke", "stimuli", "versions"):
+        want(record, key, lambda v: v is None or isinstance(v, dict), "an object or null")
+    for key in ("protocol", "process"):
+        want(record, key, lambda v: v is None or isinstance(v, dict), "an object or null")
+    want(record, "phases", lambda v: isinstance(v, list), "a list")
+    for i, ph in enumerate(record.get("phases") if isinstance(record.get("phases"), list) else []):
+        where = f"phases[{i}]."
+        if not isinstance(ph, dict):
+            out.append(f"phases[{i}] must be an object (got {_short(ph)})")
+            continue
+        want(ph, "id", lambda v: isinstance(v, str) and bool(v), "a phase id", where)
+        want(ph, "task", lambda v: isinstance(v, str), "a task name", where)
+        want(ph, "role", lambda v: isinstance(v, str), "a role", where)
+        want(ph, "status", lambda v: v in PHASE_STATUSES, f"one of {', '.join(PHASE_STATUSES)}", where)
+        for key in ("trials", "planned_trials"):
+            want(ph, key, lambda v: whole(v) and v >= 0, "a whole number >= 0", where)
+        want(ph, "file", lambda v: v is None or isinstance(v, str), "a path or null", where)
+    return out
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def settle_crashed(path: Path) -> dict | None:

@@ -32,7 +32,7 @@ def test_analysis_imports_only_datafile_protocol_and_errors_from_the_core():
 
 
 def test_lhlab_parser_does_not_load_the_analysis_stack():
-    code = ("import sys, experiment.cli as c; c._parser(); "
+    code = ("import sys, experiment.cli as c; c.build_parser(); "
             "print(sorted(m for m in ('pandas', 'matplotlib', 'scipy') if m in sys.modules))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert r.returncode == 0, r.stderr

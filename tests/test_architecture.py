@@ -1,10 +1,13 @@
-"""The import rules of DESIGN.md, enforced: PsychoPy only in experiment/psychopy_devices.py,
-Qt only in gui/, the core never imports gui or analysis; and the commands that need neither
-(validate, plan, data-only run) start without loading them."""
+"""The import rules of DESIGN.md, enforced by import-linter's contracts in pyproject.toml:
+gui/ and analysis/ build on experiment/ (never the other way, and not on each other),
+PsychoPy only in experiment/devices/window.py and audio.py, Qt only in gui/, no import
+cycles inside a package. Plus: the commands that need neither PsychoPy nor Qt start
+without loading them, and no task code probes a device for what it can do."""
 
 from __future__ import annotations
 
-import ast
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,31 +15,47 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+LINT = Path(sys.executable).with_name("lint-imports")
 
 
-def imports(path: Path) -> set[str]:
-    out = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            out.update(a.name.split(".")[0] for a in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            out.add(node.module.split(".")[0])
-    return out
+def lint(root: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([str(LINT), "--config", str(root / "pyproject.toml"), "--no-cache"], cwd=root,
+                          capture_output=True, text=True, timeout=120, env={"PYTHONPATH": str(root), "PATH": ""})
 
 
-SOURCES = sorted(p for pkg in ("experiment", "gui", "analysis") for p in (ROOT / pkg).rglob("*.py"))
+def test_import_contracts_are_kept():
+    out = lint(ROOT)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+    assert "4 kept, 0 broken" in out.stdout
 
 
-@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
-def test_import_direction(path):
-    mods = imports(path)
-    rel = path.relative_to(ROOT).as_posix()
-    if rel != "experiment/psychopy_devices.py":
-        assert not mods & {"psychopy", "psychtoolbox", "pyglet"}, f"{rel} imports PsychoPy; only psychopy_devices may"
-    if not rel.startswith("gui/"):
-        assert "PyQt6" not in mods, f"{rel} imports Qt; Qt lives in gui/"
-    if rel.startswith("experiment/") and rel != "experiment/cli.py":
-        assert not mods & {"gui", "analysis"}, f"{rel}: the core must not import gui or analysis"
+@pytest.mark.parametrize("module, line, broken", [
+    ("experiment/noise.py", "import PyQt6", "Qt only in gui/"),
+    ("experiment/datafile.py", "import psychopy", "PsychoPy only in the window and audio device modules"),
+    ("experiment/protocol.py", "import analysis.cli", "the core imports neither"),
+    ("experiment/noise.py", "import experiment.session", "No import cycles"),
+])
+def test_the_contracts_catch_a_violation(tmp_path, module, line, broken):
+    """The contracts bite: a copy of the code with one forbidden import breaks exactly that contract."""
+    for name in ("experiment", "gui", "analysis"):
+        shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path)
+    target = tmp_path / module
+    target.write_text(target.read_text() + f"\n{line}  # noqa\n")
+    out = lint(tmp_path)
+    assert out.returncode != 0
+    assert re.search(re.escape(broken) + r".*BROKEN", out.stdout.replace("\n", " ")), out.stdout[-2000:]
+
+
+def test_no_device_is_probed():
+    """Every device implements the whole seam (experiment/devices/seam.py): nothing asks
+    `hasattr`/`getattr` of a speaker, keyboard, screen or clock."""
+    probes = []
+    for path in sorted((ROOT / "experiment").rglob("*.py")):
+        for n, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if re.search(r"\b(hasattr|getattr)\(\s*[\w.]*(speaker|keyboard|screen|clock|device)", text):
+                probes.append(f"{path.relative_to(ROOT)}:{n}: {text.strip()}")
+    assert not probes, "\n".join(probes)
 
 
 def test_core_commands_load_neither_psychopy_nor_qt(tmp_path):
@@ -47,6 +66,8 @@ assert main(["validate", "protocols/unsolvable-anagrams.yaml"]) == 0
 assert main(["plan", "protocols/demo.yaml", "--condition", "solvable"]) == 0
 assert main(["run", "protocols/demo.yaml", "--participant", "a1", "--condition", "solvable",
              "--data-dir", r"{tmp_path}", "--simulate", "default"]) == 0
+assert main(["run", "protocols/demo.yaml", "--participant", "a2", "--condition", "solvable",
+             "--data-dir", r"{tmp_path}", "--check"]) == 0
 loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("psychopy", "PyQt6", "psychtoolbox", "pandas"))
 print("LOADED", loaded)
 """
