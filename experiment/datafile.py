@@ -476,8 +476,5 @@ def update_participants_tsv(study: Path) -> None:
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-    try:
-        return version("lhlab")
-    except PackageNotFoundError:
-        return "0+unknown"
+    from experiment.versions import package_version
+    return package_version("lhlab") or "0+unknown"
