@@ -46,7 +46,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-CATALOG_COLUMNS = ["column", "phase", "role", "task", "measure", "label", "unit", "worse", "kind", "censor_column"]
+CATALOG_COLUMNS = ["column", "phase", "role", "task", "measure", "label", "unit", "worse", "kind", "censor_column",
+                   "low", "high"]
 ID_COLUMNS = ["participant_id", "condition", "condition_kind"]
 NOISE_TIME_COLUMNS = ("noise_duration", "noise_time", "duration")
 WINDOW_COLUMNS = ("time_limit", "window", "response_window", "noise_window")
@@ -57,10 +58,16 @@ class Measures:
     """`table`: one row per participant (``participant_id``, ``condition``, ``condition_kind``,
     then one column per measure). `catalog`: one row per measure column (``column``, ``phase``,
     ``role``, ``task``, ``measure``, ``label``, ``unit``, ``worse`` = "higher"/"lower" for
-    performance measures where that direction is worse, else "", ``kind``, ``censor_column``)."""
+    performance measures where that direction is worse, else "", ``kind`` ("binary" for a
+    yes/no per participant, "count", "mean", ...), ``censor_column``, ``low``/``high`` = the
+    range the measure can take (from the task's limits; +-inf when unbounded), which no
+    interval may leave).
+    `criterion_from_option`: the shuttle criterion had to be derived with `shuttle_criterion`
+    because the files do not record it (else the option does not apply)."""
 
     table: pd.DataFrame
     catalog: pd.DataFrame
+    criterion_from_option: bool = False
 
     def performance(self, role: str = "test") -> pd.DataFrame:
         """Catalog rows of the performance measures (those with a 'worse' direction) of a role."""
@@ -89,6 +96,7 @@ def participant_measures(trials: pd.DataFrame, participants: pd.DataFrame | None
     blocks: list[pd.DataFrame] = []
     if trials.empty:
         return Measures(base, pd.DataFrame(columns=CATALOG_COLUMNS))
+    from_option = False
     keys = participants[["participant_id", "session"]]
     t = trials.merge(keys, on=["participant_id", "session"], how="inner")
     t = t[t["role"].isin(["test", "training", "check"])]
@@ -103,6 +111,7 @@ def participant_measures(trials: pd.DataFrame, participants: pd.DataFrame | None
             block, cat = _anagram(part, role)
         elif task == "shuttle":
             block, cat = _shuttle(part, role, shuttle_criterion)
+            from_option = from_option or (role == "test" and not _has(part, "criterion_reached"))
         elif task == "rating":
             block, cat = _rating(part)
         elif task == "noise_escape":
@@ -127,12 +136,21 @@ def participant_measures(trials: pd.DataFrame, participants: pd.DataFrame | None
         table = table.join(b.drop(columns=dup), how="left")
     cat = pd.DataFrame(catalog, columns=CATALOG_COLUMNS).drop_duplicates("column")
     cat["censor_column"] = cat["censor_column"].fillna("")
-    return Measures(table.reset_index(), cat.reset_index(drop=True))
+    nonneg = cat["kind"].isin(["count", "sum"]) | (cat["unit"] == "s")     # counts and times are >= 0
+    cat["low"] = pd.to_numeric(cat["low"]).fillna(pd.Series(np.where(nonneg, 0.0, -np.inf), index=cat.index))
+    cat["high"] = pd.to_numeric(cat["high"]).fillna(np.inf)
+    return Measures(table.reset_index(), cat.reset_index(drop=True), from_option)
 
 
-def _m(measure, label, unit="", worse="", kind="mean", censor_column=""):
+def _m(measure, label, unit="", worse="", kind="mean", censor_column="", low=None, high=None):
     return {"measure": measure, "label": label, "unit": unit, "worse": worse, "kind": kind,
-            "censor_column": censor_column}
+            "censor_column": censor_column, "low": low, "high": high}
+
+
+def _limit(df: pd.DataFrame, col: str) -> float | None:
+    """The largest value of a limit column (e.g. time_limit), or None when not recorded."""
+    v = _num(df, col).max()
+    return float(v) if np.isfinite(v) else None
 
 
 def _has(df: pd.DataFrame, col: str) -> bool:
@@ -168,22 +186,27 @@ def _anagram(df: pd.DataFrame, role: str):
     g = w.groupby("participant_id", sort=False)
     out = pd.DataFrame({"n_trials": g.size(), "solved": g["solved"].sum(), "failures": g["fail"].sum(),
                         "mean_latency": g["lat"].mean()})
-    cat = [_m("n_trials", "Trials", kind="count"),
-           _m("solved", "Anagrams solved", worse="lower", kind="count"),
-           _m("failures", "Failures (unsolved)", worse="higher", kind="count"),
-           _m("mean_latency", "Mean latency (failures at the limit)", "s", worse="higher")]
+    n_max = float(out["n_trials"].max()) if len(out) else None
+    t_max = _limit(df, "time_limit")
+    cat = [_m("n_trials", "Trials", kind="count", low=0),
+           _m("solved", "Anagrams solved", worse="lower", kind="count", low=0, high=n_max),
+           _m("failures", "Failures (unsolved)", worse="higher", kind="count", low=0, high=n_max),
+           _m("mean_latency", "Mean latency (failures at the limit)", "s", worse="higher", low=0, high=t_max)]
     if role == "test":
         out["median_latency"] = g["lat"].median()
-        cat.append(_m("median_latency", "Median latency (failures at the limit)", "s", worse="higher"))
+        cat.append(_m("median_latency", "Median latency (failures at the limit)", "s", worse="higher", low=0,
+                      high=t_max))
         reached = _num(df, "criterion_reached").fillna(0) > 0
         ttc, censored, _ = _first_reached(df, reached)
         out["trials_to_criterion"] = ttc
         out["criterion_censored"] = censored
         out["pattern_found"] = 1 - censored
         cat += [_m("trials_to_criterion", "Trials to criterion (never reached: number of trials)", "",
-                   worse="higher", kind="trials_to_criterion", censor_column="criterion_censored"),
-                _m("criterion_censored", "Criterion never reached (censored)", kind="flag"),
-                _m("pattern_found", "Pattern found (criterion reached)", worse="lower", kind="proportion")]
+                   worse="higher", kind="trials_to_criterion", censor_column="criterion_censored", low=1,
+                   high=n_max),
+                _m("criterion_censored", "Criterion never reached (censored)", kind="flag", low=0, high=1),
+                _m("pattern_found", "Pattern found (criterion reached)", worse="lower", kind="binary", low=0,
+                   high=1)]
     return out, cat
 
 
@@ -205,12 +228,13 @@ def _shuttle(df: pd.DataFrame, role: str, criterion: int):
     out = pd.DataFrame({"n_trials": g.size(), "failures": g["fail"].sum(), "escapes": g["escape"].sum(),
                         "avoidances": g["avoid"].sum(), "mean_latency": g["lat"].mean(),
                         "median_latency": g["lat"].median()})
-    cat = [_m("n_trials", "Trials", kind="count"),
-           _m("failures", "Failures to escape", worse="higher", kind="count"),
-           _m("escapes", "Escapes", kind="count"),
-           _m("avoidances", "Avoidances", worse="lower", kind="count"),
-           _m("mean_latency", "Mean latency", "s", worse="higher"),
-           _m("median_latency", "Median latency", "s", worse="higher")]
+    n_max = float(out["n_trials"].max()) if len(out) else None
+    cat = [_m("n_trials", "Trials", kind="count", low=0),
+           _m("failures", "Failures to escape", worse="higher", kind="count", low=0, high=n_max),
+           _m("escapes", "Escapes", kind="count", low=0, high=n_max),
+           _m("avoidances", "Avoidances", worse="lower", kind="count", low=0, high=n_max),
+           _m("mean_latency", "Mean latency", "s", worse="higher", low=0),
+           _m("median_latency", "Median latency", "s", worse="higher", low=0)]
     if role == "test":
         recorded = _has(df, "criterion_reached")
         if recorded:
@@ -224,10 +248,12 @@ def _shuttle(df: pd.DataFrame, role: str, criterion: int):
         ttc, censored, _ = _first_reached(df, reached)
         out["trials_to_criterion"] = ttc
         out["criterion_censored"] = censored
-        how = "as the task records it" if recorded else f"{criterion} escapes/avoidances in a row"
+        how = ("as the task records it" if recorded
+               else f"{criterion} escapes/avoidances in a row, --shuttle-criterion")
         cat += [_m("trials_to_criterion", f"Trials to criterion ({how}; never reached: number of trials)", "",
-                   worse="higher", kind="trials_to_criterion", censor_column="criterion_censored"),
-                _m("criterion_censored", "Criterion never reached (censored)", kind="flag")]
+                   worse="higher", kind="trials_to_criterion", censor_column="criterion_censored", low=1,
+                   high=n_max),
+                _m("criterion_censored", "Criterion never reached (censored)", kind="flag", low=0, high=1)]
     return out, cat
 
 
@@ -237,7 +263,10 @@ def _rating(df: pd.DataFrame):
                       "response": _num(df, "response").to_numpy()})
     out = w.pivot_table(index="participant_id", columns="question", values="response", aggfunc="mean", sort=False)
     out.columns = [str(c) for c in out.columns]
-    cat = [_m(q, f"Rating: {q}", kind="rating") for q in out.columns]
+    q = df["question"].astype(str).map(safe)
+    lows = _num(df, "scale_low").groupby(q).min()
+    highs = _num(df, "scale_high").groupby(q).max()
+    cat = [_m(c, f"Rating: {c}", kind="rating", low=lows.get(c), high=highs.get(c)) for c in out.columns]
     return out, cat
 
 

@@ -1,7 +1,10 @@
-"""Figures for the report, drawn with matplotlib's Agg canvas (no display, no pyplot state).
+"""Figures for the report and for papers, drawn with matplotlib's Agg canvas (no display, no
+pyplot state).
 
-Each function returns PNG bytes. Groups are coloured by condition kind: helpless red,
-controllable blue, control grey.
+Each function returns a matplotlib Figure; `save` writes it as PNG (300 dpi), SVG and PDF
+(vector, for journals) and returns the PNG bytes the report embeds. Groups are coloured by
+condition kind: helpless red, controllable blue, control grey. `mark` (e.g. "SIMULATED DATA")
+is printed on the figure itself, so a figure copied out of the report still says so.
 """
 
 from __future__ import annotations
@@ -29,6 +32,10 @@ def colours(order: Sequence, kinds: Mapping) -> dict:
     return out
 
 
+MAX_POINTS = 400      # individual points drawn per group and panel (a random subset above this)
+FORMATS = ("png", "svg", "pdf")
+
+
 def _figure(w: float, h: float):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -37,7 +44,21 @@ def _figure(w: float, h: float):
     return fig
 
 
-def _png(fig) -> bytes:
+def _mark(fig, mark: str) -> None:
+    if mark:
+        fig.text(0.995, 0.995, mark, ha="right", va="top", fontsize=9, color="#b71c1c", fontweight="bold")
+
+
+def save(fig, out_dir=None, name: str = "figure") -> bytes:
+    """Write `fig` as out_dir/name.png (300 dpi), .svg and .pdf when `out_dir` is given; return
+    PNG bytes at 100 dpi for the report."""
+    if out_dir is not None:
+        from pathlib import Path
+        d = Path(out_dir)
+        d.mkdir(parents=True, exist_ok=True)
+        for fmt in FORMATS:
+            fig.savefig(d / f"{name}.{fmt}", format=fmt, dpi=300 if fmt == "png" else 100,
+                        metadata={"Creator": "lhlab analyze"} if fmt != "png" else None)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
     return buf.getvalue()
@@ -49,7 +70,7 @@ def _label(lv, kinds) -> str:
 
 
 def learning_curves(trials: pd.DataFrame, value: str, between: str, order: Sequence, kinds: Mapping,
-                    title: str, ylabel: str, ci: float = 0.95) -> bytes:
+                    title: str, ylabel: str, ci: float = 0.95, mark: str = ""):
     """Mean `value` per trial number and group, with a t-based CI band."""
     fig = _figure(7.5, 3.8)
     ax = fig.add_subplot()
@@ -72,12 +93,14 @@ def learning_curves(trials: pd.DataFrame, value: str, between: str, order: Seque
     ax.set_title(title, fontsize=11)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, frameon=False)
-    return _png(fig)
+    _mark(fig, mark)
+    return fig
 
 
 def group_means(descriptives: pd.DataFrame, measures: pd.DataFrame, between: str, order: Sequence,
-                kinds: Mapping, title: str) -> bytes:
-    """One panel per measure: group means with their CI."""
+                kinds: Mapping, title: str, data: pd.DataFrame | None = None, mark: str = "", seed: int = 1):
+    """One panel per measure: every participant's value (jittered points; yes/no measures as
+    the count per value) behind the group mean or proportion with its CI (from `descriptives`)."""
     cols = list(measures["column"])
     n = max(1, len(cols))
     ncol = min(3, n)
@@ -87,26 +110,44 @@ def group_means(descriptives: pd.DataFrame, measures: pd.DataFrame, between: str
     col = colours(order, kinds)
     labels = dict(zip(measures["column"], measures["label"]))
     units = dict(zip(measures["column"], measures["unit"]))
+    kinds_of = dict(zip(measures["column"], measures["kind"])) if "kind" in measures else {}
+    rng = np.random.default_rng(seed)
     for i, m in enumerate(cols):
         ax = fig.add_subplot(nrow, ncol, i + 1)
         d = descriptives[descriptives["measure"] == m].set_index(between)
         levels = [lv for lv in order if lv in d.index]
         for j, lv in enumerate(levels):
             r = d.loc[lv]
+            if data is not None and m in data.columns:
+                v = pd.to_numeric(data.loc[data[between] == lv, m], errors="coerce").dropna().to_numpy(float)
+                if len(v) > MAX_POINTS:
+                    v = rng.choice(v, MAX_POINTS, replace=False)
+                if kinds_of.get(m) == "binary":
+                    for val in (0.0, 1.0):
+                        k = int((v == val).sum())
+                        if k:
+                            ax.scatter([j + 0.28], [val], s=12 + 60 * k / max(len(v), 1), color=col[lv], alpha=0.35,
+                                       lw=0)
+                            ax.annotate(str(k), (j + 0.38, val), fontsize=6.5, va="center", color="#424242")
+                else:
+                    ax.scatter(j + rng.uniform(-0.22, 0.22, len(v)), v, s=7, color=col[lv], alpha=0.35, lw=0)
             err = np.array([[r["mean"] - r["ci_low"]], [r["ci_high"] - r["mean"]]])
-            err = np.where(np.isfinite(err), err, 0)
-            ax.errorbar([j], [r["mean"]], yerr=err, fmt="o", color=col[lv], capsize=4, ms=6)
+            err = np.where(np.isfinite(err), np.maximum(err, 0), 0)
+            ax.errorbar([j], [r["mean"]], yerr=err, fmt="o", color="black", mfc=col[lv], capsize=5, ms=7, lw=1.4,
+                        zorder=3)
         ax.set_xticks(range(len(levels)))
         ax.set_xticklabels([str(lv) for lv in levels], fontsize=8)
         ax.set_xlim(-0.6, len(levels) - 0.4)
         unit = units.get(m) or ""
-        ax.set_title(labels.get(m, m) + (f" ({unit})" if unit else ""), fontsize=8.5)
+        extra = " (proportion)" if kinds_of.get(m) == "binary" else ""
+        ax.set_title(labels.get(m, m) + (f" ({unit})" if unit else "") + extra, fontsize=8.5)
         ax.grid(axis="y", alpha=0.3)
-    return _png(fig)
+    _mark(fig, mark)
+    return fig
 
 
 def survival_curves(km: pd.DataFrame, between: str, order: Sequence, kinds: Mapping, title: str,
-                    xlabel: str = "trial") -> bytes:
+                    xlabel: str = "trial", mark: str = ""):
     """Kaplan-Meier step curves (probability of not yet having reached criterion) with CI bands;
     ticks mark censored participants."""
     fig = _figure(7.5, 3.8)
@@ -134,4 +175,5 @@ def survival_curves(km: pd.DataFrame, between: str, order: Sequence, kinds: Mapp
     ax.set_title(title, fontsize=11)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, frameon=False)
-    return _png(fig)
+    _mark(fig, mark)
+    return fig

@@ -29,6 +29,9 @@ td.t{white-space:normal}
 th{background:#f1f3f5;text-align:center} td.t{text-align:left}
 tr:nth-child(even) td{background:#fbfbfb}
 .worse{color:#b71c1c;font-weight:600} .better{color:#1b5e20;font-weight:600} .unclear{color:#616161}
+.mark{position:sticky;top:0;z-index:9;background:#b71c1c;color:#fff;font-weight:700;text-align:center;
+      letter-spacing:.08em;padding:6px;font-size:1.05em}
+.primary{background:#e3f2fd;border-left:4px solid #1565c0;padding:8px 12px;margin:12px 0}
 .warn{background:#fff3e0;border-left:4px solid #ef6c00;padding:8px 12px;margin:12px 0}
 .ok{background:#e8f5e9;border-left:4px solid #2e7d32;padding:8px 12px;margin:12px 0}
 img{max-width:100%;border:1px solid #eee;margin:6px 0}
@@ -38,7 +41,8 @@ nav a{margin-right:12px;font-size:.9em} code{background:#f5f5f5;padding:0 3px}
 
 # -- formatting ----------------------------------------------------------------------------------
 
-def num(v, digits: int = 3) -> str:
+def num(v, digits: int = 2) -> str:
+    """APA precision: whole numbers as they are, everything else to 2 decimals."""
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "&ndash;"
     if isinstance(v, (bool, np.bool_)):
@@ -53,11 +57,6 @@ def num(v, digits: int = 3) -> str:
         return "&ndash;"
     if f == int(f) and abs(f) < 1e6:
         return str(int(f))
-    a = abs(f)
-    if a >= 100:
-        return f"{f:.1f}"
-    if a >= 1:
-        return f"{f:.{digits - 1}f}" if a < 10 else f"{f:.{max(digits - 2, 1)}f}"
     return f"{f:.{digits}f}"
 
 
@@ -97,8 +96,9 @@ def img(png: bytes, alt: str) -> str:
 # -- the page ------------------------------------------------------------------------------------
 
 def write_report(result, out: Path, plots: bool = True) -> Path:
-    """Write `out`/report.html (atomically) and return its path."""
-    page = render(result, plots)
+    """Write `out`/report.html (atomically), the figures into `out`/figures/, and return the
+    report's path."""
+    page = render(result, plots, fig_dir=Path(out) / "figures" if plots else None)
     path = Path(out) / "report.html"
     tmp = path.with_suffix(".html.tmp")
     tmp.write_text(page, encoding="utf-8")
@@ -106,25 +106,29 @@ def write_report(result, out: Path, plots: bool = True) -> Path:
     return path
 
 
-def render(result, with_plots: bool = True) -> str:
+def render(result, with_plots: bool = True, fig_dir: Path | None = None) -> str:
     t = result.tables
     study = result.study
     between = result.options.between
     title = _study_title(study.path)
     cat = result.measures.catalog.set_index("column")
-    parts = [f"<h1>{esc(title)}</h1>",
+    mark = getattr(result, "data_mark", "")
+    banner = (f'<div class="mark">{esc(mark)}: these results describe simulated/pilot sessions, not a study of '
+              f"people</div>" if mark else "")
+    parts = [f"<h1>{esc(title)}{f' &ndash; {esc(mark)}' if mark else ''}</h1>",
              f'<div class="sub">lhlab analysis of <code>{esc(study.path.resolve())}</code>, '
              f"{esc(result.created)}</div>",
-             '<nav><a href="#deficit">Deficit</a><a href="#figures">Figures</a><a href="#stats">Statistics</a>'
+             '<nav><a href="#primary">Primary outcome</a><a href="#deficit">Deficit</a><a href="#figures">Figures</a><a href="#stats">Statistics</a>'
              '<a href="#survival">Trials to criterion</a><a href="#check">Manipulation check</a>'
              '<a href="#yoking">Yoking</a><a href="#exclusions">Exclusions</a><a href="#problems">Load problems</a>'
              '<a href="#provenance">Provenance</a></nav>']
     for w in result.warnings:
         parts.append(f'<div class="warn">Warning: {esc(w)}</div>')
     parts.append(_sample(result))
+    parts.append(_outcomes(result, cat))
     parts.append(_deficit(result, cat))
     if with_plots:
-        parts.append(_figures(result, cat))
+        parts.append(_figures(result, cat, fig_dir))
     parts.append(_stats_section(result, cat, "test", "stats", "Statistics: test phase"))
     parts.append(_survival(result, cat))
     parts.append(_stats_section(result, cat, "check", "check", "Manipulation check"))
@@ -137,8 +141,8 @@ def render(result, with_plots: bool = True) -> str:
     body = "\n".join(parts)
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>{esc(title)} &ndash; lhlab analysis</title><style>{CSS}</style></head>"
-            f"<body><main>{body}</main></body></html>\n")
+            f"<title>{f'{esc(mark)}: ' if mark else ''}{esc(title)} &ndash; lhlab analysis</title>"
+            f"<style>{CSS}</style></head><body>{banner}<main>{body}</main>{banner}</body></html>\n")
 
 
 def _study_title(path: Path) -> str:
@@ -170,13 +174,79 @@ def _sample(result) -> str:
             table(rows, [esc(between), "kind", "participants", "excluded", "analysed"], (0, 1)))
 
 
+def _effect(r) -> str:
+    return f"{num(r.deficit)} {ci(r.deficit_ci_low, r.deficit_ci_high)}"
+
+
+def _g(r) -> str:
+    return f"{num(r.g)} {ci(r.g_ci_low, r.g_ci_high)}"
+
+
+def _test(r) -> str:
+    if r.test == "Fisher exact":
+        return "Fisher exact"
+    return f"{esc(r.test)}: t({num(r.df)}) = {num(r.statistic)}"
+
+
+SIGN_NOTE = ("Every effect here has one sign: <b>positive = the helpless group did worse</b> (slower, more "
+             "failures, fewer solved, pattern found less often), for the difference, its CI, the effect size and "
+             "its CI alike. Yes/no measures: difference of proportions with Newcombe's CI, the odds ratio of the "
+             "worse outcome, Fisher's exact test, and d from the log odds ratio (Chinn 2000) as effect size. "
+             "Other measures: difference of means (Welch CI), Hedges g. No interval leaves the range the measure "
+             "can take.")
+
+
+def _outcomes(result, cat) -> str:
+    o = result.tables.get("outcomes", pd.DataFrame())
+    plan = getattr(result, "plan", None)
+    out = ['<h2 id="primary">Primary outcome (confirmatory) and secondary outcomes (exploratory)</h2>']
+    if plan is not None:
+        fixed = ("The plan is the protocol's <code>analysis:</code> section. It is part of the protocol file, whose "
+                 "SHA-256 every session record stores, so it was fixed before the first session.")
+        out.append(f'<p class="note">{esc(plan.describe())}. {fixed}</p>')
+        if plan.deviations:
+            for d in plan.deviations:
+                out.append(f'<div class="warn">Deviation from the plan: {esc(d)}</div>')
+        elif plan.sha256:
+            out.append('<div class="ok">No deviation: every session ran the same protocol file, and it is the one '
+                       "the plan was read from.</div>")
+    if o.empty:
+        out.append("<p>No test-phase measure could be compared (no helpless group, or no test data).</p>")
+        return "".join(out)
+    out.append(f'<p class="note">{SIGN_NOTE} The test of each measure compares the helpless group with all other '
+               "groups (Welch contrast against the mean of the other groups' means; yes/no measures: the other "
+               "groups pooled).</p>")
+    rows = []
+    for r in o.itertuples():
+        label = _label(cat, r.measure)
+        if r.plan == "primary":
+            label = f"<b>{label}</b>"
+        sig = '<span class="worse">yes</span>' if r.significant and r.deficit > 0 else \
+            ('<span class="better">yes</span>' if r.significant else "no")
+        rows.append([label, esc(r.plan), esc(r.analysis), _effect(r), f"{esc(r.effect_size)}: {_g(r)}", _test(r),
+                     pval(r.p), pval(r.p_adjusted), esc(r.adjustment), sig])
+    out.append(table(rows, ["measure", "plan", "analysis", "deficit [95% CI]", "effect size [95% CI]", "test", "p",
+                            "p adjusted", "adjustment", f"p adj. &lt; {num(o['alpha'].iloc[0])}"], (0, 1, 2, 4, 5, 8)))
+    prim = o[o["plan"] == "primary"]
+    if len(prim):
+        r = prim.iloc[0]
+        verdict = ("the helpless group did worse" if r["significant"] and r["deficit"] > 0 else
+                   "the helpless group did better" if r["significant"] else "no difference at this alpha")
+        out.append(f'<div class="primary">Confirmatory result: {_label(cat, r["measure"])}: {esc(verdict)} '
+                   f"(deficit {num(r['deficit'])} {ci(r['deficit_ci_low'], r['deficit_ci_high'])}, "
+                   f"p {pval(r['p']) if pval(r['p']).startswith('&lt;') else '= ' + pval(r['p'])}).</div>")
+    else:
+        out.append('<div class="warn">No primary outcome is declared, so every result here is exploratory. Declare '
+                   "one in the protocol's <code>analysis:</code> section before the next study begins.</div>")
+    return "".join(out)
+
+
 def _deficit(result, cat) -> str:
     d = result.tables["deficits"]
-    out = ['<h2 id="deficit">Test-phase deficit</h2>',
-           '<p class="note">How much worse the helpless group did than each comparison group. '
-           "Deficit = difference in means signed so that positive means the helpless group did worse "
-           "(95% Welch CI); g = Hedges g of helpless minus comparison (95% CI, normal approximation); "
-           "p from Welch's t test.</p>"]
+    out = ['<h2 id="deficit">Test-phase deficit, group by group</h2>',
+           f'<p class="note">How much worse the helpless group did than each comparison group. {SIGN_NOTE} '
+           "p: Welch's t or Fisher's exact test; p (Holm): adjusted over every row of this table (these pairwise "
+           "follow-ups are exploratory); direction from the adjusted p.</p>"]
     if d.empty:
         out.append("<p>No test-phase measures could be compared (no included participants with test data, or "
                    "no helpless group).</p>")
@@ -184,19 +254,24 @@ def _deficit(result, cat) -> str:
     rows = []
     for r in d.itertuples():
         cls = {"helpless worse": "worse", "helpless better": "better"}.get(r.direction, "unclear")
-        rows.append([_label(cat, r.measure), f"{esc(r.helpless)} vs {esc(r.comparison)}".replace(" vs ", " vs&nbsp;"),
+        unit = "proportion" if r.kind == "binary" else "mean"
+        rows.append([_label(cat, r.measure), f"{esc(r.helpless)} vs&nbsp;{esc(r.comparison)}",
                      f"{num(r.mean_helpless)} (n={r.n_helpless})", f"{num(r.mean_comparison)} (n={r.n_comparison})",
-                     f"{num(r.deficit)} {ci(r.deficit_ci_low, r.deficit_ci_high)}",
-                     f"{num(r.g)} {ci(r.g_ci_low, r.g_ci_high)}", pval(r.p_welch),
-                     f'<span class="{cls}">{esc(r.direction)}</span>'])
-    out.append(table(rows, ["measure", "groups", "helpless mean", "comparison mean", "deficit [95% CI]",
-                            "g [95% CI]", "p", "direction"], (0, 1, 7)))
+                     esc(unit), _effect(r), f"{_g(r)}" + ("" if r.kind != "binary" else
+                                                         f"<br>OR {num(r.odds_ratio)} {ci(r.or_ci_low, r.or_ci_high)}"),
+                     esc(r.test), pval(r.p), pval(r.p_holm), f'<span class="{cls}">{esc(r.direction)}</span>'])
+    out.append(table(rows, ["measure", "groups", "helpless", "comparison", "", "deficit [95% CI]",
+                            "g or d [95% CI]", "test", "p", "p (Holm)", "direction"], (0, 1, 4, 7, 10)))
     return "".join(out)
 
 
-def _figures(result, cat) -> str:
+def _figures(result, cat, fig_dir=None) -> str:
+    """The figures, embedded as PNG; with `fig_dir` also written there as PNG, SVG and PDF."""
     between = result.options.between
+    mark = getattr(result, "data_mark", "")
     out = ['<h2 id="figures">Figures</h2>']
+    if fig_dir is not None:
+        out.append('<p class="note">Each figure is also in <code>figures/</code> as PNG (300 dpi), SVG and PDF.</p>')
     t = result.tables
     inc = result.included[["participant_id"]].merge(result.study.participants[["participant_id", "session"]],
                                                      on="participant_id")
@@ -208,24 +283,27 @@ def _figures(result, cat) -> str:
             if value is None or value not in df.columns:
                 continue
             ylabel = "latency (s; unsolved at the limit)" if task == "anagram" else "latency (s)"
-            png = figures.learning_curves(df, value, between, result.order, result.kinds,
-                                        f"Learning curves: {phase} ({task}), mean and 95% CI by trial", ylabel)
-            out.append(img(png, f"learning curves {phase}"))
+            fig = figures.learning_curves(df, value, between, result.order, result.kinds,
+                                          f"Learning curves: {phase} ({task}), mean and 95% CI by trial", ylabel,
+                                          mark=mark)
+            out.append(img(figures.save(fig, fig_dir, f"learning-curves-{phase}"), f"learning curves {phase}"))
     desc = t["descriptives"]
-    for role, title in (("test", "Test phase: group means with 95% CI"),
-                        ("check", "Manipulation check: group means with 95% CI")):
+    for role, title in (("test", "Test phase: participants, group means (proportions) with 95% CI"),
+                        ("check", "Manipulation check: participants, group means with 95% CI")):
         ms = cat.reset_index()
         ms = ms[(ms["column"].isin(desc["measure"])) & (ms["role"] == role)]
         if role == "test":
             ms = ms[ms["worse"] != ""]
         if len(ms) and len(desc):
-            out.append(img(figures.group_means(desc, ms, between, result.order, result.kinds, title), title))
+            fig = figures.group_means(desc, ms, between, result.order, result.kinds, title, data=result.included,
+                                      mark=mark)
+            out.append(img(figures.save(fig, fig_dir, f"group-means-{role}"), title))
     km = t["survival"]
     for m in km["measure"].unique() if len(km) else []:
-        out.append(img(figures.survival_curves(km[km["measure"] == m], between, result.order, result.kinds,
-                                             f"Kaplan-Meier: {cat.at[m, 'label'] if m in cat.index else m}"),
-                       f"survival {m}"))
-    if len(out) == 1:
+        fig = figures.survival_curves(km[km["measure"] == m], between, result.order, result.kinds,
+                                      f"Kaplan-Meier: {cat.at[m, 'label'] if m in cat.index else m}", mark=mark)
+        out.append(img(figures.save(fig, fig_dir, f"survival-{m}"), f"survival {m}"))
+    if len(out) <= 2:
         out.append("<p>No figures: no included participants with test data.</p>")
     return "".join(out)
 
@@ -239,21 +317,59 @@ def _stats_section(result, cat, role: str, anchor: str, title: str) -> str:
     if desc.empty:
         out.append("<p>Nothing to compare for this part of the design.</p>")
         return "".join(out)
-    rows = [[_label(cat, r.measure), esc(getattr(r, between)), str(r.n), num(r.mean), num(r.sd), ci(r.ci_low, r.ci_high),
-             num(r.median)] for r in desc.itertuples()]
-    out.append("<h3>Group descriptives</h3>" +
-               table(rows, ["measure", esc(between), "n", "mean", "sd", "95% CI", "median"], (0, 1)))
-    an = t["anova"].set_index("measure")
-    we = t["welch"].set_index("measure")
-    kw = t["kruskal"].set_index("measure")
     rows = []
+    for r in desc.itertuples():
+        method = getattr(r, "ci_method", "t")
+        prop = method == "Wilson"
+        rows.append([_label(cat, r.measure), esc(getattr(r, between)), str(r.n),
+                     f"{num(r.mean)}" + (f" ({int(r.successes)}/{r.n})" if prop else ""),
+                     "&ndash;" if prop else num(r.sd), ci(r.ci_low, r.ci_high), esc(method),
+                     "&ndash;" if prop else num(r.median)])
+    out.append("<h3>Group descriptives</h3>"
+               '<p class="note">Yes/no measures: the proportion with its Wilson interval. Others: mean with a t-based '
+               "interval, truncated where it would leave the range the measure can take.</p>" +
+               table(rows, ["measure", esc(between), "n", "mean or proportion", "sd", "95% CI", "CI", "median"],
+                     (0, 1, 6)))
+    an = t["anova"].set_index("measure") if len(t["anova"]) else pd.DataFrame()
+    we = t["welch"].set_index("measure") if len(t["welch"]) else pd.DataFrame()
+    kw = t["kruskal"].set_index("measure") if len(t["kruskal"]) else pd.DataFrame()
+    ef = t["effects"].set_index("measure") if len(t.get("effects", [])) else pd.DataFrame()
+    asm = t["assumptions"].set_index("measure") if len(t.get("assumptions", [])) else pd.DataFrame()
+    rows, advice = [], []
     for m in dict.fromkeys(desc["measure"]):
+        if m not in an.index:
+            continue
         a, w, k = an.loc[m], we.loc[m], kw.loc[m]
-        rows.append([_label(cat, m), f"F({num(a.ddof1)}, {num(a.ddof2)}) = {num(a.F)}", pval(a.p_unc), num(a.np2),
-                     f"F({num(w.ddof1)}, {num(w.ddof2)}) = {num(w.F)}", pval(w.p_unc),
-                     f"H({num(k.ddof1)}) = {num(k.H)}", pval(k.p_unc)])
-    out.append("<h3>Omnibus tests</h3>" +
-               table(rows, ["measure", "one-way ANOVA", "p", "&eta;&sup2;", "Welch ANOVA", "p", "Kruskal-Wallis", "p"]))
+        welch = f"F({num(w.ddof1)}, {num(w.ddof2)}) = {num(w.F)}"
+        if isinstance(w.get("note"), str) and w.get("note"):
+            welch = f"{esc(w['note'])}"
+        e = ef.loc[m] if m in ef.index else None
+        eff = (f"&eta;&sup2; {num(e.eta2)}, &omega;&sup2; {num(e.omega2)} {ci(e.pve_ci_low, e.pve_ci_high)}"
+               if e is not None else "&ndash;")
+        rows.append([_label(cat, m), f"F({num(a.ddof1)}, {num(a.ddof2)}) = {num(a.F)}", pval(a.p_unc), eff,
+                     welch, pval(w.p_unc), f"H({num(k.ddof1)}) = {num(k.H)}", pval(k.p_unc)])
+        if m in asm.index:
+            x = asm.loc[m]
+            advice.append([_label(cat, m), f"W = {num(x.brown_forsythe_W)}, p {pval(x.brown_forsythe_p)}",
+                           esc(x.shapiro_groups), esc(x.advice)])
+    if rows:
+        out.append("<h3>Omnibus tests</h3>"
+                   '<p class="note">&eta;&sup2; and &omega;&sup2; with the 95% CI of the population proportion of '
+                   "variance explained (noncentral F).</p>" +
+                   table(rows, ["measure", "one-way ANOVA", "p", "&eta;&sup2;, &omega;&sup2; [95% CI]", "Welch ANOVA",
+                                "p", "Kruskal-Wallis", "p"], (0, 3, 4)))
+    if advice:
+        out.append("<h3>Assumption checks: which test to read</h3>" +
+                   table(advice, ["measure", "Brown-Forsythe (equal variances)", "Shapiro-Wilk per group",
+                                  "read"], (0, 1, 2, 3)))
+    bt = t.get("binary", pd.DataFrame())
+    bt = bt[bt["role"] == role] if len(bt) else bt
+    if len(bt):
+        rows = [[_label(cat, r.measure), esc(r.test), f"&chi;&sup2;({r.dof}) = {num(r.chi2)}", pval(r.p_chi2),
+                 pval(r.p_fisher), num(r.cramers_v), esc(r.note)] for r in bt.itertuples()]
+        out.append("<h3>Yes/no measures: tests of proportions</h3>" +
+                   table(rows, ["measure", "test to read", "Pearson chi-square", "p", "Fisher exact p",
+                                "Cram&eacute;r's V", "note"], (0, 1, 6)))
     c = t["contrasts"]
     c = c[c["role"] == role] if len(c) else c
     if len(c):
@@ -261,9 +377,9 @@ def _stats_section(result, cat, role: str, anchor: str, title: str) -> str:
                  f"{num(r.estimate)} {ci(r.ci_low, r.ci_high)}", f"t({num(r.df)}) = {num(r.t)}", pval(r.p_unc),
                  f"{num(r.g)} {ci(r.g_ci_low, r.g_ci_high)}"] for r in c.itertuples()]
         out.append("<h3>Planned contrasts</h3>"
-                   '<p class="note">helpless vs others: the helpless group against the mean of the other groups; '
-                   "controllable vs control. pooled: ANOVA error term; welch: separate variances. g: standardised "
-                   "contrast (Hedges g, SD pooled over the groups in the contrast).</p>" +
+                   '<p class="note">Raw estimates in the measure\'s own direction (helpless minus the others; '
+                   "controllable minus control); the oriented deficit is in the tables above. pooled: ANOVA error "
+                   "term; welch: separate variances. g: standardised contrast.</p>" +
                    table(rows, ["measure", "contrast", "method", "estimate [95% CI]", "t", "p", "g [95% CI]"],
                          (0, 1, 2)))
     mw = t["mannwhitney"]
@@ -348,8 +464,11 @@ def _provenance(p: pd.DataFrame) -> str:
 
 
 def _files() -> str:
-    names = ["deficits", "descriptives", "anova", "welch", "kruskal", "contrasts", "mannwhitney", "survival",
-             "logrank", "measures", "measure_catalog", "participants", "sessions", "trials", "exclusions", "yoking",
-             "load_problems", "provenance"]
-    return ('<h2 id="files">Tables</h2><p class="note">Every table is also in this folder as CSV (NA = missing): '
-            + ", ".join(f"<code>{n}.csv</code>" for n in names) + ".</p>")
+    names = ["outcomes", "deficits", "descriptives", "anova", "welch", "kruskal", "effects", "assumptions", "binary",
+             "contrasts", "mannwhitney", "survival", "logrank", "measures", "measure_catalog", "participants",
+             "sessions", "trials", "exclusions", "yoking", "load_problems", "provenance"]
+    return ('<h2 id="files">Files</h2><p class="note">Every table is also in this folder as CSV (NA = missing): '
+            + ", ".join(f"<code>{n}.csv</code>" for n in names) + ". For papers: <code>tables/*.md</code> and "
+            "<code>tables/*.tex</code> (APA style; LaTeX needs booktabs), <code>methods.md</code> (methods and results "
+            "text generated from these numbers), <code>figures/*.svg|pdf|png</code>, and <code>trials.parquet</code>, "
+            "<code>measures.parquet</code> (the tidy tables for pandas, R arrow or polars).</p>")

@@ -103,7 +103,7 @@ def anova(data: pd.DataFrame, dv: str, between: str) -> pd.DataFrame:
     grand = allx.mean() if len(allx) else np.nan
     ssb = float(sum(len(x) * (x.mean() - grand) ** 2 for x in groups if len(x)))
     ssw = float(sum(((x - x.mean()) ** 2).sum() for x in groups if len(x)))
-    df1, df2 = k - 1, n_total - k
+    df1, df2 = (k - 1, n_total - k) if k >= 2 else (np.nan, np.nan)     # no groups: no dfs (never -1)
     with np.errstate(divide="ignore", invalid="ignore"):
         msb = ssb / df1 if df1 > 0 else np.nan
         msw = ssw / df2 if df2 > 0 else np.nan
@@ -117,13 +117,23 @@ def anova(data: pd.DataFrame, dv: str, between: str) -> pd.DataFrame:
 def welch_anova(data: pd.DataFrame, dv: str, between: str) -> pd.DataFrame:
     """Welch's one-way ANOVA (unequal variances), as R ``oneway.test(var.equal = FALSE)``.
 
-    Returns one row: ``source``, ``ddof1``, ``ddof2`` (Welch df), ``F``, ``p_unc``.
-    Undefined (NaN) when a group has fewer than 2 values or no variance.
+    Returns one row: ``source``, ``ddof1``, ``ddof2`` (Welch df), ``F``, ``p_unc``, ``note``
+    (why the test is undefined, else ""). Undefined (NaN) when a group has fewer than 2
+    values or no variance (Welch weights each group by 1 / its variance).
     """
     levels, groups = _groups(data, dv, between)
     k = len(groups)
-    out = {"source": between, "ddof1": k - 1, "ddof2": np.nan, "F": np.nan, "p_unc": np.nan}
-    if k < 2 or any(len(x) < 2 for x in groups) or any(np.var(x) == 0 for x in groups):
+    out = {"source": between, "ddof1": k - 1 if k >= 2 else np.nan, "ddof2": np.nan, "F": np.nan, "p_unc": np.nan,
+           "note": ""}
+    if k < 2:
+        out["note"] = "undefined: fewer than 2 groups with data"
+        return pd.DataFrame([out])
+    small = [str(lv) for lv, x in zip(levels, groups) if len(x) < 2]
+    flat = [str(lv) for lv, x in zip(levels, groups) if len(x) >= 2 and np.var(x) == 0]
+    if small or flat:
+        out["note"] = "undefined: " + "; ".join(
+            ([f"fewer than 2 values in {', '.join(small)}"] if small else []) +
+            ([f"no variance in {', '.join(flat)} (every value the same)"] if flat else []))
         return pd.DataFrame([out])
     n = np.array([len(x) for x in groups], float)
     m = np.array([x.mean() for x in groups])
@@ -410,60 +420,7 @@ def logrank(data: pd.DataFrame, time: str, event: str, between: str, detail: boo
                          for i, lv in enumerate(levels)])
 
 
-# -- the deficit --------------------------------------------------------------------------------
-
-DEFICIT_COLUMNS = ["measure", "label", "unit", "worse", "helpless", "comparison", "n_helpless", "n_comparison",
-                   "mean_helpless", "mean_comparison", "diff", "diff_ci_low", "diff_ci_high", "p_welch", "g",
-                   "g_ci_low", "g_ci_high", "deficit", "deficit_ci_low", "deficit_ci_high", "direction"]
-
-
-def deficit_table(data: pd.DataFrame, measures: pd.DataFrame, between: str, kinds: Mapping,
-                  ci: float = 0.95) -> pd.DataFrame:
-    """How much worse the helpless group(s) did than each comparison group, per measure.
-
-    `measures`: rows with ``column``, ``label``, ``unit`` and ``worse`` ("higher" when a higher
-    value is worse, e.g. latency; "lower" e.g. anagrams solved), such as
-    ``Measures.performance()``. `kinds`: {level of `between`: condition kind}.
-
-    Returns one row per measure x helpless level x comparison level: ``measure`` (column),
-    ``label``, ``unit``, ``worse``, ``helpless``, ``comparison``, ``n_helpless``, ``n_comparison``,
-    ``mean_helpless``, ``mean_comparison``, ``diff`` (helpless - comparison) with its Welch CI
-    ``diff_ci_low``/``diff_ci_high`` and ``p_welch``, Hedges ``g`` (helpless - comparison) with
-    ``g_ci_low``/``g_ci_high``, ``deficit`` = diff signed so that positive means the helpless
-    group did worse, with ``deficit_ci_low``/``deficit_ci_high``, and ``direction``:
-    "helpless worse" / "helpless better" when the CI excludes 0, else "no clear difference".
-    """
-    order = level_order(data, between, kinds)
-    helpless = [lv for lv in order if kinds.get(lv) == "helpless"]
-    others = [lv for lv in order if kinds.get(lv) != "helpless"]
-    rows = []
-    for m in measures.itertuples():
-        col = m.column
-        vals = pd.to_numeric(data[col], errors="coerce")
-        for h in helpless:
-            x = vals[data[between] == h].dropna()
-            for c in others:
-                y = vals[data[between] == c].dropna()
-                t = welch_t(x, y, ci).iloc[0]
-                gg = hedges_g(x, y, ci).iloc[0]
-                sign = 1.0 if m.worse == "higher" else -1.0
-                lo, hi = sorted((sign * t["ci_low"], sign * t["ci_high"]))
-                if lo > 0:
-                    direction = "helpless worse"
-                elif hi < 0:
-                    direction = "helpless better"
-                else:
-                    direction = "no clear difference"
-                rows.append({"measure": col, "label": m.label, "unit": m.unit, "worse": m.worse, "helpless": h,
-                             "comparison": c, "n_helpless": len(x), "n_comparison": len(y),
-                             "mean_helpless": x.mean() if len(x) else np.nan,
-                             "mean_comparison": y.mean() if len(y) else np.nan, "diff": t["diff"],
-                             "diff_ci_low": t["ci_low"], "diff_ci_high": t["ci_high"], "p_welch": t["p_unc"],
-                             "g": gg["g"], "g_ci_low": gg["ci_low"], "g_ci_high": gg["ci_high"],
-                             "deficit": sign * t["diff"], "deficit_ci_low": lo, "deficit_ci_high": hi,
-                             "direction": direction if np.isfinite(lo) and np.isfinite(hi) else "not estimable"})
-    return pd.DataFrame(rows, columns=DEFICIT_COLUMNS)
-
+# -- everything for one measure -----------------------------------------------------------------
 
 def compare_groups(data: pd.DataFrame, dv: str, between: str, kinds: Mapping, ci: float = 0.95) -> dict:
     """Every between-group analysis of one measure, as a dict of DataFrames:

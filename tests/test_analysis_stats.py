@@ -168,22 +168,6 @@ def test_missing_values_are_left_out_per_analysis(data):
     assert stats.anova(d, "test_mean_latency", "condition").iloc[0]["ddof2"] == len(d) - 3 - 3
 
 
-def test_deficit_table_signs_the_deficit_by_the_worse_direction(data):
-    measures = pd.DataFrame([
-        {"column": "test_mean_latency", "label": "latency", "unit": "s", "worse": "higher"},
-        {"column": "check_control", "label": "control", "unit": "", "worse": "lower"},
-    ])
-    t = stats.deficit_table(data, measures, "condition", KINDS).set_index(["measure", "comparison"])
-    lat = t.loc[("test_mean_latency", "solvable")]
-    assert lat["deficit"] == pytest.approx(lat["diff"]) and lat["deficit"] > 0
-    assert lat["direction"] == "helpless worse" and lat["deficit_ci_low"] > 0
-    ctl = t.loc[("check_control", "notraining")]
-    assert ctl["diff"] < 0 and ctl["deficit"] == pytest.approx(-ctl["diff"])     # lower control = worse
-    assert ctl["deficit_ci_low"] == pytest.approx(-ctl["diff_ci_high"])
-    assert ctl["direction"] == "helpless worse"
-    assert list(t.reset_index()["helpless"].unique()) == ["unsolvable"]
-
-
 def test_output_columns_are_identifier_safe(data):
     d = data.assign(event=1 - data["test_criterion_censored"])
     frames = list(stats.compare_groups(data, "test_mean_latency", "condition", KINDS).values())
