@@ -144,6 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub.choices[name].set_defaults(func=command)
     for ep in sorted(entry_points(group=EXTENSION_GROUP), key=lambda e: e.name):
         ep.load()(sub)         # analysis/cli.py (analyze), gui/cli.py (launch), ...
+    from experiment.registry import commands as registry_commands   # lhlab registry; --registry (experiment/registry/)
+    registry_commands.add_subcommands(sub)
     return ap
 
 

@@ -13,6 +13,7 @@ APT_PACKAGES=(
   libxkbcommon-x11-0 libx11-xcb1 libdbus-1-3 libglib2.0-0 libfontconfig1 libfreetype6
   fonts-dejavu-core pulseaudio pulseaudio-utils libasound2 libasound2-plugins libportaudio2
   libjack-jackd2-0 libpulse0 ca-certificates procps python3-venv
+  postgresql
 )
 EXTRA_APT=("$@")   # e.g. chromium for the report screenshot tests
 

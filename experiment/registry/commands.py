@@ -1,0 +1,120 @@
+"""`lhlab registry init|check|migrate TARGET` and the `--registry URL` option.
+
+TARGET is a PostgreSQL URL (the lab server) or a study folder (its SQLite registry).
+`--registry URL` on `simulate` and `launch` means the same as LHLAB_REGISTRY=URL for that
+process (and what it starts); location.py says how the registry is chosen otherwise.
+Every failure is one line on stderr with exit code 2, passwords masked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from experiment.errors import EXIT_BAD_INPUT, BadInput
+from experiment.registry import admin, location
+
+REGISTRY_OPTION_ON = ("simulate", "launch")
+
+
+def add_registry_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--registry", metavar="URL",
+                        help="registry: 'sqlite' (default, in the study folder) or postgresql://USER@HOST/DB "
+                             f"(password from ~/.pgpass); default from {location.ENV_VAR} or ~/.config/lhlab/lab.json")
+
+
+def add_subcommands(subparsers) -> None:
+    """Add `lhlab registry ...`, and `--registry` to the commands that open a registry."""
+    p = subparsers.add_parser("registry", help="set up, check or upgrade a registry (a PostgreSQL server or a "
+                                               "study folder's SQLite file)")
+    sub = p.add_subparsers(dest="registry_command", required=True)
+    target = "postgresql://USER@HOST/DATABASE (password from ~/.pgpass) or a study folder (SQLite)"
+    q = sub.add_parser("init", help="prepare a lab server (or a study folder) for lhlab")
+    q.add_argument("target", help=target)
+    q = sub.add_parser("check", help="list the studies on a server with their schema versions; exit 2 if any "
+                                     "needs lhlab registry migrate")
+    q.add_argument("target", help=target)
+    q = sub.add_parser("migrate", help="upgrade every study's schema to this lhlab's; with --from, copy a study "
+                                       "folder's SQLite registry to the server")
+    q.add_argument("target", help=target)
+    q.add_argument("--from", dest="from_study", type=Path, metavar="STUDY_DIR",
+                   help="a study folder whose registry.sqlite moves to the server")
+    p.set_defaults(func=run)
+    for name in REGISTRY_OPTION_ON:
+        if name in subparsers.choices:
+            parser = subparsers.choices[name]
+            add_registry_option(parser)
+            parser.set_defaults(func=_with_registry_option(parser.get_default("func")))
+
+
+def _with_registry_option(func):
+    def run_with_registry(args: argparse.Namespace) -> int:
+        apply_registry_option(args)
+        return func(args)
+    return run_with_registry
+
+
+def apply_registry_option(args: argparse.Namespace) -> None:
+    """`--registry URL` (checked) becomes LHLAB_REGISTRY for this process and its children."""
+    url = getattr(args, "registry", None)
+    if url:
+        location.parse(url, "--registry")
+        os.environ[location.ENV_VAR] = url
+
+
+def _target(text: str) -> location.Location | Path:
+    if "://" in text or text.lower().startswith("sqlite"):
+        loc = location.parse(text, "registry URL")
+        if loc.kind == "postgresql":
+            return loc
+        raise BadInput("for SQLite, give the study folder (its registry.sqlite), e.g. data/my-study")
+    path = Path(text)
+    if not path.is_dir():
+        raise BadInput(f"{text}: neither a postgresql:// URL nor a study folder")
+    return path
+
+
+def run(args: argparse.Namespace) -> int:
+    target = _target(args.target)
+    command = args.registry_command
+    if isinstance(target, Path):
+        if getattr(args, "from_study", None):
+            raise BadInput("--from copies a study to a server: give a postgresql:// URL as the target")
+        return _run_sqlite(command, target)
+    if command == "init":
+        print(f"{target.shown}: ready ({admin.server_init(target)}); stations use --registry {target.shown}, "
+              f"{location.ENV_VAR}, or \"registry\" in {location.lab_config_path()}")
+        return 0
+    if command == "migrate" and args.from_study:
+        print(admin.import_sqlite(target, args.from_study))
+        return 0
+    if command == "migrate":
+        lines = admin.server_migrate(target)
+        print("\n".join(lines) if lines else f"{target.shown}: no studies yet")
+        return 0
+    studies = admin.server_studies(target)
+    for s in studies:
+        print(f"{s.key}\t{s.participants} participants\t{s.verdict}")
+    bad = [s for s in studies if s.version != admin.schema.SCHEMA_VERSION]
+    if bad:
+        print(f"lhlab registry check: {len(bad)} of {len(studies)} studies on {target.shown} cannot be used by this "
+              f"lhlab: {bad[0].key}: {bad[0].verdict}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if not studies:
+        print(f"{target.shown}: reachable, no studies yet")
+    return 0
+
+
+def _run_sqlite(command: str, study: Path) -> int:
+    from experiment.registry.sqlite import REGISTRY_FILE, SQLiteRegistry
+    if command == "check":
+        s = admin.sqlite_state(study)
+        print(f"{study / REGISTRY_FILE}\t{s.participants} participants\t{s.verdict}")
+        return 0 if s.version == admin.schema.SCHEMA_VERSION else EXIT_BAD_INPUT
+    before = admin.sqlite_state(study).version if (study / REGISTRY_FILE).is_file() else 0
+    SQLiteRegistry.connect(study, None, None).close()     # creates, or upgrades in place
+    after = admin.sqlite_state(study).version
+    print(f"{study / REGISTRY_FILE}: schema {after}" + (f" (was {before})" if before and before != after else ""))
+    return 0

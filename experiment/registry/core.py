@@ -1,0 +1,470 @@
+"""The registry's rules, written once for both backends (see the package docstring).
+
+A backend (sqlite.py, postgres.py) provides a DB-API-like connection `_db`, the placeholder
+translation `_sql()`, and `_transaction(body)`: run `body()` in one transaction that holds the
+study's write lock from its first statement, so every read inside sees everything other
+processes committed and nobody else writes meanwhile.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import secrets
+import socket
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, TypeVar
+
+from experiment import datafile
+from experiment.errors import BadInput
+from experiment.registry.location import Location, resolve
+
+if TYPE_CHECKING:
+    from experiment.protocol import Protocol
+
+T = TypeVar("T")
+PARTICIPANT_STATUSES = ("registered", "running", "complete", "aborted", "withdrawn", "crashed")
+RULES = ("block", "manual", "command-line")
+LABEL_PREFIX = "P"
+_LABEL_RE = re.compile(r"^[A-Za-z0-9]+$")
+
+
+# kind ('sqlite' | 'postgresql') -> connect(location, study_dir, protocol, seed); each backend module
+# adds itself when the package is imported, so this module imports neither (no cycle).
+BACKENDS: dict[str, Callable[[Location, Path, "Protocol | None", "int | None"], "Registry"]] = {}
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def station_name() -> str:
+    """This PC and process, as recorded with each assignment (`host:pid`)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class Participant:
+    """One registered participant as the registry knows them (after the last sync)."""
+
+    label: str
+    condition: str
+    yoked_to: str | None          # partner label for a yoked condition
+    status: str                   # one of PARTICIPANT_STATUSES: the latest session's, or 'registered'
+    external_id: str | None
+    notes: str
+    created: str
+    sessions: int                 # sessions known to the registry
+    training_complete: bool       # some session finished every training phase
+
+
+@dataclass(frozen=True)
+class SessionEntry:
+    """One session of a participant, copied from its session record by `sync_sessions`."""
+
+    label: str
+    number: int
+    started: str | None
+    ended: str | None
+    status: str                   # effective status: a killed `running` session is `crashed`
+    data_path: str                # session folder, relative to the study folder
+    experimenter: str | None
+    training_complete: bool
+    notes: str
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """One row of the assignment log: who got what, by which rule."""
+
+    label: str
+    condition: str
+    rule: str                     # 'block' | 'manual' | 'command-line'
+    block: int | None             # block index (rule 'block' only)
+    slot: int | None              # position within the block, 0-based
+    seed: int | None              # the study's block seed
+    yoked_to: str | None
+    reason: str | None            # typed reason (manual) or where it came from (command-line)
+    protocol_sha256: str | None
+    time: str
+
+
+def block_order(seed: int, block: int, conditions: list[str], block_size: int) -> list[str]:
+    """The conditions of block `block`, in their seeded order (each block_size/len(conditions) times)."""
+    slots = [c for c in conditions for _ in range(block_size // len(conditions))]
+    random.Random(f"lhlab-blocks:{seed}:{block}").shuffle(slots)
+    return slots
+
+
+class Registry:
+    """The registry of one study folder. Open with `Registry.open(study_dir)`; close when done.
+
+    `Registry.open` picks the backend (location.resolve); both backends are this class with
+    a different connection, so every rule below holds on both.
+    """
+
+    backend = "?"
+
+    def __init__(self, study_dir: Path, db, where: str):
+        self.study_dir = study_dir
+        self.where = where            # how messages name this registry (never with a password)
+        self._db = db
+
+    # -- opening ---------------------------------------------------------------------------
+    @classmethod
+    def open(cls, study_dir: str | Path, protocol: Protocol | None = None, seed: int | None = None,
+             url: str | None = None) -> Registry:
+        """Open (creating the folder and the registry if needed) the registry of `study_dir`.
+
+        `url` picks the backend ('sqlite', 'postgresql://...'); None means LHLAB_REGISTRY,
+        lab.json, else SQLite in the study folder. With `protocol`, a new registry is bound to
+        its study id, conditions and block size, with the block seed `seed` (random if None);
+        an existing one is checked against them and refused with BadInput if it belongs to
+        another study or its design changed. `seed` is ignored for an existing registry (its
+        stored seed is `Registry.seed`).
+        """
+        location = resolve(url)
+        study_dir = Path(study_dir)
+        try:
+            study_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise BadInput(f"cannot create the study folder {study_dir} ({e.strerror}); "
+                           "choose another data folder") from None
+        return BACKENDS[location.kind](location, study_dir, protocol, seed)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Registry:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- what a backend provides -----------------------------------------------------------
+    def _sql(self, sql: str) -> str:
+        return sql
+
+    def _transaction(self, body: Callable[[], T], request: str | None = None) -> T:
+        raise NotImplementedError
+
+    def _read(self, body: Callable[[], T]) -> T:
+        return body()
+
+    def _x(self, sql: str, params: tuple = ()):
+        return self._db.execute(self._sql(sql), params)
+
+    # -- facts about the study -------------------------------------------------------------
+    @property
+    def study_id(self) -> str | None:
+        return self._read(lambda: self._meta("study_id"))
+
+    @property
+    def seed(self) -> int | None:
+        """The block seed fixed at creation (None until a protocol was bound)."""
+        value = self._read(lambda: self._meta("seed"))
+        return None if value is None else int(value)
+
+    @property
+    def design(self) -> dict | None:
+        """{'conditions': [...], 'yoked': {condition: partner condition}, 'block_size': n}."""
+        value = self._read(lambda: self._meta("design"))
+        return None if value is None else json.loads(value)
+
+    # -- participants ----------------------------------------------------------------------
+    def add_participant(self, protocol: Protocol, external_id: str | None = None,
+                        condition: str | None = None, reason: str | None = None) -> Participant:
+        """Register a new participant with a generated label and an assigned condition.
+
+        Without `condition` the permuted-block rule assigns one (see the package docstring).
+        With `condition` the assignment is manual and `reason` must say why; it is logged.
+        A yoked condition always gets the oldest free partner, or BadInput if none is free
+        (manual) - the block rule then simply uses another slot.
+        """
+        if condition is None and reason is not None:
+            raise BadInput("a reason is only recorded with a manual condition; pass the condition too")
+        if condition is not None:
+            if condition not in protocol.conditions:
+                raise BadInput(f"condition {condition!r} is not in {protocol.path}; "
+                               f"choose one of: {', '.join(protocol.conditions)}")
+            if not (reason or "").strip():
+                raise BadInput(f"a manual condition ({condition}) needs a reason, e.g. 'replaces P004 "
+                               "whose data were lost'; it is kept in the assignment log")
+        if external_id is not None:
+            external_id = external_id.strip() or None
+        request = self._request_token((protocol.sha256, external_id, condition, reason))
+
+        def body() -> str:
+            done = self._x("SELECT label FROM assignment_log WHERE request = ?", (request,)).fetchone()
+            if done:                       # this very request committed before the connection dropped
+                return done[0]
+            return self._add(protocol, external_id, condition, reason, request)
+        label = self._transaction(body, request)
+        return self.participant(label)
+
+    def _request_token(self, key: tuple) -> str:
+        """A token for one registration request; the same request retried (after a lost
+        connection) gets the same token until it succeeds (see PostgresRegistry)."""
+        return secrets.token_hex(16)
+
+    def _add(self, protocol: Protocol, external_id: str | None, condition: str | None, reason: str | None,
+             request: str) -> str:
+        self._bind(protocol, None)
+        self._sync()
+        if external_id is not None:
+            row = self._x("SELECT label FROM participants WHERE external_id = ?", (external_id,)).fetchone()
+            if row:
+                raise BadInput(f"external id {external_id!r} is already registered as {row[0]}; "
+                               "a person takes part once (look them up in the participants table)")
+        label = self._new_label()
+        design, seed = self._design(), int(self._meta("seed"))
+        if condition is not None:
+            partner = None
+            if design["yoked"].get(condition):
+                partner = self._free_partner(condition)
+                if partner is None:
+                    raise BadInput(f"no free partner for yoked condition {condition!r}: a "
+                                   f"{design['yoked'][condition]!r} participant must finish training first")
+            block = slot = None
+            rule, logged_reason = "manual", reason.strip()
+        else:
+            block, slot, condition, partner = self._next_slot()
+            rule, logged_reason = "block", None
+        now = now_iso()
+        self._x("INSERT INTO participants (label, external_id, condition, yoked_to, status, created) "
+                "VALUES (?, ?, ?, ?, 'registered', ?)", (label, external_id, condition, partner, now))
+        self._x("INSERT INTO assignment_log (label, condition, rule, block, slot, seed, yoked_to, reason, "
+                "protocol_sha256, time, request, station) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (label, condition, rule, block, slot, seed, partner, logged_reason, protocol.sha256, now,
+                 request, station_name()))
+        return label
+
+    def participants(self) -> list[Participant]:
+        """Every participant, oldest first (as of the last sync; call sync_sessions to refresh)."""
+        return self._read(lambda: [self._participant(r) for r in
+                                   self._x(_PARTICIPANT_QUERY + " ORDER BY p.created, p.id").fetchall()])
+
+    def participant(self, label: str) -> Participant:
+        """One participant; BadInput if the label is not registered."""
+        row = self._read(lambda: self._x(_PARTICIPANT_QUERY + " WHERE p.label = ?", (label,)).fetchone())
+        if row is None:
+            raise BadInput(f"participant {label!r} is not in {self.where}; check the label "
+                           "(participants are added with 'New participant' or lhlab simulate)")
+        return self._participant(row)
+
+    def sessions(self, label: str | None = None) -> list[SessionEntry]:
+        """Sessions known to the registry (of one participant, or all), in label/number order."""
+        q = "SELECT label, number, started, ended, status, data_path, experimenter, training_complete, notes " \
+            "FROM sessions"
+        rows = self._read(lambda: (self._x(q + " WHERE label = ? ORDER BY number", (label,)) if label else
+                                   self._x(q + " ORDER BY label, number")).fetchall())
+        return [SessionEntry(*r[:7], bool(r[7]), r[8]) for r in rows]
+
+    def assignment_log(self) -> list[Assignment]:
+        """The whole assignment log, in the order assignments were made."""
+        rows = self._read(lambda: self._x("SELECT label, condition, rule, block, slot, seed, yoked_to, reason, "
+                                          "protocol_sha256, time FROM assignment_log ORDER BY id").fetchall())
+        return [Assignment(*r) for r in rows]
+
+    def free_partner(self, condition: str) -> str | None:
+        """The label a new participant of yoked `condition` would be yoked to now, or None."""
+        design = self.design
+        if not design or not design["yoked"].get(condition):
+            return None
+        return self._read(lambda: self._free_partner(condition))
+
+    def set_note(self, label: str, session: int | None, text: str) -> None:
+        """Replace the note of a participant (`session` None) or of one of their sessions."""
+        def body() -> None:
+            if session is None:
+                cur = self._x("UPDATE participants SET notes = ? WHERE label = ?", (text, label))
+                if cur.rowcount == 0:
+                    raise BadInput(f"participant {label!r} is not in {self.where}; check the label")
+                return
+            sql = "UPDATE sessions SET notes = ? WHERE label = ? AND number = ?"
+            if self._x(sql, (text, label, session)).rowcount == 0:
+                self._sync()
+                if self._x(sql, (text, label, session)).rowcount == 0:
+                    raise BadInput(f"sub-{label} has no session {session} in {self.study_dir}; "
+                                   "notes belong to a session that has started")
+        self._transaction(body)
+
+    def sync_sessions(self) -> list[str]:
+        """Copy every session record on disk into the registry; rebuild participants.tsv.
+
+        Session status is the effective one (a `running` record whose process is gone is
+        `crashed`); a participant's status is their latest session's. A session of a label
+        the registry does not know (e.g. `lhlab run` on the command line) registers that
+        participant with rule 'command-line'. Returns problems worth showing (unreadable
+        records, a condition on disk that differs from the registry's), one line each.
+        With a server registry only this PC's study folder is read: each station syncs its own.
+        """
+        def body() -> list[str]:
+            problems = self._sync()
+            if (self.study_dir / "dataset_description.json").is_file():
+                datafile.update_participants_tsv(self.study_dir)
+            return problems
+        return self._transaction(body)
+
+    # -- internals (inside a transaction unless said otherwise) -----------------------------
+    def _meta(self, key: str) -> str | None:
+        row = self._x("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self._x("INSERT INTO meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
+
+    def _design(self) -> dict:
+        return json.loads(self._meta("design"))
+
+    def _audit(self, action: str, label: str | None, detail: str) -> None:
+        self._x("INSERT INTO audit (time, action, label, detail, station) VALUES (?, ?, ?, ?, ?)",
+                (now_iso(), action, label, detail, station_name()))
+
+    def _bind(self, protocol: Protocol, seed: int | None) -> None:
+        """Bind a fresh registry to `protocol`, or check it matches."""
+        design = {"conditions": list(protocol.conditions),
+                  "yoked": {c.name: c.yoked_to for c in protocol.conditions.values() if c.yoked_to},
+                  "block_size": protocol.block_size}
+        stored = self._meta("study_id")
+        if stored is None:
+            if len(design["yoked"]) == len(design["conditions"]):
+                raise BadInput(f"{protocol.path}: every condition is yoked; at least one condition must be "
+                               "assigned without a partner")
+            self._set_meta("study_id", protocol.study_id)
+            self._set_meta("protocol_sha256", protocol.sha256)
+            self._set_meta("protocol_file", str(protocol.path.resolve()))
+            self._set_meta("design", json.dumps(design))
+            self._set_meta("seed", str(seed if seed is not None else secrets.randbelow(2**31)))
+            return
+        if stored != protocol.study_id:
+            raise BadInput(f"{self.where} belongs to study {stored!r}, not {protocol.study_id!r} ({protocol.path}); "
+                           f"use the data folder's {protocol.study_id} study folder or another --data-dir")
+        if json.loads(self._meta("design")) != design:
+            raise BadInput(f"{protocol.path}: its conditions/yoking/block size differ from those study "
+                           f"{stored!r} was started with ({self._meta('design')}); balanced assignment cannot "
+                           "continue: restore the protocol or start a new study id")
+
+    def _new_label(self) -> str:
+        n = int(self._meta("next_label") or 1)
+        while True:
+            label = f"{LABEL_PREFIX}{n:03d}"
+            taken = self._x("SELECT 1 FROM participants WHERE label = ?", (label,)).fetchone()
+            if not taken and not (self.study_dir / f"sub-{label}").exists():
+                break
+            n += 1
+        self._set_meta("next_label", str(n + 1))
+        return label
+
+    def _next_slot(self) -> tuple[int, int, str, str | None]:
+        """(block, slot, condition, partner) of the next slot that can be given now."""
+        design, seed = self._design(), int(self._meta("seed"))
+        conditions, yoked, size = design["conditions"], design["yoked"], design["block_size"]
+        used: dict[int, set[int]] = {}
+        for block, slot in self._x("SELECT block, slot FROM assignment_log WHERE rule = 'block'").fetchall():
+            used.setdefault(block, set()).add(slot)
+        block = 0
+        while True:
+            taken = used.get(block, set())
+            if len(taken) < size:
+                for slot, condition in enumerate(block_order(seed, block, conditions, size)):
+                    if slot in taken:
+                        continue
+                    if condition in yoked:
+                        partner = self._free_partner(condition)
+                        if partner is None:
+                            continue          # this slot waits for a partner; keep looking
+                        return block, slot, condition, partner
+                    return block, slot, condition, None
+            block += 1
+
+    def _free_partner(self, condition: str) -> str | None:
+        partner_condition = self._design()["yoked"][condition]
+        row = self._x(
+            "SELECT p.label FROM participants p WHERE p.condition = ? "
+            "AND EXISTS (SELECT 1 FROM sessions s WHERE s.label = p.label AND s.training_complete = 1) "
+            "AND NOT EXISTS (SELECT 1 FROM participants q WHERE q.yoked_to = p.label) "
+            "ORDER BY p.created, p.id LIMIT 1", (partner_condition,)).fetchone()
+        return row[0] if row else None
+
+    def _sync(self) -> list[str]:
+        """Upsert every session record on disk; return problems."""
+        problems: list[str] = []
+        latest: dict[str, tuple[int, str]] = {}
+        # A finished session's record never changes again: read only the others, so a
+        # registration stays fast however many participants the study has.
+        finished = {}
+        for label, number, status in self._x(
+                "SELECT label, number, status FROM sessions WHERE status IN ('complete', 'withdrawn', 'aborted')"
+        ).fetchall():
+            finished[(label, number)] = status
+        for rec in datafile.all_sessions(self.study_dir, skip=set(finished)):
+            label, number = rec.get("participant"), rec.get("session")
+            if not isinstance(label, str) or not _LABEL_RE.match(label) or not isinstance(number, int):
+                problems.append(f"{rec.get('problem') or 'session record without participant/session'}; skipped")
+                continue
+            if rec.get("problem"):
+                problems.append(rec["problem"])
+            known = self._x("SELECT condition FROM participants WHERE label = ?", (label,)).fetchone()
+            if known is None:
+                if not rec.get("condition"):
+                    problems.append(f"sub-{label} ses-{number}: no readable condition; not registered")
+                    continue
+                self._add_from_disk(label, rec, problems)
+            elif rec.get("condition") and rec["condition"] != known[0]:
+                problems.append(f"sub-{label} ses-{number} ran condition {rec['condition']!r} but the registry "
+                                f"assigned {known[0]!r}; check this participant's data")
+            status = rec["effective_status"]
+            phases = rec.get("phases") or []
+            training = [p for p in phases if p.get("role") == "training"]
+            done = all(p.get("status") == "complete" for p in training) if training else status == "complete"
+            self._x("INSERT INTO sessions (label, number, started, ended, status, data_path, experimenter, "
+                    "training_complete) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(label, number) DO UPDATE SET "
+                    "started = excluded.started, ended = excluded.ended, status = excluded.status, "
+                    "data_path = excluded.data_path, experimenter = excluded.experimenter, "
+                    "training_complete = excluded.training_complete",
+                    (label, number, rec.get("started"), rec.get("ended"), status,
+                     str(datafile.session_dir(Path("."), label, number)), rec.get("experimenter"), int(done)))
+            latest[label] = max(latest.get(label, (0, "")), (number, status))
+        # A participant's status is their latest session's, whichever station ran it.
+        for label in latest:
+            row = self._x("SELECT status FROM sessions WHERE label = ? ORDER BY number DESC LIMIT 1",
+                          (label,)).fetchone()
+            status = row[0]
+            self._x("UPDATE participants SET status = ? WHERE label = ?",
+                    (status if status in PARTICIPANT_STATUSES else "crashed", label))
+        return problems
+
+    def _add_from_disk(self, label: str, rec: dict, problems: list[str]) -> None:
+        partner = rec.get("yoked_to") or None
+        if partner is not None:
+            exists = self._x("SELECT 1 FROM participants WHERE label = ?", (partner,)).fetchone()
+            clash = self._x("SELECT label FROM participants WHERE yoked_to = ?", (partner,)).fetchone()
+            if not exists or clash:
+                why = f"already the partner of {clash[0]}" if clash else "not registered"
+                problems.append(f"sub-{label}: its session names partner {partner}, who is {why}; "
+                                "registered without a partner (a broken yoke)")
+                partner = None
+        created = rec.get("started") or now_iso()
+        self._x("INSERT INTO participants (label, condition, yoked_to, status, created) "
+                "VALUES (?, ?, ?, 'registered', ?)", (label, rec["condition"], partner, created))
+        self._x("INSERT INTO assignment_log (label, condition, rule, yoked_to, reason, protocol_sha256, time, "
+                "station) VALUES (?, ?, 'command-line', ?, ?, ?, ?, ?)",
+                (label, rec["condition"], partner, "session found on disk (lhlab run --condition)",
+                 (rec.get("protocol") or {}).get("sha256"), now_iso(), station_name()))
+
+    @staticmethod
+    def _participant(row) -> Participant:
+        return Participant(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], bool(row[8]))
+
+
+_PARTICIPANT_QUERY = (
+    "SELECT p.label, p.condition, p.yoked_to, p.status, p.external_id, p.notes, p.created, "
+    "(SELECT COUNT(*) FROM sessions s WHERE s.label = p.label), "
+    "EXISTS (SELECT 1 FROM sessions s WHERE s.label = p.label AND s.training_complete = 1) "
+    "FROM participants p")
