@@ -32,6 +32,7 @@ problems
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import os
 import re
@@ -45,7 +46,9 @@ import pandas as pd
 
 from experiment import datafile
 from experiment.errors import BadInput
+from experiment.tasks import TASKS
 from experiment.identifiers import LABEL_RE
+from experiment.safeio import FileRefused, read_regular
 
 COMMON = ["participant_id", "session", "condition", "phase", "role", "task", "trial"]
 SES_RE = re.compile(r"ses-\d+")
@@ -322,11 +325,10 @@ class _TrialReader:
         self.files: list[dict] = []
 
     def read(self, path: str, pid: str, session: int, condition: str, phase_rec: dict, index: int) -> None:
-        try:
-            with open(path, "rb") as fh:
-                raw = fh.read()
-        except OSError as e:
-            self.problems.add(path, f"unreadable ({e.strerror})", "file skipped")
+        try:     # never a blocking open: a FIFO named like a trial file would hang the analysis
+            raw = read_regular(path, datafile.MAX_TRIAL_FILE_BYTES, "trial file")
+        except FileRefused as e:
+            self.problems.add(path, f"unreadable ({e.reason})", "file skipped")
             return
         try:
             text = raw.decode("utf-8")
@@ -416,6 +418,8 @@ class _TrialReader:
             if trials[c].dtype == object:
                 trials[c] = _maybe_numeric(trials[c])
         trials = self._consistency(trials)
+        trials = self._row_rules(trials)
+        _flag_duplicates(trials, self.problems)
         if trials.empty:
             return _empty_trials()
         # Session-level columns on every row; a task column of the same name becomes task_<name>.
@@ -431,6 +435,25 @@ class _TrialReader:
         first = COMMON + [c for c in trials.columns if c not in COMMON and c not in
                           ("condition_kind", "yoked_to", "session_status", "pilot")]
         return trials[first + ["condition_kind", "yoked_to", "session_status", "pilot"]]
+
+    def _row_rules(self, trials: pd.DataFrame) -> pd.DataFrame:
+        """Every row must obey its task's rules (Task.check_row, the check the tests run on
+        simulated data): a row that does not is skipped and reported with what is wrong."""
+        bad = []
+        for task, group in trials.groupby("task", sort=False):
+            if task not in TASKS:
+                continue                  # rows of a task this lhlab does not know: nothing to check
+            check = TASKS[task].check_row
+            cols = [c.name for c in TASKS[task].columns]
+            sub = group.reindex(columns=cols)
+            for idx, f, values in zip(group.index, group["_file"], zip(*(sub[c].tolist() for c in cols))):
+                row = dict(zip(cols, values))
+                problems = check(row, {})
+                if problems:
+                    bad.append(idx)
+                    self.problems.add(self.files[f]["path"], f"trial {row['trial']}: " + "; ".join(problems),
+                                      "row skipped")
+        return trials.drop(index=bad) if bad else trials
 
     def _consistency(self, trials: pd.DataFrame) -> pd.DataFrame:
         """Rows must belong to the file they are in (checked while reading, or here for files
@@ -448,11 +471,12 @@ class _TrialReader:
                          | (sub["phase"].astype(str).to_numpy() != exp["phase"].to_numpy()))
         trial_num = pd.to_numeric(trials["trial"], errors="coerce").to_numpy(dtype=float)
         bad |= ~(np.isfinite(trial_num) & (trial_num % 1 == 0))
+        bad |= pd.DataFrame({"f": fid, "t": trial_num}).duplicated().to_numpy()    # a trial number twice in a file
         skip = set(np.unique(fid[bad]).tolist())
         for k in sorted(skip):
             self.problems.add(self.files[k]["path"], "rows that do not belong to this file (participant, session "
-                                                     "or phase wrong) or trial numbers that are not whole numbers",
-                              "file skipped")
+                                                     "or phase wrong) or trial numbers that are not whole numbers "
+                                                     "or repeat", "file skipped")
         counts = np.bincount(fid, minlength=len(self.files))
         for k, f in enumerate(self.files):
             rec = f["recorded"]
@@ -467,6 +491,29 @@ class _TrialReader:
         if skip:
             trials = trials[~np.isin(fid, list(skip))]
         return trials.assign(session=trials["session"].astype("int64"), trial=trials["trial"].astype("int64"))
+
+
+def _flag_duplicates(trials: pd.DataFrame, problems: _Problems) -> None:
+    """Sessions whose trial data are identical apart from the label (a content hash of every
+    row) are suspected copies of one person under two labels: noted, not dropped."""
+    if trials.empty:
+        return
+    cols = [c for c in trials.columns if c not in ("participant_id", "_file")]
+    df = trials.sort_values(["participant_id", "session", "phase", "trial"], kind="stable")
+    try:
+        rows = pd.util.hash_pandas_object(df[cols], index=False)
+    except TypeError:           # unhashable mixed cells: hash their text
+        rows = pd.util.hash_pandas_object(df[cols].astype(str), index=False)
+    digests = rows.groupby([df["participant_id"], df["session"]], sort=True).agg(
+        lambda s: hashlib.sha256(s.to_numpy().tobytes()).hexdigest())
+    first: dict[str, tuple] = {}
+    for (pid, ses), digest in digests.items():
+        if digest in first:
+            other = first[digest]
+            problems.add(f"{pid}/ses-{ses}", f"trial data identical to {other[0]} ses-{other[1]} (content hash): "
+                                             "the same person copied under another label?", "suspected duplicate; kept")
+        else:
+            first[digest] = (pid, ses)
 
 
 def _entries(path) -> list[tuple[str, bool]]:

@@ -71,6 +71,31 @@ def _format(value) -> str:
     return str(value).replace("\t", " ").replace("\r", " ").replace("\n", " ")
 
 
+def escape_text(text: str) -> str:
+    """Typed text for one trial-file cell: '%', '|', '/', '"', tabs, line breaks and other control
+    characters become %XX, everything else is kept. So a typed 'n/a' reads 'n%2Fa' (never the
+    missing value), answers joined with '|' split back unambiguously, and no cell needs csv quoting.
+    `unescape_text` (urllib.parse.unquote; R: URLdecode) gives back exactly what was typed."""
+    return "".join(f"%{ord(c):02X}" if c in '%|/"' or ord(c) < 32 or ord(c) == 127 else c for c in text)
+
+
+def unescape_text(cell: str) -> str:
+    from urllib.parse import unquote
+    return unquote(cell)
+
+
+def join_answers(answers: list[str]) -> str | None:
+    """Several typed answers in one cell: each escaped, joined with '|' (None, i.e. n/a, if none)."""
+    return "|".join(escape_text(a) for a in answers) or None
+
+
+def split_answers(cell) -> list[str]:
+    """The answers `join_answers` wrote, exactly as typed; [] for n/a."""
+    if cell is None or cell == NA or cell == "" or (isinstance(cell, float) and cell != cell):
+        return []
+    return [unescape_text(a) for a in str(cell).split("|")]
+
+
 class TrialLog:
     """Append-only TSV of one phase; each `write` is on disk before it returns, whole or not at
     all: a row that cannot be written (disk full, I/O error) is cut off again before the error

@@ -13,8 +13,9 @@ import functools
 from dataclasses import replace
 from pathlib import Path
 
+from experiment import datafile
 from experiment.devices import KeyPress, View
-from experiment.tasks.base import COMMON_COLUMNS, Column, Param, Problem, Task
+from experiment.tasks.base import COMMON_COLUMNS, DEADLINE_SLACK, TIME_TOL, Column, Param, Problem, Task
 
 ITEM_COLUMNS = ["item_id", "letters", "solution", "solvable"]
 
@@ -91,9 +92,13 @@ class Anagram(Task):
         Column("rt", "Time from onset to the Enter key of the correct answer (n/a if unsolved).", "s"),
         Column("latency_scored", "rt, or the time limit when unsolved (classic scoring).", "s"),
         Column("first_key", "Time from onset to the first typed key of the final answer.", "s"),
-        Column("response", "Last text submitted (lower-cased), n/a if none."),
-        Column("attempts", "Number of answers submitted."),
-        Column("wrong_answers", "Wrong answers submitted, separated by '|'."),
+        Column("response", "Last answer submitted as scored (trimmed, lower-cased), n/a if none; '%', '|', '/', "
+                           "'\"' and control characters are written %XX (a typed 'n/a' is 'n%2Fa'), so "
+                           "URL-decoding gives the text back."),
+        Column("attempts", "Number of answers submitted (0: no answer)."),
+        Column("wrong_answers", "Wrong answers as scored, each escaped like response, separated by '|'."),
+        Column("answers", "Every answer submitted, in order, exactly as typed (case and spaces kept), each "
+                          "escaped like response, separated by '|'; n/a if none."),
         Column("time_limit", "Time limit of the trial.", "s"),
         Column("fast_run", "Consecutive solutions under criterion_time up to this trial."),
         Column("criterion_reached", "1 from the trial where criterion was reached on."),
@@ -141,6 +146,45 @@ class Anagram(Task):
                 break
         return problems
 
+    def row_rules(self, v, params):
+        outcome, limit = v.text("outcome"), v.num("time_limit")
+        rt, scored, solvable = v.num("rt"), v.num("latency_scored"), v.whole("solvable")
+        attempts = v.whole("attempts")
+        if limit is None or limit <= 0:
+            v.bad("time_limit", "every trial has a time limit > 0")
+            return
+        if params and abs(limit - params["time_limit"]) > TIME_TOL:
+            v.bad("time_limit", f"{limit:g} s is not the phase's time_limit ({params['time_limit']:g} s)")
+        if solvable is not None and solvable > 1:
+            v.bad("solvable", f"must be 0 or 1 (got {solvable})")
+        if outcome == "solved":
+            if solvable == 0:
+                v.bad("outcome", "an unsolvable item cannot be solved")
+            if v.text("response") is None or v.text("response") != v.text("solution"):
+                v.bad("response", f"a solved trial's response is the solution ({v.text('response')!r} "
+                                  f"vs {v.text('solution')!r})")
+            if rt is None or rt > limit + DEADLINE_SLACK:
+                v.bad("rt", f"a solved trial has an rt within the time limit of {limit:g} s (got {rt})")
+            elif scored is None or abs(scored - rt) > TIME_TOL:
+                v.bad("latency_scored", f"is the rt ({rt:g} s) when solved (got {scored})")
+            first = v.num("first_key")
+            if rt is not None and first is not None and first > rt + TIME_TOL:
+                v.bad("first_key", f"the first key ({first:g} s) comes after the answer ({rt:g} s)")
+        else:
+            if rt is not None:
+                v.bad("rt", f"is n/a when the item was not solved (outcome {outcome}, rt {rt:g})")
+            if scored is None or abs(scored - limit) > TIME_TOL:
+                v.bad("latency_scored", f"is the time limit ({limit:g} s) when not solved (got {scored})")
+        if outcome == "skipped" and params and not params["allow_skip"]:
+            v.bad("outcome", "skipped, but the phase does not allow skipping")
+        if attempts is not None and (attempts == 0) != v.is_na("response"):
+            v.bad("attempts", f"{attempts} answers submitted, last response {v.text('response')!r}")
+        if outcome == "solved" and attempts == 0:
+            v.bad("attempts", "a solved trial has at least one answer")
+        v.whole("fast_run")
+        if v.whole("criterion_reached") not in (0, 1, None):
+            v.bad("criterion_reached", "must be 0 or 1")
+
     # -- schedule ---------------------------------------------------------------------------
     def plan(self, params, rng, base_dir):
         items, _ = read_items(base_dir / params["items"])
@@ -175,9 +219,10 @@ class Anagram(Task):
             ctx.progress("trial_start", trial=n, of=len(schedule))
             deadline = onset + p["time_limit"]
             wrong: list[str] = []
+            typed_raw: list[str] = []       # every answer exactly as typed
             outcome, answer, first_key = "timeout", None, None
             while True:
-                got = ctx.keyboard.read_text(deadline, view, extra_keys=extra)
+                got = ctx.keyboard.read_text(deadline, view, extra_keys=extra, since=onset)
                 if got is None:
                     break
                 if isinstance(got, KeyPress):
@@ -187,6 +232,7 @@ class Anagram(Task):
                 if not typed:
                     continue
                 answer, first_key = got, got.first_key
+                typed_raw.append(got.text)
                 if item["solvable"] and typed == item["solution"]:
                     outcome = "solved"
                     break
@@ -206,8 +252,9 @@ class Anagram(Task):
                 "onset": onset, "outcome": outcome, "rt": rt,
                 "latency_scored": rt if rt is not None else p["time_limit"],
                 "first_key": (first_key - onset) if first_key is not None else None,
-                "response": answer.text.strip().lower() if answer else None,
-                "attempts": len(wrong) + (outcome == "solved"), "wrong_answers": "|".join(wrong) or None,
+                "response": datafile.escape_text(answer.text.strip().lower()) if answer else None,
+                "attempts": len(wrong) + (outcome == "solved"), "wrong_answers": datafile.join_answers(wrong),
+                "answers": datafile.join_answers(typed_raw),
                 "time_limit": p["time_limit"], "fast_run": fast_run, "criterion_reached": int(reached),
             })
             ctx.progress("trial", trial=n, of=len(schedule), outcome=outcome,
