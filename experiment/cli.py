@@ -69,15 +69,10 @@ class _Version(argparse.Action):
 def version_text() -> str:
     """'lhlab 0.1.0 (Python 3.11.9, psychopy-lib 2026.2.5)', from the installed distributions' metadata."""
     import platform
-    from importlib.metadata import PackageNotFoundError, version
 
-    def installed(dist: str) -> str | None:
-        try:
-            return version(dist)
-        except PackageNotFoundError:
-            return None
-    psychopy = installed("psychopy-lib")
-    return (f"lhlab {installed('lhlab') or '(not installed: run from a source tree)'} "
+    from experiment.versions import package_version
+    psychopy = package_version("psychopy-lib")
+    return (f"lhlab {package_version('lhlab') or '(not installed: run from a source tree)'} "
             f"(Python {platform.python_version()}, "
             f"{'psychopy-lib ' + psychopy if psychopy else 'psychopy-lib not installed'})")
 

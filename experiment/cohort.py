@@ -139,7 +139,8 @@ def simulate(protocol, data_dir: Path, n: int, seed: int, profile: str = "defaul
 
 
 def _run_one(protocol, data_dir: Path, p, seed: int, profile: str, stop: threading.Event) -> Outcome:
-    from experiment.session import EXIT_FOR_STATUS, SessionRequest, prepare, run_data_only
+    from experiment.errors import STATUS_FOR_EXIT
+    from experiment.session import SessionRequest, prepare, run_data_only
     req = SessionRequest(protocol=protocol, participant=p.label, condition=p.condition, data_dir=data_dir,
                          seed=session_seed(seed, p.label), simulate=profile, mode="data-only",
                          yoked_to=p.yoked_to, pilot=True)
@@ -151,7 +152,7 @@ def _run_one(protocol, data_dir: Path, p, seed: int, profile: str, stop: threadi
         code = run_data_only(prepared, stop)
     except BadInput as e:          # another process took this session number meanwhile
         return Outcome(p.label, p.condition, p.yoked_to, prepared.session, "refused", str(e))
-    status = {v: k for k, v in EXIT_FOR_STATUS.items()}[code]
+    status = STATUS_FOR_EXIT[code]
     return Outcome(p.label, p.condition, p.yoked_to, prepared.session, status)
 
 

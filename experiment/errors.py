@@ -9,6 +9,11 @@ EXIT_BAD_INPUT = 2    # refused before anything was written
 EXIT_ABORTED = 3      # experimenter abort key, SIGINT or SIGTERM
 EXIT_WITHDRAWN = 4    # the participant used the withdraw key
 
+# A session's final status and `lhlab run`'s exit code, both ways (the launcher reads the code).
+EXIT_FOR_STATUS = {"complete": EXIT_COMPLETE, "aborted": EXIT_ABORTED, "withdrawn": EXIT_WITHDRAWN,
+                   "crashed": EXIT_ERROR}
+STATUS_FOR_EXIT = {**{code: status for status, code in EXIT_FOR_STATUS.items()}, EXIT_BAD_INPUT: "refused"}
+
 
 class LhlabError(Exception):
     """Base class for errors lhlab reports as one line."""

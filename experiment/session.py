@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import platform
 import shutil
 import sys
 import threading
@@ -22,41 +21,18 @@ from pathlib import Path
 from typing import TextIO
 
 from experiment import datafile
-from experiment.errors import (EXIT_ABORTED, EXIT_COMPLETE, EXIT_ERROR, EXIT_WITHDRAWN, Aborted, BadInput,
-                               SessionEnded, Withdrawn)
+from experiment.errors import EXIT_ERROR, EXIT_FOR_STATUS, Aborted, BadInput, SessionEnded, Withdrawn
 from experiment.preflight import Prepared, SessionRequest, prepare  # noqa: F401 - the session's inputs
 from experiment.protocol import Phase, Protocol
 from experiment.tasks import TASKS
 from experiment.tasks.base import PhaseContext
 from experiment.tasks.instructions import show_page
+from experiment.versions import session_versions
 
-EXIT_FOR_STATUS = {"complete": EXIT_COMPLETE, "aborted": EXIT_ABORTED, "withdrawn": EXIT_WITHDRAWN,
-                   "crashed": EXIT_ERROR}
 
 
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-
-
-@functools.lru_cache(maxsize=2)
-def _versions(real_devices: bool) -> tuple:
-    return tuple(versions_uncached(real_devices).items())
-
-
-def versions(real_devices: bool) -> dict:
-    """Package versions for provenance (looked up once per process)."""
-    return dict(_versions(real_devices))
-
-
-def versions_uncached(real_devices: bool) -> dict:
-    from importlib.metadata import PackageNotFoundError, version
-    out = {"python": platform.python_version(), "platform": platform.platform()}
-    for dist in ("lhlab", "numpy", "pyyaml") + (("psychopy-lib", "psychtoolbox", "pyglet") if real_devices else ()):
-        try:
-            out[dist] = version(dist)
-        except PackageNotFoundError:
-            out[dist] = None
-    return out
 
 
 class Progress:
@@ -123,7 +99,7 @@ class Session:
                           if req.simulate else None),
             "seed": self.p.seed,
             "protocol": {"file": str(proto.path.resolve()), "sha256": proto.sha256, "title": proto.title},
-            "versions": versions(real_devices=self.req.mode == "visual" or not req.simulate),
+            "versions": session_versions(real_devices=self.req.mode == "visual" or not req.simulate),
             "devices": {"screen": self.screen.info(), "audio": self.speaker.info(), **self.device_info},
             "calibration": self.p.calibration,
             "noise_dose": None,
@@ -172,13 +148,7 @@ class Session:
         return EXIT_ERROR
 
     def _run(self) -> int:
-        datafile.ensure_dataset_files(self.p.study, self.proto.title)
-        os.makedirs(self.dir.parent, exist_ok=True)
-        try:
-            os.mkdir(self.dir)      # fails if a concurrent run took this number: never share a folder
-        except FileExistsError:
-            raise BadInput(f"sub-{self.label} ses-{self.p.session} was just started by another lhlab process; "
-                           "nothing was written by this one") from None
+        self._create_folder()
         self._start_record()
         self._save()
         self._update_participants()
@@ -221,6 +191,22 @@ class Session:
             self._goodbye()
         return EXIT_FOR_STATUS[status]
 
+    # -- where the data go (experiment.simulation.memory.MemorySession keeps them in memory) --
+    def _create_folder(self) -> None:
+        datafile.ensure_dataset_files(self.p.study, self.proto.title)
+        os.makedirs(self.dir.parent, exist_ok=True)
+        try:
+            os.mkdir(self.dir)      # fails if a concurrent run took this number: never share a folder
+        except FileExistsError:
+            raise BadInput(f"sub-{self.label} ses-{self.p.session} was just started by another lhlab process; "
+                           "nothing was written by this one") from None
+
+    def _open_log(self, path: Path, columns: list[str]) -> datafile.TrialLog:
+        return datafile.TrialLog(path, columns, durable=self.durable)
+
+    def _write_sidecar(self, path: Path, sidecar: dict) -> None:
+        datafile.write_new_json(path, sidecar)
+
     def _update_participants(self) -> None:
         """participants.tsv is a summary that `lhlab status` can rebuild at any time: a problem
         with it (e.g. a copy edited in a spreadsheet) is recorded, never allowed to stop a session."""
@@ -240,8 +226,8 @@ class Session:
         rec.update(status="running", started=now_iso())
         path = datafile.beh_path(self.p.study, self.label, self.p.session, phase.id)
         columns = [c.name for c in task.columns]
-        self._log = datafile.TrialLog(path, columns, durable=self.durable)
-        datafile.write_new_json(path.with_suffix(".json"), self._sidecar(task, phase))
+        self._log = self._open_log(path, columns)
+        self._write_sidecar(path.with_suffix(".json"), self._sidecar(task, phase))
         rec["file"] = str(path.relative_to(self.p.study))
         self._save()
         self.progress.context.update(phase=phase.id, role=phase.role)

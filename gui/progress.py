@@ -10,10 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from experiment.errors import EXIT_ABORTED, EXIT_BAD_INPUT, EXIT_COMPLETE, EXIT_ERROR, EXIT_WITHDRAWN
-
-STATUS_FOR_EXIT = {EXIT_COMPLETE: "complete", EXIT_ERROR: "crashed", EXIT_BAD_INPUT: "refused",
-                   EXIT_ABORTED: "aborted", EXIT_WITHDRAWN: "withdrawn"}
+from experiment.errors import EXIT_ERROR, STATUS_FOR_EXIT
 
 
 def parse_line(line: str) -> dict | None:

@@ -78,11 +78,6 @@ def test_every_subcommand_is_described_in_the_top_level_help(capsys):
     assert "lhlab run --help" in " ".join(shown.split())          # where the exit codes and keys are
 
 
-def test_build_parser_is_also_reachable_by_its_old_name_for_the_launcher():
-    from experiment import cli
-    assert set(subcommands(cli._parser())) == set(subcommands(build_parser()))
-
-
 # --- --version ---------------------------------------------------------------------------------
 
 def test_version_names_lhlab_python_and_psychopy():

@@ -15,6 +15,8 @@ import pytest
 
 from conftest import LHLAB, REPO, events, run_lhlab
 from experiment import datafile
+from experiment.protocol import load_protocol
+from experiment.tasks import TASKS
 
 PROTO = "protocols/unsolvable-anagrams.yaml"
 
@@ -41,11 +43,13 @@ def test_data_only_session_writes_every_phase_with_common_columns(tmp_path):
     assert record["seed"] == 3 and record["pilot"] is True and record["debriefing_shown"]
     assert record["protocol"]["sha256"] == __import__("hashlib").sha256((REPO / PROTO).read_bytes()).hexdigest()
     assert [p["status"] for p in record["phases"]] == ["complete"] * len(record["phases"])
+    proto = load_protocol(REPO / PROTO)
     for phase in record["phases"]:
         rows, problems = datafile.read_trials(study / phase["file"])
         assert not problems and len(rows) == phase["trials"] == phase["planned_trials"]
         for r in rows:
             assert (r["participant_id"], r["session"], r["condition"], r["phase"]) == ("sub-p1", "1", "unsolvable", phase["id"])
+            assert TASKS[r["task"]].check_row(r, proto.phases[phase["id"]].params) == [], r
         sidecar = json.loads((study / phase["file"]).with_suffix(".json").read_text())
         assert set(rows[0]) <= set(sidecar)                       # every column described
     with open(study / "participants.tsv", newline="") as f:
@@ -65,11 +69,10 @@ REFUSALS = [
     ("unknown condition", ["--participant", "p9", "--condition", "helpless"], "choose one of: solvable, unsolvable, notraining"),
     ("label with a dash", ["--participant", "p-9", "--condition", "solvable"], "letters and digits only"),
     ("unknown profile", ["--participant", "p9", "--condition", "solvable", "--simulate", "genius"], "unknown profile"),
-    ("missing protocol", ["--participant", "p9", "--condition", "solvable", "--protocol-missing"], None),
 ]
 
 
-@pytest.mark.parametrize("case", REFUSALS[:3], ids=[c[0] for c in REFUSALS[:3]])
+@pytest.mark.parametrize("case", REFUSALS, ids=[c[0] for c in REFUSALS])
 def test_bad_arguments_refused_with_one_line_and_nothing_written(tmp_path, case):
     _, args, message = case
     if "--simulate" not in args:
@@ -97,7 +100,7 @@ def test_unwritable_or_full_data_folder_refused(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     out = sim(blocker, "p1", "solvable", rc=2)
-    assert "not writable" in out.stderr and len(out.stderr.splitlines()) == 1
+    assert "is not a folder; choose another --data-dir" in out.stderr and len(out.stderr.splitlines()) == 1
     full = run_lhlab("run", PROTO, "--participant", "p1", "--condition", "solvable", "--data-dir", tmp_path / "d",
                      "--simulate", "default", env={**os.environ, "LHLAB_MIN_FREE_MB": "1e12"}, check_rc=2)
     assert "MB free" in full.stderr and "choose another --data-dir" in full.stderr
