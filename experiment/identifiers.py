@@ -27,6 +27,8 @@ LABEL_MAX = 64
 STUDY_ID_MAX = 64
 KEY_MAX = 32
 FREE_TEXT_MAX = 200
+SESSION_MAX = 999            # session numbers (ses-<n>)
+SEED_MAX = 2**63 - 1         # seeds fit a signed 64-bit integer (pandas, R, Parquet)
 
 LABEL_PATTERN = r"[A-Za-z0-9]+"
 STUDY_ID_PATTERN = r"[a-z0-9][a-z0-9-]*"

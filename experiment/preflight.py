@@ -18,8 +18,9 @@ from pathlib import Path
 
 from experiment import datafile
 from experiment.errors import BadInput, LhlabError, ProtocolError
-from experiment.identifiers import check_free_text, check_label, is_label
+from experiment.identifiers import SEED_MAX, SESSION_MAX, check_free_text, check_label, is_label
 from experiment.protocol import Protocol, load_protocol, plan
+from experiment.safeio import describe_os_error
 from experiment.suggest import hint
 
 MIN_FREE_MB_DEFAULT = 200      # refuse to start below this much free space in the data folder
@@ -139,6 +140,8 @@ def _verdict(name: str, check) -> Check:
         return Check(name, True, check() or "")
     except (BadInput, LhlabError) as e:
         return Check(name, False, str(e))
+    except OSError as e:        # e.g. a --data-dir whose name is too long for the file system
+        return Check(name, False, f"{e.filename or name}: {describe_os_error(e)}")
 
 
 def _check_request(req: SessionRequest) -> str:
@@ -159,8 +162,10 @@ def _check_request(req: SessionRequest) -> str:
         raise BadInput("--speed only applies to simulated participants (--simulate)")
     if req.simulate is None and req.mode != "data-only":
         raise BadInput("--mode applies to simulated participants only (add --simulate PROFILE)")
-    if req.session is not None and req.session < 1:
-        raise BadInput(f"--session must be >= 1 (got {req.session})")
+    if req.session is not None and not 1 <= req.session <= SESSION_MAX:
+        raise BadInput(f"--session must be a whole number from 1 to {SESSION_MAX} (got {str(req.session)[:20]})")
+    if req.seed is not None and not 0 <= req.seed <= SEED_MAX:
+        raise BadInput(f"--seed must be a whole number from 0 to {SEED_MAX} (got {str(req.seed)[:20]})")
     if req.simulate is not None:
         from experiment.simulation.participant import parse_profile
         parse_profile(req.simulate)
