@@ -311,24 +311,41 @@ def _one_line_exit_2(proc, *words):
     assert PASSWORD not in proc.stderr + proc.stdout
 
 
-def test_bad_registry_urls_are_one_line_exit_2(pg_server, tmp_path, lhlab):
-    for url, words in [("mysql://lab@host/db", ["not a registry URL"]),
-                       ("postgresql://lab@host:port/db", ["not a valid PostgreSQL URL"]),
-                       ("postgresql://lab@host", ["names no database"]),
-                       (pg_server.url("postgres", PASSWORD_ROLE, "wrong-" + PASSWORD), ["refused the password",
-                                                                                        "~/.pgpass", ":***@"]),
-                       (pg_server.url("nosuchdb"), ['database "nosuchdb" does not exist']),
-                       (pg_server.url("postgres").replace(f"port={pg_server.port}", "port=1"),
-                        ["no server is listening"]),
-                       (f"postgresql://{PASSWORD_ROLE}:{PASSWORD}@127.0.0.1:1/lab", ["no server is listening",
-                                                                                     ":***@"])]:
-        _one_line_exit_2(lhlab("registry", "check", url), *words)
-        _one_line_exit_2(lhlab("simulate", ANAGRAMS, "--participants", "1", "--data-dir", tmp_path / "d",
-                               "--registry", url), *words[:1])
+class _Ran:
+    def __init__(self, code, out, err):
+        self.returncode, self.stdout, self.stderr = code, out, err
+
+
+def _in_process(capsys, *args) -> _Ran:
+    """The real command line in this process (fast); an uncaught exception fails the test."""
+    from experiment.cli import main
+    capsys.readouterr()
+    code = main([str(a) for a in args])
+    out = capsys.readouterr()
+    return _Ran(code, out.out, out.err)
+
+
+def test_bad_registry_urls_are_one_line_exit_2(pg_server, tmp_path, lhlab, capsys, monkeypatch):
+    monkeypatch.setenv("LHLAB_REGISTRY", "sqlite")
+    cases = [("mysql://lab@host/db", ["not a registry URL"]),
+             ("postgresql://lab@host:port/db", ["not a valid PostgreSQL URL"]),
+             ("postgresql://lab@host", ["names no database"]),
+             (pg_server.url("postgres", PASSWORD_ROLE, "wrong-" + PASSWORD), ["refused the password", "~/.pgpass",
+                                                                              ":***@"]),
+             (pg_server.url("nosuchdb"), ['database "nosuchdb" does not exist', "createdb"]),
+             (pg_server.url("postgres").replace(f"port={pg_server.port}", "port=1"), ["no server is listening"]),
+             (f"postgresql://{PASSWORD_ROLE}:{PASSWORD}@127.0.0.1:1/lab", ["no server is listening", ":***@"])]
+    for url, words in cases:
+        _one_line_exit_2(_in_process(capsys, "registry", "check", url), *words)
+    # as a station meets them: a real child process, the URL from --registry or the environment
+    _one_line_exit_2(lhlab("simulate", ANAGRAMS, "--participants", "1", "--data-dir", tmp_path / "d",
+                           "--registry", cases[1][0]), *cases[1][1])
     env = {**os.environ, "LHLAB_REGISTRY": "postgresql://nobody:" + PASSWORD + "@/x?host=/nonexistent"}
     _one_line_exit_2(lhlab("simulate", ANAGRAMS, "--participants", "1", "--data-dir", tmp_path / "d", env=env),
                      "no server is listening", ":***@")
-    assert not (tmp_path / "d" / "unsolvable-anagrams" / "sub-P001").exists()
+    _one_line_exit_2(lhlab("simulate", ANAGRAMS, "--participants", "1", "--data-dir", tmp_path / "d",
+                           "--registry", cases[3][0]), *cases[3][1])
+    assert not list((tmp_path / "d").rglob("sub-*"))
 
 
 def test_right_password_works_and_is_never_printed(pg_server, tmp_path, lhlab):
