@@ -164,7 +164,7 @@ def _check_options(options: Options, measures: Measures, participants: pd.DataFr
 
 
 FLAGS = {"pilot": "--include-pilot", "withdrawn": "--include-withdrawn", "incomplete": "--include-incomplete",
-         "broken_yoke": "--include-broken-yokes", "failed_check": "fewer --check-rule",
+         "broken_yoke": "--include-broken-yokes", "failed_check": "a looser --check-rule (or none)",
          "missing_data": "(no flag: they have no test data)"}
 
 

@@ -22,9 +22,9 @@ from experiment.cli import main
 from test_analysis_cohort import ROOT, simulate_study
 
 ARTIFACTS = ROOT / "test-artifacts"
-TABLES = ["deficits", "descriptives", "anova", "welch", "kruskal", "contrasts", "mannwhitney", "survival", "logrank",
-          "measures", "measure_catalog", "participants", "sessions", "trials", "exclusions", "yoking",
-          "load_problems", "provenance"]
+TABLES = ["outcomes", "deficits", "descriptives", "anova", "welch", "kruskal", "effects", "assumptions", "binary",
+          "contrasts", "mannwhitney", "survival", "logrank", "measures", "measure_catalog", "participants", "sessions",
+          "trials", "exclusions", "yoking", "load_problems", "provenance"]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -113,12 +113,97 @@ def test_progress_goes_to_stderr_and_quiet_silences_it(study, tmp_path):
     assert "lhlab analyze: loaded 24 sessions" in err
 
 
-def test_pilot_data_are_excluded_by_default_with_a_hint(study, tmp_path):
-    code, out, err = lhlab("analyze", study, "--out", tmp_path / "o", "--no-plots")
-    assert code == 0
-    assert "0 participants analysed" in out and "--include-pilot" in err
+def test_a_simulated_only_folder_is_analysed_and_marked_on_every_page(study, tmp_path):
+    code, out, err = lhlab("analyze", study, "--out", tmp_path / "o")
+    assert code == 0, err
+    assert "participants analysed, 0 excluded" in out and "[SIMULATED DATA]" in out
+    assert "pilot or simulated data, so they are analysed" in err
+    o = tmp_path / "o"
+    html = (o / "report.html").read_text(encoding="utf-8")
+    assert html.count("SIMULATED DATA") >= 3            # title, and a banner at the top and the bottom
+    assert "<title>SIMULATED DATA" in html
+    assert (o / "methods.md").read_text(encoding="utf-8").startswith("> **SIMULATED DATA.**")
+    for t in sorted((o / "tables").glob("*.*")):
+        assert "SIMULATED DATA" in t.read_text(encoding="utf-8"), t.name
+    svg = (o / "figures" / "group-means-test.svg").read_text(encoding="utf-8")
+    assert "SIMULATED DATA" in svg or "SIMULATED" in svg.replace("<", " ")
+    prov = pd.read_csv(o / "provenance.csv")
+    assert "SIMULATED DATA" in set(prov["value"])
+
+
+def test_pilot_data_mixed_with_real_data_are_excluded_by_default(study, tmp_path):
+    import json
+    copy = tmp_path / "study"
+    shutil.copytree(study, copy, ignore=shutil.ignore_patterns("derivatives"))
+    recs = sorted(copy.glob("sub-*/ses-1/*_session.json"))
+    for path in recs[:12]:        # as if these had been run by people
+        rec = json.loads(path.read_text(encoding="utf-8"))
+        rec["pilot"], rec["simulated"] = False, None
+        path.write_text(json.dumps(rec), encoding="utf-8")
+    code, out, err = lhlab("analyze", copy, "--out", tmp_path / "o", "--no-plots", "--quiet")
+    assert code == 0, err
     e = pd.read_csv(tmp_path / "o" / "exclusions.csv")
-    assert set(e["reason_code"]) == {"pilot"} and e["participant_id"].nunique() == 24
+    assert set(e["reason_code"]) == {"pilot"} and e["participant_id"].nunique() == 12
+    assert "SIMULATED DATA" not in (tmp_path / "o" / "report.html").read_text(encoding="utf-8")
+
+
+def test_everyone_excluded_is_an_error_naming_the_flag(study, tmp_path):
+    code, out, err = lhlab("analyze", study, "--out", tmp_path / "o", "--check-rule", "*:test_mean_latency>=0", "--quiet")
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "every participant is excluded (failed_check: 24)" in lines[0], err
+    assert "--check-rule" in lines[0]
+    assert not (tmp_path / "o" / "report.html").exists()
+
+
+@pytest.mark.parametrize("flag, why", [
+    (["--shuttle-criterion", "5"], "--shuttle-criterion 5 does not apply: this study has no shuttle test phase"),
+    (["--yoke-tolerance", "0.1"], "--yoke-tolerance 0.1 does not apply: no participant in this study is yoked"),
+    (["--include-broken-yokes"], "--include-broken-yokes does not apply"),
+])
+def test_an_option_that_cannot_apply_is_refused(study, tmp_path, flag, why):
+    code, out, err = lhlab("analyze", study, "--out", tmp_path / "o", "--quiet", *flag)
+    assert code == 2
+    assert err.strip().count("\n") == 0 and why in err, err
+
+
+def test_every_option_is_in_the_provenance(study, tmp_path):
+    code, out, err = lhlab("analyze", study, "--out", tmp_path / "o", "--quiet", "--no-plots", "--by",
+                           "condition_kind", "--session-rule", "first-complete", "--include-withdrawn")
+    assert code == 0, err
+    prov = pd.read_csv(tmp_path / "o" / "provenance.csv")
+    kv = dict(zip(prov["key"], prov["value"]))
+    assert kv["option_grouping"] == "condition_kind" and kv["option_session_rule"] == "first-complete"
+    assert kv["option_shuttle_criterion"].startswith("3 (default") and kv["option_yoke_tolerance"] == "0.05 s (default)"
+    assert "withdrawn: kept" in set(prov["value"]) and kv["option_confidence_level"] == "0.95"
+    assert kv["analysis_plan"].startswith("primary outcome test.mean_latency (alpha 0.05)")
+    html = (tmp_path / "o" / "report.html").read_text(encoding="utf-8")
+    assert "option_shuttle_criterion" in html
+
+
+def test_paper_outputs(analysed):
+    out_dir = analysed[0]
+    for name in ("learning-curves-test", "group-means-test", "group-means-check", "survival-test_trials_to_criterion"):
+        for ext, magic in (("png", b"\x89PNG"), ("svg", b"<?xml"), ("pdf", b"%PDF")):
+            assert (out_dir / "figures" / f"{name}.{ext}").read_bytes().startswith(magic), (name, ext)
+    for name in ("outcomes", "deficits", "descriptives", "omnibus"):
+        md = (out_dir / "tables" / f"{name}.md").read_text(encoding="utf-8")
+        tex = (out_dir / "tables" / f"{name}.tex").read_text(encoding="utf-8")
+        assert md.count("\n|") >= 3 and "\\begin{tabular}" in tex and "\\bottomrule" in tex
+    md = (out_dir / "tables" / "outcomes.md").read_text(encoding="utf-8")
+    # APA precision: 2 decimals, p without the leading zero
+    assert re.search(r"\| -?\d+\.\d\d \[-?\d+\.\d\d, -?\d+\.\d\d\] \|", md) and not re.search(r"\| 0\.\d{3} \|", md)
+    methods = (out_dir / "methods.md").read_text(encoding="utf-8")
+    o = pd.read_csv(out_dir / "outcomes.csv")
+    prim = o[o["plan"] == "primary"].iloc[0]
+    assert prim["measure"] == "test_mean_latency" and o.index[o["plan"] == "primary"][0] == 0
+    assert f"deficit = {prim['deficit']:.2f}" in methods and f"t({prim['df']:.2f}) = {prim['statistic']:.2f}" in methods
+    for name in ("NumPy", "pandas", "SciPy", "statsmodels", "PsychoPy", "Peirce", "Holm"):
+        assert name in methods
+    trials = pd.read_parquet(out_dir / "trials.parquet")
+    assert len(trials) == len(pd.read_csv(out_dir / "trials.csv", low_memory=False))
+    m = pd.read_parquet(out_dir / "measures.parquet")
+    assert list(m["participant_id"]) == list(pd.read_csv(out_dir / "measures.csv")["participant_id"])
 
 
 def test_check_rule_flag(study, tmp_path):
