@@ -83,6 +83,16 @@ def test_same_rules_on_postgresql(name, extra, pg_url, request):
     assert not list(request.getfixturevalue("tmp_path").rglob("registry.sqlite")), "PostgreSQL was not used"
 
 
+def test_a_station_not_told_about_the_server_refuses(pg_url, tmp_path, anagrams, monkeypatch):
+    study = tmp_path / "data" / anagrams.study_id
+    with Registry.open(study, anagrams, seed=1) as reg:
+        reg.add_participant(anagrams)
+    monkeypatch.delenv("LHLAB_REGISTRY")
+    with pytest.raises(BadInput, match=r"registry is on the server postgresql://postgres@/t.*--registry") as e:
+        Registry.open(study, anagrams)
+    assert "\n" not in str(e.value) and not (study / "registry.sqlite").exists()
+
+
 def test_never_twice_is_enforced_by_the_schema(backend, tmp_path, anagrams):
     with Registry.open(tmp_path / "data" / anagrams.study_id, anagrams, seed=1) as reg:
         a, b = reg.add_participant(anagrams), reg.add_participant(anagrams)

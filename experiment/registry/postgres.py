@@ -36,6 +36,7 @@ refused.
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 import time
@@ -58,6 +59,7 @@ RETRY_S = 2.0
 LOCK_TIMEOUT_MS = 30_000
 IDLE_IN_TRANSACTION_MS = 60_000
 SCHEMA_PREFIX = "lhlab/"
+MARKER = Path("lhlab") / "registry.json"       # in the study folder: this study's registry is on a server
 
 
 class RegistryUnavailable(BadInput):
@@ -149,6 +151,7 @@ class PostgresRegistry(Registry):
         try:
             reg._use_schema()
             reg._transaction(lambda: reg._setup(protocol, seed, importing), lock=False)
+            write_marker(study_dir, location)
         except BaseException:
             reg.close()
             raise
@@ -268,6 +271,21 @@ class PostgresRegistry(Registry):
 
     def _read(self, body: Callable[[], T]) -> T:
         return self._retrying(body)
+
+
+def write_marker(study_dir: Path, location: Location) -> None:
+    """Note in the study folder (lhlab/registry.json, never shared: .bidsignore) that its registry
+    is on a server, so a station that was not told opens nothing local by mistake (sqlite.py)."""
+    marker = Path(study_dir) / MARKER
+    text = json.dumps({"registry": location.shown}) + "\n"
+    try:
+        if not marker.is_file() or marker.read_text(encoding="utf-8") != text:
+            marker.parent.mkdir(exist_ok=True)
+            tmp = marker.with_suffix(".tmp")
+            tmp.write_text(text, encoding="utf-8")
+            tmp.replace(marker)
+    except OSError as e:
+        raise BadInput(f"cannot write {marker} ({e.strerror}); check the study folder's permissions") from None
 
 
 def _sqlite_participants(path: Path) -> int:

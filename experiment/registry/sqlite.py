@@ -16,6 +16,7 @@ thread opens its own; opening is cheap).
 
 from __future__ import annotations
 
+import json
 import random
 import sqlite3
 import time
@@ -62,6 +63,14 @@ def _moved_to(path: Path) -> str:
     return row[0] if row else "(see lhlab registry check)"
 
 
+def _server_of(marker: Path) -> str:
+    try:
+        where = json.loads(marker.read_text(encoding="utf-8")).get("registry")
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+        where = None
+    return where if isinstance(where, str) else "(unreadable: see the study's lab notes)"
+
+
 class SQLiteRegistry(Registry):
     backend = "sqlite"
 
@@ -78,6 +87,12 @@ class SQLiteRegistry(Registry):
             where = _moved_to(moved)
             raise BadInput(f"{study_dir}: this study's registry was moved to the server {where}; use it with "
                            f"--registry {where} or LHLAB_REGISTRY (password from ~/.pgpass)")
+        marker = study_dir / "lhlab" / "registry.json"
+        if not path.exists() and marker.is_file():
+            where = _server_of(marker)
+            raise BadInput(f"{study_dir}: this study's registry is on the server {where}; use it with --registry "
+                           f"{where} or LHLAB_REGISTRY (if the study really moved back to this PC alone, delete "
+                           f"{marker})")
         try:
             db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         except sqlite3.Error as e:
