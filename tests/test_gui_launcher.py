@@ -205,7 +205,8 @@ def test_preflight_refuses_with_what_to_do(make_launcher, monkeypatch, tmp_path)
     assert w.study.participant(label).status == "complete" and w.selected_label() == label
     w.act_start.trigger()
     kind, title, text, detail = dialogs.last("error")
-    assert f"participant: {label} already completed session 1" in text and "Ctrl+N" in text
+    assert f"participant: sub-{label} already has a complete session (ses-1)" in text      # lhlab run's wording
+    assert "use a new participant label" in text
     assert not w.runner.is_running()
 
 
