@@ -187,7 +187,7 @@ def bench_sessions(env: dict, data: Path, runs: int, windowed: bool) -> dict:
         if status != "aborted":
             raise RuntimeError(f"{label}: expected aborted, got {status}: {(w.last_result or {}).get('stderr_tail')}")
         w.runner.lineEvent.disconnect()
-        w.runner.lineEvent.connect(w._on_event)
+        w.runner.lineEvent.connect(w.flow.on_event)
     mode = "windowed" if windowed else "full screen"
     out = {"build_s": build_s,
            "start_to_first_frame_seen_s": summary(f"Start session -> first page seen by launcher ({mode})", first_frame),

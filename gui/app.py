@@ -45,7 +45,7 @@ def _install_excepthook(window) -> None:
         text = "".join(traceback.format_exception(kind, value, tb))
         sys.stderr.write(text)
         try:
-            window._log(f"internal error: {kind.__name__}: {value}")
+            window.log.add(f"internal error: {kind.__name__}: {value}")
             window.statusBar().showMessage(f"Internal error: {kind.__name__}: {value} (see the log)", 0)
         except Exception:  # noqa: BLE001 - the window may be half-built
             pass

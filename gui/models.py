@@ -130,6 +130,15 @@ class StudyModel(QObject):
         self.changed.emit()
         return participant
 
+    def record_crash(self, label: str, session: int | None) -> None:
+        """The session's process is gone without ending it: write `crashed` into its record now
+        (datafile.settle_crashed) rather than at the next run. Raises OSError/ValueError."""
+        if self.study_dir is None:
+            return
+        path = datafile.session_json_path(self.study_dir, label, session)
+        if path.exists():
+            datafile.settle_crashed(path)
+
     def set_note(self, label: str, session: int | None, text: str) -> None:
         if self.registry is None:
             raise BadInput("this study has no registry yet; add a participant first")

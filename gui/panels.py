@@ -1,10 +1,15 @@
-"""The launcher's right-hand panels: the live session and the notes. Display only; the window
-decides what to show (from gui.progress.LiveProgress and the registry)."""
+"""Display-only parts of the launcher: the live-session panel, the session options in the
+toolbar and the log. The window and gui.session_flow decide what to show (from
+gui.progress.LiveProgress and the registry); the notes panel is gui.notes."""
 
 from __future__ import annotations
 
-from PyQt6.QtWidgets import QComboBox, QFormLayout, QGroupBox, QLabel, QPlainTextEdit, QProgressBar, QPushButton, \
-    QVBoxLayout
+from datetime import datetime
+
+from PyQt6.QtCore import QSettings
+from PyQt6.QtGui import QGuiApplication
+from PyQt6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QLabel, QLineEdit, \
+    QPlainTextEdit, QProgressBar, QPushButton, QToolBar, QVBoxLayout
 
 from gui.progress import LiveProgress, format_duration
 
@@ -72,17 +77,102 @@ class SessionPanel(QGroupBox):
             self.progress_bar.setValue(1000)
 
 
-class NotesPanel(QGroupBox):
-    """A participant's note and one per session: a target list, the text, Save."""
+class SessionOptions:
+    """The toolbar's session options: participant screen, windowed, pilot speed, experimenter id."""
+
+    def __init__(self):
+        self.screen_combo = QComboBox()
+        self.screen_combo.setToolTip("The monitor the participant's window opens on (full screen)")
+        self.windowed_check = QCheckBox("Windowed")
+        self.windowed_check.setToolTip("Open the participant window as a window instead of full screen "
+                                       "(for testing; not remembered)")
+        self.speed_spin = QDoubleSpinBox()
+        self.speed_spin.setRange(1, 50)
+        self.speed_spin.setDecimals(0)
+        self.speed_spin.setSuffix("×")
+        self.speed_spin.setToolTip("Pilot speed: compress the waits of simulated pilots (1× = real time)")
+        self.experimenter_edit = QLineEdit()
+        self.experimenter_edit.setPlaceholderText("id")
+        self.experimenter_edit.setMaximumWidth(90)
+        self.experimenter_edit.setToolTip("Experimenter id, recorded with each session")
+
+    def add_to(self, tools: QToolBar) -> None:
+        tools.addWidget(QLabel(" Participant screen: "))
+        tools.addWidget(self.screen_combo)
+        tools.addWidget(self.windowed_check)
+        tools.addWidget(QLabel("  Pilot speed: "))
+        tools.addWidget(self.speed_spin)
+        tools.addWidget(QLabel("  Experimenter: "))
+        tools.addWidget(self.experimenter_edit)
+
+    # -- values for `lhlab run` ------------------------------------------------------------------
+    @property
+    def screen(self) -> int:
+        return self.screen_combo.currentData() or 0
+
+    @property
+    def windowed(self) -> bool:
+        return self.windowed_check.isChecked()
+
+    @property
+    def experimenter(self) -> str:
+        return self.experimenter_edit.text().strip()
+
+    @property
+    def speed(self) -> float:
+        return self.speed_spin.value()
+
+    @staticmethod
+    def screens_known() -> int | None:
+        """How many monitors there are, None when Qt cannot tell (offscreen platform in tests)."""
+        if QGuiApplication.platformName() in ("offscreen", "minimal"):
+            return None
+        return len(QGuiApplication.screens())
+
+    # -- settings --------------------------------------------------------------------------------
+    def fill_screens(self, settings: QSettings) -> None:
+        self.screen_combo.clear()
+        screens = QGuiApplication.screens()
+        for i, s in enumerate(screens):
+            g = s.geometry()
+            self.screen_combo.addItem(f"{i}: {s.name() or 'screen'} {g.width()}×{g.height()}", i)
+        if not screens:
+            self.screen_combo.addItem("0", 0)
+        default = 1 if len(screens) > 1 else 0
+        saved = settings.value("screen", default)
+        try:
+            saved = int(saved)
+        except (TypeError, ValueError):
+            saved = default
+        self.screen_combo.setCurrentIndex(saved if 0 <= saved < self.screen_combo.count() else default)
+        # With one monitor a full-screen participant window would hide the launcher: start windowed.
+        self.windowed_check.setChecked(len(screens) <= 1)
+
+    def restore(self, settings: QSettings) -> None:
+        self.experimenter_edit.setText(str(settings.value("experimenter", "") or ""))
+        try:
+            self.speed_spin.setValue(float(settings.value("pilot_speed", 1) or 1))
+        except (TypeError, ValueError):
+            self.speed_spin.setValue(1)
+
+    def save(self, settings: QSettings) -> None:
+        settings.setValue("screen", self.screen)
+        settings.setValue("experimenter", self.experimenter)
+        settings.setValue("pilot_speed", self.speed)
+
+
+class LogView(QPlainTextEdit):
+    """The launcher's log: one time-stamped line per entry, tagged with where it came from:
+    `launcher` (what the window did), `run` (the `lhlab run` child: its events and output),
+    `analyze` (the `lhlab analyze` child)."""
+
+    SOURCES = ("launcher", "run", "analyze")
 
     def __init__(self, parent=None):
-        super().__init__("Notes", parent)
-        self.target = QComboBox()
-        self.edit = QPlainTextEdit()
-        self.edit.setPlaceholderText("Notes about this session (what happened, anything unusual). "
-                                     "Ctrl+S saves; switching participant saves too.")
-        self.save_button = QPushButton("Save note (Ctrl+S)")
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.target)
-        layout.addWidget(self.edit)
-        layout.addWidget(self.save_button)
+        super().__init__(parent)
+        self.setReadOnly(True)
+        self.setMaximumBlockCount(5000)
+
+    def add(self, text: str, source: str = "launcher") -> None:
+        stamp = datetime.now().strftime("%H:%M:%S")
+        self.appendPlainText(f"{stamp}  {source:<8} {text}")

@@ -135,7 +135,7 @@ def drive(data: Path, protocols: Path, screen_png: Path, outputs: list[Path]) ->
     except Exception as e:  # noqa: BLE001 - the whole-screen picture is a bonus
         print(f"no whole-screen screenshot: {e}", file=sys.stderr)
     w.note_edit.setPlainText("")
-    w._note_dirty = False
+    w.notes.discard_changes()
     w.act_abort.trigger()
     wait(lambda: not w.runner.is_running(), 20)
     result = w.last_result or {}

@@ -1,0 +1,67 @@
+"""The launcher's data actions: open the study's data folder, run `lhlab analyze` on it as a
+child process (gui.session_runner.ChildProcess) and offer the report when it is done."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from PyQt6.QtCore import QObject
+
+from gui import commands
+
+if TYPE_CHECKING:
+    from gui.launcher import LauncherWindow
+
+
+class DataActions(QObject):
+    def __init__(self, window: LauncherWindow):
+        super().__init__(window)
+        self.w = window
+        self.analysis = window.analysis
+        self.analysis.stderrLine.connect(lambda line: self.w.log.add(line, "analyze"))
+        self.analysis.stdoutLine.connect(lambda line: self.w.log.add(line, "analyze"))
+        self.analysis.finished.connect(self._on_analysis_finished)
+
+    def open_data_folder(self) -> None:
+        w = self.w
+        model, _ = w.tables.current()
+        folder = model.study_dir if model.study_dir and model.study_dir.exists() else w.data_dir
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            return w.dialogs.error(w, "Cannot open the data folder", f"{folder}: {e.strerror}",
+                                   "Choose another data folder (Ctrl+Shift+O).")
+        if not w.dialogs.open_path(folder):
+            w.dialogs.warning(w, "Cannot open the data folder", f"No file manager opened {folder}.",
+                              "Open it by hand; the path is selectable in this message.")
+        w.log.add(f"opened {folder}")
+
+    def analyze(self) -> None:
+        w = self.w
+        if w.runner.is_running():
+            return w.refuse_while_running("run the analysis (it would slow down the participant's screen)")
+        study = w.study.study_dir
+        if study is None or not (study / "dataset_description.json").exists():
+            return w.dialogs.info(w, "Nothing to analyze yet", f"{study} has no sessions yet.",
+                                  "Run some sessions first (or `lhlab simulate` for a simulated study).")
+        w.log.add(f"analyze {study}")
+        w.statusBar().showMessage(f"Analyzing {study}…")
+        self.analysis.start(commands.analyze_argv(study))
+        w.update_actions()
+
+    def _on_analysis_finished(self, code, by_signal: bool) -> None:
+        w = self.w
+        w.update_actions()
+        study = w.study.study_dir
+        report = study / "derivatives" / "lhlab-analysis" / "report.html" if study else None
+        if code == 0:
+            w.statusBar().showMessage(f"Analysis done: {report}", 0)
+            w.log.add(f"analysis done: {report}")
+            if report and report.exists() and w.dialogs.confirm(w, "Analysis done", f"Report: {report}",
+                                                                yes="Open report", no="Close"):
+                w.dialogs.open_path(report)
+        else:
+            tail = list(self.analysis.stderr_tail)
+            w.statusBar().showMessage(f"Analysis failed (exit {code})" + (f": {tail[-1]}" if tail else ""), 0)
+            w.dialogs.error(w, "Analysis failed", f"lhlab analyze ended with exit code {code}.\n\n"
+                            + "\n".join(tail[-5:]), "\n".join(tail))
