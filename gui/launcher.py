@@ -70,7 +70,7 @@ class LauncherWindow(QMainWindow):
         self.analysis = ChildProcess(self)
         self.log = LogView()
         self.flow = SessionFlow(self)
-        self.data = DataActions(self)
+        self.data_actions = DataActions(self)
 
         self.setWindowTitle("lhlab launcher")
         self._build_actions()
@@ -107,8 +107,9 @@ class LauncherWindow(QMainWindow):
         self.act_abort = a("Abort", "Ctrl+.", self.flow.abort_session,
                            "Stop the running session gracefully; its data so far are kept and it is marked aborted")
         self.act_refresh = a("Refresh", "F5", self.refresh, "Re-read the protocol and the session records on disk")
-        self.act_open = a("Open data folder", "Ctrl+D", self.data.open_data_folder, "Open the study's data folder")
-        self.act_analyze = a("Analyze", "Ctrl+Shift+A", self.data.analyze,
+        self.act_open = a("Open data folder", "Ctrl+D", self.data_actions.open_data_folder,
+                          "Open the study's data folder")
+        self.act_analyze = a("Analyze", "Ctrl+Shift+A", self.data_actions.analyze,
                              "Run lhlab analyze on the study folder (report.html and tables)")
         self.act_save_note = a("Save note", "Ctrl+S", self.save_note, "Save the note of the selected session")
         self.act_protocols = a("Protocols folder…", "Ctrl+O", self.choose_protocols_dir,
@@ -328,7 +329,7 @@ class LauncherWindow(QMainWindow):
             self.update_actions()
             return
         self.notes.autosave()
-        self.notes.show(model, label)
+        self.notes.show_notes(model, label)
         self.update_actions()
 
     def selected_label(self) -> str | None:

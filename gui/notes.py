@@ -1,7 +1,7 @@
 """The notes panel: a participant's note and one per session, stored in the registry.
 
-The panel shows the notes of one participant of one study (`show(model, label)`): a target
-list (the participant note, then each session), the text and Save. It remembers which note is
+The panel shows the notes of one participant of one study (`show_notes(model, label)`): a
+target list (the participant note, then each session), the text and Save. It remembers which note is
 being edited, saves it before switching to another one (switching participant, tab, session or
 study saves too) and reads every note back from the registry, never from a stale copy.
 """
@@ -60,7 +60,7 @@ class NotesPanel(QGroupBox):
         """The participant whose note is edited, if it belongs to `model`."""
         return self.key.label if self.key is not None and self.key.model is model else None
 
-    def show(self, model: StudyModel, label: str | None) -> None:
+    def show_notes(self, model: StudyModel, label: str | None) -> None:
         """List `label`'s notes (the latest session selected); None: nothing to edit."""
         self.target.blockSignals(True)
         self.target.clear()

@@ -244,7 +244,7 @@ class SessionFlow(QObject):
         if label and session and status != "refused":
             w.tables.show_model(model)
             w.tables.select(model, label)
-            w.notes.show(model, w.tables.selected_label(model))
+            w.notes.show_notes(model, w.tables.selected_label(model))
             w.notes.pick_session(session)
         if self.close_when_idle:
             w.close()

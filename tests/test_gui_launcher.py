@@ -364,3 +364,14 @@ def test_notes_are_kept_when_switching_participants_or_tabs(make_launcher):
     assert w.selected_label() == "P002" and w.note_edit.toPlainText() == "came 10 min late; wore glasses"
     w.act_refresh.trigger()
     assert w.selected_label() == "P002" and w.note_edit.toPlainText() == "came 10 min late; wore glasses"
+
+
+def test_log_lines_say_where_they_came_from(make_launcher):
+    w, dialogs = make_launcher()
+    w.act_new.trigger()                                   # the launcher's own doing
+    w.runner.output.emit("stdout: a line of lhlab run")   # the session child
+    w.analysis.stdoutLine.emit("a line of lhlab analyze")
+    lines = w.log.toPlainText().splitlines()
+    assert re.match(r"\d\d:\d\d:\d\d  launcher added P001: condition ", lines[0]), lines
+    assert re.search(r"  run      stdout: a line of lhlab run$", lines[-2]), lines
+    assert re.search(r"  analyze  a line of lhlab analyze$", lines[-1]), lines
