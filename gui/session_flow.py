@@ -26,7 +26,10 @@ ENDED_NORMALLY = ("complete", "aborted", "withdrawn")
 
 
 class SessionFlow(QObject):
-    """Start/pilot/abort/finish for `window` (its runner, models, tables, panels and dialogs)."""
+    """Start/pilot/abort/finish for `window`. What it uses of the window: `protocol`,
+    `protocol_path`, the models `study` and `pilot`, `runner`, `analysis`, `options`
+    (gui.panels.SessionOptions), `tables`, `notes`, `session_panel`, `log`, `dialogs`, the
+    status bar, and `update_actions`, `load_study`, `selected_label`, `refuse_while_running`."""
 
     def __init__(self, window: LauncherWindow):
         super().__init__(window)
