@@ -145,39 +145,46 @@ def outcomes(data: pd.DataFrame, measures: pd.DataFrame, between: str, kinds: Ma
     order = stats.level_order(data, between, kinds)
     helpless = [lv for lv in order if kinds.get(lv) == "helpless"]
     others = [lv for lv in order if kinds.get(lv) != "helpless"]
+    group_of = data[between].to_numpy()
     rows = []
     for m in measures.itertuples():
-        x = _values(data, m.column, between, helpless)
-        y = _values(data, m.column, between, others)
-        if m.kind == "binary" or not (len(helpless) and len(others)):
+        v = np.asarray(pd.to_numeric(data[m.column], errors="coerce"), float)
+        ok = np.isfinite(v)
+        groups = {lv: v[ok & (group_of == lv)] for lv in order}
+        x = np.concatenate([groups[lv] for lv in helpless]) if helpless else np.array([])
+        y = np.concatenate([groups[lv] for lv in others]) if others else np.array([])
+        if m.kind == "binary" or not (helpless and others):
             res = compare(x, y, m, ci)
         else:
-            res = _contrast(data, m, between, kinds, helpless, others, ci)
+            res = _contrast(groups, m, helpless, others, ci)
             res.update(n_helpless=len(x), n_comparison=len(y))
         rows.append({"measure": m.column, "label": m.label, "unit": m.unit, "worse": m.worse, "kind": m.kind,
                      "plan": "primary" if m.column == primary else "secondary",
                      "comparison": " + ".join(map(str, others)), **res})
-    out = pd.DataFrame(rows, columns=OUTCOME_COLUMNS)
-    if out.empty:
-        return out
-    out = pd.concat([out[out["plan"] == "primary"], out[out["plan"] != "primary"]], ignore_index=True)
-    prim = out["plan"] == "primary"
-    out["analysis"] = np.where(prim, "confirmatory", "exploratory")
-    out["p_adjusted"] = out["p"].astype(float)
-    out.loc[~prim, "p_adjusted"] = stats.holm(out.loc[~prim, "p"].to_numpy(float))
+    rows.sort(key=lambda r: r["plan"] != "primary")             # the primary outcome first (stable)
+    prim = np.array([r["plan"] == "primary" for r in rows], bool)
+    p = np.array([r["p"] for r in rows], float)
+    adj = p.copy()
+    adj[~prim] = stats.holm(p[~prim])
     n_sec = int((~prim).sum())
-    out["adjustment"] = np.where(prim, "none (the one pre-declared test)", f"Holm over {n_sec} secondary measures")
-    out["alpha"] = alpha
-    out["significant"] = out["p_adjusted"] < alpha
-    return out
+    for r, is_prim, pa in zip(rows, prim, adj):
+        r.update(analysis="confirmatory" if is_prim else "exploratory", p_adjusted=pa, alpha=alpha,
+                 adjustment="none (the one pre-declared test)" if is_prim else f"Holm over {n_sec} secondary measures",
+                 significant=bool(pa < alpha))
+    return pd.DataFrame(rows, columns=OUTCOME_COLUMNS)
 
 
-def _contrast(data, m, between, kinds, helpless, others, ci) -> dict:
+def _mean(a: np.ndarray) -> float:
+    return float(a.mean()) if len(a) else np.nan
+
+
+def _contrast(groups: dict, m, helpless, others, ci) -> dict:
     sign = 1.0 if m.worse == "higher" else -1.0
-    w = {**{lv: 1 / len(helpless) for lv in helpless}, **{lv: -1 / len(others) for lv in others}}
-    c = stats.contrasts(data, m.column, between, {"helpless_vs_others": w}, equal_var=False, ci=ci).iloc[0]
-    hm = np.mean([_values(data, m.column, between, [lv]).mean() for lv in helpless])
-    om = np.mean([_values(data, m.column, between, [lv]).mean() for lv in others])
+    levels = list(helpless) + list(others)
+    w = np.array([1 / len(helpless)] * len(helpless) + [-1 / len(others)] * len(others))
+    c = stats.contrast_row([groups[lv] for lv in levels], w, equal_var=False, ci=ci)
+    hm = np.mean([_mean(groups[lv]) for lv in helpless])
+    om = np.mean([_mean(groups[lv]) for lv in others])
     lo, hi = _clip(*_orient(sign, c["ci_low"], c["ci_high"]), float(m.high) - float(m.low))
     glo, ghi = _orient(sign, c["g_ci_low"], c["g_ci_high"])
     return {"mean_helpless": hm, "mean_comparison": om, "deficit": sign * c["estimate"], "deficit_ci_low": lo,

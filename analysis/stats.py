@@ -269,37 +269,39 @@ def contrasts(data: pd.DataFrame, dv: str, between: str, weights: Mapping[str, M
     `equal_var`: pooled MSE of all groups (df = N - k) or Welch-Satterthwaite.
     """
     levels, groups = _groups(data, dv, between)
+    rows = [{"contrast": name, **contrast_row(groups, np.array([float(wmap.get(lv, 0.0)) for lv in levels]),
+                                              equal_var, ci)}
+            for name, wmap in weights.items()]
+    return pd.DataFrame(rows, columns=["contrast"] + CONTRAST_COLUMNS)
+
+
+CONTRAST_COLUMNS = ["estimate", "se", "t", "df", "p_unc", "ci_low", "ci_high", "g", "g_se", "g_ci_low", "g_ci_high"]
+
+
+def contrast_row(groups: list[np.ndarray], w: np.ndarray, equal_var: bool = True, ci: float = 0.95) -> dict:
+    """One contrast with weights `w` over the value arrays `groups` (columns CONTRAST_COLUMNS)."""
     n = np.array([len(x) for x in groups], float)
     means = np.array([x.mean() if len(x) else np.nan for x in groups])
     var = np.array([x.var(ddof=1) if len(x) > 1 else np.nan for x in groups])
-    df_pooled = n.sum() - len(groups)
-    mse = np.nansum((n - 1) * var) / df_pooled if df_pooled > 0 else np.nan
-    rows = []
-    for name, wmap in weights.items():
-        w = np.array([float(wmap.get(lv, 0.0)) for lv in levels])
-        row = {"contrast": name, "estimate": np.nan, "se": np.nan, "t": np.nan, "df": np.nan, "p_unc": np.nan,
-               "ci_low": np.nan, "ci_high": np.nan, "g": np.nan, "g_se": np.nan, "g_ci_low": np.nan,
-               "g_ci_high": np.nan}
-        used = w != 0
-        if used.sum() >= 2 and not (n[used] < 2).any() and (w[used] > 0).any() and (w[used] < 0).any():
-            est = float((w * np.where(used, means, 0)).sum())
-            if equal_var:
-                se = np.sqrt(mse * (w[used] ** 2 / n[used]).sum())
-                df = df_pooled
-            else:
-                terms = w[used] ** 2 * var[used] / n[used]
-                se = np.sqrt(terms.sum())
-                df = terms.sum() ** 2 / (terms ** 2 / (n[used] - 1)).sum() if se > 0 else np.nan
-            row.update(estimate=est)
-            if se > 0:
-                half = sps.t.ppf(0.5 + ci / 2, df) * se
-                row.update(se=se, t=est / se, df=df, p_unc=_p_two_sided_t(est / se, df),
-                           ci_low=est - half, ci_high=est + half)
-            _, g, gse, glo, ghi = _g(groups, w, ci)
-            row.update(g=g, g_se=gse, g_ci_low=glo, g_ci_high=ghi)
-        rows.append(row)
-    return pd.DataFrame(rows, columns=["contrast", "estimate", "se", "t", "df", "p_unc", "ci_low", "ci_high",
-                                       "g", "g_se", "g_ci_low", "g_ci_high"])
+    row = dict.fromkeys(CONTRAST_COLUMNS, np.nan)
+    used = w != 0
+    if used.sum() >= 2 and not (n[used] < 2).any() and (w[used] > 0).any() and (w[used] < 0).any():
+        est = float((w * np.where(used, means, 0)).sum())
+        if equal_var:
+            df = n.sum() - len(groups)
+            se = np.sqrt(np.nansum((n - 1) * var) / df * (w[used] ** 2 / n[used]).sum())
+        else:
+            terms = w[used] ** 2 * var[used] / n[used]
+            se = np.sqrt(terms.sum())
+            df = terms.sum() ** 2 / (terms ** 2 / (n[used] - 1)).sum() if se > 0 else np.nan
+        row.update(estimate=est)
+        if se > 0:
+            half = sps.t.ppf(0.5 + ci / 2, df) * se
+            row.update(se=se, t=est / se, df=df, p_unc=_p_two_sided_t(est / se, df),
+                       ci_low=est - half, ci_high=est + half)
+        _, g, gse, glo, ghi = _g(groups, w, ci)
+        row.update(g=g, g_se=gse, g_ci_low=glo, g_ci_high=ghi)
+    return row
 
 
 def planned_weights(kinds: Mapping) -> dict[str, dict]:
