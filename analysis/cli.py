@@ -8,7 +8,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from experiment.errors import BadInput
+from experiment.errors import BadInput, LhlabError
 
 
 def add_parser(subparsers) -> None:
@@ -77,8 +77,17 @@ def run(args: argparse.Namespace) -> int:
         print_problems(problems)
     for w in result.warnings:
         print(f"lhlab analyze: warning: {w}", file=sys.stderr)
-    report = write_outputs(result, out, plots=not args.no_plots, trials_csv=not args.no_trials_csv,
-                           progress=progress)
+    fresh = not out.exists()
+    try:
+        report = write_outputs(result, out, plots=not args.no_plots, trials_csv=not args.no_trials_csv,
+                               progress=progress)
+    except OSError as e:        # a full disk or a vanished folder: one line, no half-written folder left
+        if fresh:
+            import shutil
+            shutil.rmtree(out, ignore_errors=True)
+        what = "nothing was kept" if fresh else "the files there are incomplete"
+        raise LhlabError(f"could not write the outputs to {out} ({e.strerror or e}); {what}: free space or "
+                         "choose another --out and run lhlab analyze again") from None
     n_ex = result.tables["exclusions"]["participant_id"].nunique()
     mark = f" [{result.data_mark}]" if result.data_mark else ""
     print(f"{report}  ({len(result.included)} participants analysed, {n_ex} excluded, "
