@@ -4,6 +4,8 @@ DATA_DIR/<study-id>/
   dataset_description.json  participants.tsv  participants.json  .bidsignore  registry.sqlite
   sub-<label>/ses-<n>/beh/sub-<label>_ses-<n>_task-<phase>_beh.tsv (+ .json sidecar)
   sub-<label>/ses-<n>/sub-<label>_ses-<n>_session.json
+  sub-<label>/ses-<n>/sub-<label>_ses-<n>_frames.tsv.gz   (sessions with a window: every frame
+      interval, experiment.devices.frames; not a BIDS file, listed in .bidsignore)
 
 Every trial row is written, flushed and fsynced when the trial ends; the session JSON is
 replaced atomically (temp file, fsync, rename, fsync the folder). Nothing is overwritten:
@@ -51,6 +53,13 @@ def beh_path(study: Path, label: str, session: int, phase: str) -> Path:
 
 def session_json_path(study: Path, label: str, session: int) -> Path:
     return session_dir(study, label, session) / f"sub-{label}_ses-{session}_session.json"
+
+
+def frames_path(study: Path, label: str, session: int) -> Path:
+    return session_dir(study, label, session) / f"sub-{label}_ses-{session}_frames.tsv.gz"
+
+
+BIDS_IGNORE = ("registry.sqlite*", "*_session.json", "*_frames.tsv.gz", ".lock*", "lhlab/")
 
 
 def _fsync_dir(path: Path) -> None:
@@ -229,6 +238,19 @@ def write_json_atomic(path: Path, data: dict) -> None:
         raise
 
 
+def write_new_bytes(path: Path, data: bytes) -> None:
+    """Write a file that must not exist yet (the frame log), fsynced; on failure nothing is left."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        Path(path).unlink(missing_ok=True)
+        raise
+
+
 def write_new_json(path: Path, data: dict) -> None:
     """Write a JSON file that must not exist yet (sidecars); on failure nothing is left."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
@@ -337,6 +359,12 @@ def session_record_problems(record: dict) -> list[str]:
     for key in ("protocol", "process"):
         want(record, key, lambda v: v is None or isinstance(v, dict), "an object or null")
     want(record, "phases", lambda v: isinstance(v, list), "a list")
+    proc = record.get("process") if isinstance(record.get("process"), dict) else {}
+    want(proc, "pid", lambda v: v is None or (whole(v) and v > 0), "a process id", "process.")
+    want(proc, "start_ticks", lambda v: v is None or whole(v), "a whole number", "process.")
+    want(proc, "start_time", lambda v: v is None or (type(v) in (int, float) and v == v), "a number", "process.")
+    for key in ("host", "boot_id"):
+        want(proc, key, lambda v: v is None or isinstance(v, str), "text", "process.")
     for i, ph in enumerate(record.get("phases") if isinstance(record.get("phases"), list) else []):
         where = f"phases[{i}]."
         if not isinstance(ph, dict):
@@ -439,7 +467,13 @@ def ensure_dataset_files(study: Path, title: str, protocol_sha: str | None = Non
                           encoding="utf-8")
     ignore = study / ".bidsignore"
     if not ignore.exists():
-        ignore.write_text("registry.sqlite*\n*_session.json\n.lock*\nlhlab/\n", encoding="utf-8")
+        ignore.write_text("".join(f"{line}\n" for line in BIDS_IGNORE), encoding="utf-8")
+    else:       # a study begun by an older lhlab: add the lines it lacks, keep the lab's own
+        have = ignore.read_text(encoding="utf-8", errors="replace")
+        lacking = [line for line in BIDS_IGNORE if line not in have.splitlines()]
+        if lacking:
+            with open(ignore, "a", encoding="utf-8") as f:
+                f.write(("" if not have or have.endswith("\n") else "\n") + "".join(f"{x}\n" for x in lacking))
     pj = study / "participants.json"
     if not pj.exists():
         write_json_atomic(pj, {k: {"Description": v} for k, v in PARTICIPANT_COLUMNS.items()})

@@ -95,7 +95,7 @@ def load_protocol(path: str | Path) -> Protocol:
         raw_bytes = read_source(path)      # a regular file of at most 1 MB
         data, lines = load_with_lines(path, raw_bytes)
     except YamlProblem as e:
-        raise ProtocolError([f"{shown}:{e.line}: (file): {e}"]) from None
+        raise ProtocolError([f"{shown}:{e.line}: {e.field}: {e}"]) from None
     v = _Validator(shown, path.parent.resolve(), lines)
     proto = v.protocol(data, path, hashlib.sha256(raw_bytes).hexdigest())
     if v.problems:
@@ -107,6 +107,7 @@ class _Validator:
     def __init__(self, shown: str, base_dir: Path, lines: dict):
         self.shown, self.base_dir, self.lines = shown, base_dir, lines
         self.problems: list[str] = []
+        self.defined_phases: set = set()      # phase ids in the file, broken ones included
 
     def err(self, path: tuple, message: str) -> None:
         line = self._line(path)
@@ -264,7 +265,7 @@ class _Validator:
             for p in task.params:
                 if p.kind == "key" and params.get(p.name) == k:
                     self.err(path + (p.name,), f"key {k!r} is reserved for withdraw/abort; choose another")
-                if p.name in getattr(task, "key_list_params", ()) and k in str(params.get(p.name, "")).split():
+                if p.name in task.key_list_params and k in str(params.get(p.name, "")).split():
                     self.err(path + (p.name,), f"key {k!r} is reserved for withdraw/abort; choose another")
         if not ok:
             return None         # reported; cross-phase checks must not see half-checked params
@@ -296,7 +297,7 @@ class _Validator:
                     self.err(path + ("phases", i), f"must be a phase id (got {pid!r})")
                     complete = False
                     continue
-                if pid not in phases and pid in getattr(self, "defined_phases", ()):
+                if pid not in phases and pid in self.defined_phases:
                     complete = False    # the phase itself is broken and reported already
                     continue
                 if pid not in phases:
@@ -318,58 +319,22 @@ class _Validator:
             out[name] = Condition(name, kind, description, tuple(p for p in seq if isinstance(p, str)), yoked)
         if not out and not self.problems:
             self.err(("conditions",), "needs at least one condition")
-        self._check_noise(out, phases)
+        self._check_across(out, phases)
         return out
 
-    def _check_noise(self, conds: dict[str, Condition], phases: dict[str, Phase]) -> None:
-        """Yoked noise phases that have something to replay, and the lab dose limit per
-        condition, where a yoked phase's worst case is its partner's longest burst."""
+    def _check_across(self, conds: dict[str, Condition], phases: dict[str, Phase]) -> None:
+        """Each task's rules across phases and conditions (e.g. what a yoked phase replays), then
+        the lab's noise dose limit per condition, from every phase's worst-case exposure."""
         from experiment.noise import dose, lab_limits
-        replays: dict[str, Phase] = {}          # yoked phase id -> the escapable phase it replays
-        for name, cond in conds.items():
-            partner = conds.get(cond.yoked_to) if cond.yoked_to else None
-            path = ("conditions", name)
-            for pid in cond.phases:
-                ph = phases.get(pid)
-                if ph is None or ph.task != "noise_escape" or ph.params["mode"] == "escapable" or partner is None:
-                    continue
-                target = ph.params["yoke_phase"]
-                if target:
-                    if target not in partner.phases:
-                        self.err(("phases", pid, "yoke_phase"),
-                                 f"{target!r} is not a phase of the partner condition {partner.name!r}")
-                        continue
-                else:
-                    cands = [q for q in partner.phases if q in phases and phases[q].task == "noise_escape"
-                             and phases[q].params["mode"] == "escapable"]
-                    if len(cands) != 1:
-                        self.err(path + ("yoked_to",),
-                                 f"phase {pid!r} replays a partner's noise, but condition {partner.name!r} has "
-                                 f"{len(cands)} escapable noise_escape phases; name one with {pid}.yoke_phase")
-                        continue
-                    target = cands[0]
-                src = phases.get(target)
-                if src is None or src.task != "noise_escape" or src.params["mode"] != "escapable":
-                    self.err(("phases", pid, "yoke_phase"), f"{target!r} must be an escapable noise_escape phase")
-                elif src.params["n_trials"] != ph.params["n_trials"]:
-                    self.err(("phases", pid, "n_trials"), f"must equal the replayed phase {target!r} "
-                                                          f"({src.params['n_trials']} trials) (got {ph.params['n_trials']})")
-                else:
-                    replays[pid] = src
+        for task in TASKS.values():
+            for prob in task.check_conditions(conds, phases):
+                self.err(prob.path, prob.message)
         limits = None
         for name, cond in conds.items():
             exposures = []
             for pid in cond.phases:
-                ph = phases.get(pid)
-                if ph is None or not hasattr(TASKS[ph.task], "exposure"):
-                    continue
-                exposures += TASKS[ph.task].exposure(ph.params)
-                if pid in replays:     # the replay may be as long as the partner's longest burst
-                    level = ph.params["noise_level"]
-                    own = sum(seconds for _, seconds in TASKS[ph.task].exposure(ph.params))
-                    partner = sum(seconds for _, seconds in TASKS["noise_escape"].exposure(replays[pid].params))
-                    if partner > own:
-                        exposures.append((level, partner - own))
+                if pid in phases:
+                    exposures += TASKS[phases[pid].task].condition_exposure(phases[pid], cond, conds, phases)
             if exposures:
                 limits = limits or lab_limits()
                 worst = dose(exposures)

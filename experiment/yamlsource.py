@@ -18,8 +18,8 @@ MAX_VALUES = 100_000        # values after alias expansion ("billion laughs" sto
 
 
 class YamlProblem(Exception):
-    def __init__(self, line: int, message: str):
-        self.line = line
+    def __init__(self, line: int, message: str, field: str = "(file)"):
+        self.line, self.field = line, field
         super().__init__(message)
 
 
@@ -52,6 +52,7 @@ def decode(raw: bytes) -> str:
     return text
 
 
+_CONTROL_IN_VALUE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 
 
@@ -122,7 +123,14 @@ def _build(node, path: tuple, lines: dict, constructor) -> object:
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_build(v, path + (i,), lines, constructor) for i, v in enumerate(node.value)]
-    return _scalar(node, constructor)
+    value = _scalar(node, constructor)
+    if isinstance(value, str):
+        bad = _CONTROL_IN_VALUE.search(value)     # written as an escape such as "\0" or "\e"
+        if bad:
+            raise YamlProblem(node.start_mark.line + 1,
+                              f"control character {bad.group()!r} in the text; remove it (texts may hold "
+                              "line breaks and tabs only)", ".".join(map(str, path)) or "(top)")
+    return value
 
 
 _COLLECTION_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}

@@ -72,6 +72,10 @@ RECORDS = [
     ("session is text", lambda r: r.update(session="1"), "session must be a whole number"),
     ("phases is a mapping", lambda r: r.update(phases={"a": 1}), "phases must be a list"),
     ("phase status unknown", lambda r: r["phases"][0].update(status="done"), "status must be one of"),
+    ("process id is text", lambda r: r.update(status="running", process={**r["process"], "pid": "abc"}),
+     "process.pid must be a process id"),
+    ("process start time is text", lambda r: r.update(status="running", process={**r["process"], "start_time": "x"}),
+     "process.start_time must be a number"),
 ]
 
 
