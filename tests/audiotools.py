@@ -206,3 +206,11 @@ def read_rows(study: Path, label: str, phase: str, session: int = 1) -> list[dic
     with open(path, newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f, delimiter="\t"))
 
+
+def row_problems(protocol, phase: str, rows: list[dict]) -> list[str]:
+    """Every problem Task.check_row finds in `rows` of `phase` (with its protocol parameters)."""
+    from experiment.protocol import load_protocol
+    from experiment.tasks import TASKS
+    proto = load_protocol(protocol) if not hasattr(protocol, "phases") else protocol
+    ph = proto.phases[phase]
+    return [f"trial {r.get('trial')}: {p}" for r in rows for p in TASKS[ph.task].check_row(r, ph.params)]

@@ -221,20 +221,21 @@ def test_session_rule_picks_which_session_is_analysed(study):
 
 
 def test_generic_loader_takes_any_task(study):
-    """A phase of a task the analysis has never seen (noise training) is loaded like any other."""
+    """A phase of a task the analysis has never seen (a task type newer than this lhlab, so no row
+    rules either) is loaded like any other."""
     lab = labels(study)[0]
     path = datafile.session_json_path(study, lab, 1)
     rec = json.loads(path.read_text())
-    rec["phases"].insert(2, {"id": "noise", "task": "noise_escape", "role": "training", "status": "complete",
+    rec["phases"].insert(2, {"id": "noise", "task": "noise_tapping", "role": "training", "status": "complete",
                              "trials": 2, "file": f"sub-{lab}/ses-1/beh/sub-{lab}_ses-1_task-noise_beh.tsv"})
     path.write_text(json.dumps(rec), encoding="utf-8")
-    common = f"sub-{lab}\t1\t{rec['condition']}\tnoise\ttraining\tnoise_escape"
+    common = f"sub-{lab}\t1\t{rec['condition']}\tnoise\ttraining\tnoise_tapping"
     beh(study, lab, "noise").write_text(
         "participant_id\tsession\tcondition\tphase\trole\ttask\ttrial\toutcome\tnoise_duration\trt\n"
         f"{common}\t1\tescape\t1.25\t1.25\n{common}\t2\ttimeout\t5\tn/a\n", encoding="utf-8")
     s = load_study(study)
     assert s.problems.empty
-    noise = s.trials[s.trials["task"] == "noise_escape"]
+    noise = s.trials[s.trials["task"] == "noise_tapping"]
     assert list(noise["noise_duration"]) == [1.25, 5.0] and noise["rt"].isna().iloc[1]
 
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 import textwrap
 from collections import defaultdict
 
-from audiotools import read_rows, run_session
-
-DIMS = ["color", "shape", "size", "letter", "border"]
+from audiotools import read_rows, row_problems, run_session
 
 
 def protocol(folder):
@@ -36,15 +34,8 @@ def test_cards_and_truthful_feedback_in_soluble_problems(tmp_path):
     _, study = run_session(path, tmp_path, "s1", "soluble", seed=4)
     rows = read_rows(study, "s1", "sol")
     assert len(rows) == 40 and {r["problem"] for r in rows} == {"1", "2", "3", "4"}     # 4 x 10 by default
-    targets = set()
-    for r in rows:
-        left, right = r["left_pattern"].split("-"), r["right_pattern"].split("-")
-        assert len(left) == 5 and all(a != b for a, b in zip(left, right))     # the patterns differ on every dimension
-        chosen = r["chosen_pattern"].split("-")
-        has_target = chosen[DIMS.index(r["target_dimension"])] == r["target_value"]
-        assert r["feedback"] == ("correct" if has_target else "wrong")
-        assert r["choice_correct"] == ("1" if has_target else "0")
-        targets.add((r["problem"], r["target_dimension"], r["target_value"]))
+    assert row_problems(path, "sol", rows) == []      # cards differ on every dimension; truthful feedback
+    targets = {(r["problem"], r["target_dimension"], r["target_value"]) for r in rows}
     assert len(targets) == 4 and len({t[1:] for t in targets}) == 4          # one distinct target per problem
     # the simulated participant finds the target: the last 3 cards of each problem are mostly correct
     last = [r["choice_correct"] == "1" for r in rows if int(r["problem_trial"]) >= 8]
@@ -59,10 +50,10 @@ def test_insoluble_feedback_is_fixed_in_advance_and_independent_of_the_choice(tm
     rows = read_rows(study, "i1", "ins")
     planned = [t for ph, trials, _ in plan(proto, "insoluble", 9) if ph.id == "ins" for t in trials]
     assert [r["feedback"] for r in rows] == [t["fixed_feedback"] for t in planned]
+    assert row_problems(proto, "ins", rows) == []     # no target, no correct choice
     per_problem = defaultdict(int)
     for r in rows:
         per_problem[r["problem"]] += r["feedback"] == "correct"
-        assert r["target_value"] == "n/a" and r["choice_correct"] == "n/a"
     assert dict(per_problem) == {"1": 5, "2": 5, "3": 5, "4": 5}              # 50 % "correct"
     # another participant with other choices on the same schedule gets the same feedback
     _, study = run_session(proto, tmp_path, "i2", "insoluble", seed=9, profile="default,choice_median=5")
@@ -71,6 +62,8 @@ def test_insoluble_feedback_is_fixed_in_advance_and_independent_of_the_choice(tm
 
 
 def test_control_cards_have_no_feedback(tmp_path):
-    _, study = run_session(protocol(tmp_path), tmp_path, "c1", "control", seed=2)
+    path = protocol(tmp_path)
+    _, study = run_session(path, tmp_path, "c1", "control", seed=2)
     rows = read_rows(study, "c1", "con")
+    assert row_problems(path, "con", rows) == []
     assert len(rows) == 10 and {r["feedback"] for r in rows} == {"none"}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from audiotools import read_rows, run_session
+from audiotools import read_rows, row_problems, run_session
 from conftest import REPO
 
 PROTOCOL = REPO / "protocols" / "hiroto-seligman-noise-shuttle.yaml"
@@ -14,20 +14,14 @@ def test_outcomes_latencies_and_noise_times_are_consistent(tmp_path):
         _, study = run_session(PROTOCOL, tmp_path, f"p{i}", cond, seed=21 + i)
         rows = read_rows(study, f"p{i}", "shuttle")
         assert len(rows) == 20
+        assert row_problems(PROTOCOL, "shuttle", rows) == []     # outcomes, latencies, noise times, keys
         side = "left"
         for r in rows:
             assert r["side_before"] == side
-            assert r["shuttle_key"] == ("right" if side == "left" else "left")
-            lat = float(r["latency"])
-            if r["outcome"] == "avoid":
-                assert lat < 5 and r["noise_onset"] == "n/a" and float(r["noise_duration"]) == 0
-            elif r["outcome"] == "escape":
-                assert 5 <= lat < 10
+            if r["outcome"] == "escape":     # the simulated devices: no start latency, an instant stop
                 assert float(r["noise_onset"]) == float(r["warning_onset"]) + 5
                 assert float(r["noise_duration"]) == float(r["escape_latency"])      # stopped at the response
                 assert float(r["stop_command"]) == float(r["noise_offset"])
-            else:
-                assert r["outcome"] == "fail" and lat == 10 and float(r["noise_duration"]) == 5
             if r["outcome"] != "fail":
                 side = "right" if side == "left" else "left"
             outcomes.add(r["outcome"])

@@ -252,11 +252,11 @@ class SimulatedParticipant:
             wrong = word[::-1] if word[::-1] != word else word + "s"
             t = max(now, solve_at - 2.0)
             if t < until:
-                return TextEntry(wrong, t, t - len(wrong) / self.p.typing_speed)
+                return TextEntry(wrong, t, max(now, t - len(wrong) / self.p.typing_speed))   # typed after onset
         if solve_at is not None and solve_at < until:
             t = max(now, solve_at)
             self._learn(plan["letters"], word)
-            return TextEntry(word, t, t - len(word) / self.p.typing_speed)
+            return TextEntry(word, t, max(now, t - len(word) / self.p.typing_speed))
         if skip_keys and plan.get("give_up_at", math.inf) < until:
             return KeyPress(skip_keys[0], max(now, plan["give_up_at"]))
         return None

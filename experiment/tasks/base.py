@@ -235,11 +235,15 @@ class RowValues:
 
     def is_na(self, column: str) -> bool:
         v = self.row.get(column)
-        return v is None or v == "" or v == NA or (isinstance(v, float) and v != v)
+        if type(v) is float:             # the analysis' numbers: the common case first
+            return v != v
+        return v is None or v == "" or v == NA
 
     def num(self, column: str) -> float | None:
         """The cell as a finite number (None when missing or not one; the latter is reported)."""
         v = self.row.get(column)
+        if type(v) is float and v - v == 0:     # finite (NaN and infinity fail v - v == 0)
+            return v
         if v is None or v == "" or v == NA:
             return None
         try:
@@ -254,18 +258,23 @@ class RowValues:
             return None
         return f
 
-    def whole(self, column: str, low: int = 0) -> int | None:
+    def whole(self, column: str, low: int | None = 0) -> int | None:
         """The cell as a whole number >= low (None when missing or not one; the latter is reported)."""
         f = self.num(column)
         if f is None:
             return None
-        if not f.is_integer() or f < low:
-            self.bad(column, f"must be a whole number >= {low} (got {self.row.get(column)!r})")
+        if not f.is_integer() or (low is not None and f < low):
+            self.bad(column, f"must be a whole number{'' if low is None else f' >= {low}'} "
+                             f"(got {self.row.get(column)!r})")
             return None
         return int(f)
 
     def text(self, column: str) -> str | None:
-        return None if self.is_na(column) else str(self.row[column])
+        """The cell as written (a number the analysis parsed is shown as the file has it)."""
+        v = self.row.get(column)
+        if type(v) is float:
+            return None if v != v else f"{v:.6f}".rstrip("0").rstrip(".")     # as experiment.datafile writes it
+        return None if self.is_na(column) else str(v)
 
 
 def _row_rules(task: Task) -> tuple[tuple[str, ...], tuple[str, ...], tuple[tuple[str, frozenset], ...]]:

@@ -13,7 +13,7 @@ The participant picks the left or the right pattern.
 from __future__ import annotations
 
 from experiment.devices import View
-from experiment.tasks.base import COMMON_COLUMNS, Column, Param, Problem, Task
+from experiment.tasks.base import COMMON_COLUMNS, DEADLINE_SLACK, Column, Param, Problem, Task
 
 DIMENSIONS: dict[str, tuple[str, str]] = {
     "color": ("red", "blue"),
@@ -78,6 +78,47 @@ class Discrimination(Task):
         if params["mode"] == "soluble" and params["n_problems"] > 2 * len(DIMENSIONS):
             problems.append(Problem("n_problems", f"at most {2 * len(DIMENSIONS)} soluble problems (one per value)"))
         return problems
+
+    def row_rules(self, v, params):
+        mode, choice, feedback = v.text("mode"), v.text("choice"), v.text("feedback")
+        problem, within = v.whole("problem", 1), v.whole("problem_trial", 1)
+        left, right = v.text("left_pattern"), v.text("right_pattern")
+        cards = [(left or "").split("-"), (right or "").split("-")]
+        if not all(len(c) == len(DIMENSIONS) for c in cards) or any(
+                {a, b} != set(vs) for a, b, vs in zip(*cards, DIMENSIONS.values())):
+            v.bad("right_pattern", f"the two patterns differ on every dimension (got {left!r} and {right!r})")
+        timed_out = feedback == "timeout"
+        if (choice is None) != timed_out or v.is_na("rt") != timed_out or v.is_na("chosen_pattern") != timed_out:
+            v.bad("choice", "choice, rt and chosen_pattern are n/a exactly when the trial timed out")
+        elif choice is not None and v.text("chosen_pattern") != (left if choice == "left" else right):
+            v.bad("chosen_pattern", f"is the {choice} pattern")
+        correct = v.whole("choice_correct")
+        if mode == "soluble":
+            dim, value = v.text("target_dimension"), v.text("target_value")
+            if dim not in DIMENSIONS or value not in DIMENSIONS[dim]:
+                v.bad("target_value", f"a soluble problem has a target (got {dim!r} = {value!r})")
+            elif not timed_out and v.text("chosen_pattern") is not None:
+                hit = v.text("chosen_pattern").split("-")[list(DIMENSIONS).index(dim)] == value
+                if correct != int(hit) or feedback != ("correct" if hit else "wrong"):
+                    v.bad("choice_correct", f"the choice {'has' if hit else 'lacks'} the target value {value!r} "
+                                            f"(choice_correct {correct}, feedback {feedback})")
+        elif mode in ("insoluble", "control"):
+            if not (v.is_na("target_dimension") and v.is_na("target_value") and correct is None):
+                v.bad("target_value", f"a {mode} problem has no target and no correct choice")
+            allowed = ("correct", "wrong", "timeout") if mode == "insoluble" else ("none", "timeout")
+            if feedback not in allowed:
+                v.bad("feedback", f"a {mode} problem gives {' or '.join(allowed)} (got {feedback!r})")
+        if params:
+            k = params["trials_per_problem"]
+            if mode != params["mode"]:
+                v.bad("mode", f"{mode} is not the phase's mode ({params['mode']})")
+            if problem is not None and within is not None and (
+                    problem > params["n_problems"] or within > k or v.whole("trial") != (problem - 1) * k + within):
+                v.bad("problem_trial", f"problem {problem} card {within} is not trial {v.whole('trial')} of "
+                                       f"{params['n_problems']} problems x {k} cards")
+            rt = v.num("rt")
+            if rt is not None and rt > params["time_limit"] + DEADLINE_SLACK:
+                v.bad("rt", f"{rt:g} s is longer than the time limit ({params['time_limit']:g} s)")
 
     def plan(self, params, rng, base_dir):
         values = [(d, v) for d, vs in DIMENSIONS.items() for v in vs]

@@ -18,8 +18,8 @@ from experiment import datafile
 from experiment.tasks.noise_common import KEY_RE, ResponseMatcher, parse_keys
 from experiment.devices import View
 from experiment.errors import BadInput, DeviceError
-from experiment.noise import intervals, lab_limits
-from experiment.tasks.base import COMMON_COLUMNS, Column, Param, Problem, Task
+from experiment.noise import MAX_BURST_S, MAX_LEVEL_DBA, LabLimits, intervals, lab_limits
+from experiment.tasks.base import COMMON_COLUMNS, TIME_TOL, Column, FileProblem, Param, Problem, Task
 
 START_LEAD = 0.05       # s: the burst is handed to the device this long before its onset
 
@@ -40,12 +40,12 @@ def check_noise(params: dict, burst_fields: tuple[str, ...]) -> list[Problem]:
     """Lab limits (level, burst length) and a sane interval distribution."""
     limits = lab_limits()
     problems = []
-    if params["noise_level"] > limits.max_level_dba:
+    if limits.too_loud(params["noise_level"]):
         problems.append(Problem("noise_level", f"{params['noise_level']:g} dB(A) exceeds the lab maximum of "
                                                f"{limits.max_level_dba:g} dB(A) ({limits.source} limits); "
                                                "no protocol may exceed it"))
     for f in burst_fields:
-        if params.get(f) is not None and params[f] > limits.max_burst_s:
+        if params.get(f) is not None and limits.too_long(params[f]):
             problems.append(Problem(f, f"a {params[f]:g} s noise burst exceeds the lab maximum of "
                                        f"{limits.max_burst_s:g} s ({limits.source} limits); no protocol may exceed it"))
     lo, hi, mean = params["iti_min"], params["iti_max"], params["iti_mean"]
@@ -61,6 +61,10 @@ def require_noise_devices(ctx) -> None:
     if ctx.speaker.info().get("backend") == "none":
         raise DeviceError(f"phase {ctx.phase_id} plays noise but no audio output is open; "
                           "check the sound device and calibration")
+
+
+OUTCOMES = {"escapable": ("escaped", "timeout"), "inescapable": ("yoked", "fixed"), "passive": ("passive",)}
+LIGHTS = {"escaped": "success", "timeout": "failure"}      # escapable trials with lights on
 
 
 class NoiseEscape(Task):
@@ -134,6 +138,74 @@ class NoiseEscape(Task):
         """Worst case: every burst to its full length."""
         length = params["timeout"] if params["mode"] == "escapable" else (params["fixed_duration"] or params["timeout"])
         return [(params["noise_level"], length * params["n_trials"])]
+
+    def check_conditions(self, conditions, phases):
+        """Every phase that replays a partner has exactly one escapable phase to replay."""
+        problems = []
+        for name, cond in conditions.items():
+            if cond.yoked_to not in conditions:     # not yoked (or the partner is broken and reported)
+                continue
+            for pid in cond.phases:
+                if replays(phases.get(pid)):
+                    problem = replay_target(conditions, phases, name, pid)[1]
+                    if problem:
+                        problems.append(problem)
+        return problems
+
+    def condition_exposure(self, phase, condition, conditions, phases):
+        """A replay may be as long as the partner's longest bursts: the larger of the two."""
+        own = self.exposure(phase.params)
+        if condition.yoked_to not in conditions or not replays(phase):
+            return own
+        target, problem = replay_target(conditions, phases, condition.name, phase.id)
+        if problem:
+            return own
+        extra = sum(s for _, s in self.exposure(phases[target].params)) - sum(s for _, s in own)
+        return own + [(phase.params["noise_level"], extra)] if extra > 0 else own
+
+    def row_rules(self, v, params):
+        onset, offset, length = v.num("onset"), v.num("offset"), v.num("noise_duration")
+        planned = v.num("planned_duration")
+        if onset is None or offset is None or length is None or planned is None:
+            v.bad("noise_duration", "onset, offset, noise_duration and planned_duration are written on every trial")
+            return
+        if offset < onset - TIME_TOL or abs(length - (offset - onset)) > 2 * TIME_TOL:
+            v.bad("noise_duration", f"must be offset - onset >= 0 (onset {onset:g}, offset {offset:g}, "
+                                    f"noise_duration {length:g})")
+        if length > planned + TIME_TOL:
+            v.bad("noise_duration", f"{length:g} s is longer than the burst ({planned:g} s)")
+        if LabLimits().too_long(planned):
+            v.bad("planned_duration", f"a {planned:g} s burst exceeds the maximum of {MAX_BURST_S:g} s")
+        level = v.num("noise_level")
+        if level is not None and LabLimits().too_loud(level):
+            v.bad("noise_level", f"{level:g} dB(A) exceeds the maximum of {MAX_LEVEL_DBA:g} dB(A)")
+        mode, outcome, light = v.text("mode"), v.text("outcome"), v.text("light")
+        if params and (mode != params["mode"] or level != params["noise_level"]):
+            v.bad("mode", f"mode {mode} at {level} dB(A) is not the phase's {params['mode']} at "
+                          f"{params['noise_level']:g} dB(A)")
+        if mode in OUTCOMES and outcome not in OUTCOMES[mode]:
+            v.bad("outcome", f"{mode} trials end {' or '.join(OUTCOMES[mode])} (got {outcome!r})")
+        escaped = outcome == "escaped"
+        if v.is_na("escape_latency") == escaped or v.is_na("stop_command") == escaped:
+            v.bad("escape_latency", "escape_latency and stop_command are written exactly when the noise was escaped")
+        shown = LIGHTS.get(outcome, "none") if mode == "escapable" and params.get("lights", True) else "none"
+        if light != shown and (params or light != "none"):      # without params the lights may be off
+            v.bad("light", f"{mode} trials that end {outcome} show the light {shown!r} (got {light!r})")
+        yoked = outcome == "yoked"
+        if v.is_na("yoked_to") == yoked or v.is_na("partner_trial_duration") == yoked:
+            v.bad("yoked_to", "yoked_to and partner_trial_duration are written exactly on yoked trials")
+        elif yoked and abs(planned - v.num("partner_trial_duration")) > TIME_TOL:
+            v.bad("planned_duration", "a yoked burst is as long as the partner's noise on that trial")
+        presses, completed = v.whole("presses"), v.whole("responses_completed")
+        if presses is not None and completed is not None and completed > presses:
+            v.bad("responses_completed", f"{completed} complete responses from {presses} presses")
+        if escaped and not completed:
+            v.bad("responses_completed", "an escaped trial has a complete response")
+        first, latency = v.num("first_press"), v.num("escape_latency")
+        if first is not None and latency is not None and first > latency + TIME_TOL:
+            v.bad("first_press", f"the first press ({first:g} s) comes after the escape ({latency:g} s)")
+        v.num("dose_percent")
+        v.whole("audio_xruns")
 
     # -- schedule -----------------------------------------------------------------------------
     def plan(self, params, rng, base_dir):
@@ -218,22 +290,52 @@ class NoiseEscape(Task):
 
 # -- yoking: replay a partner's recorded schedule ---------------------------------------------------
 
+def replays(phase) -> bool:
+    """Inescapable and passive noise phases replay the partner's noise when their condition is yoked."""
+    return phase is not None and phase.task == NoiseEscape.name and phase.params["mode"] != "escapable"
+
+
+def _escapable(phase) -> bool:
+    return phase is not None and phase.task == NoiseEscape.name and phase.params["mode"] == "escapable"
+
+
+def replay_target(conditions: dict, phases: dict, condition: str, pid: str) -> tuple[str, FileProblem | None]:
+    """The partner's phase that phase `pid` of the yoked `condition` replays ("" and the reason
+    when there is none): its yoke_phase, else the partner condition's one escapable noise phase."""
+    partner = conditions[conditions[condition].yoked_to]
+    ph = phases[pid]
+    target = ph.params["yoke_phase"]
+    if target:
+        if target not in partner.phases:
+            return "", FileProblem(("phases", pid, "yoke_phase"),
+                                   f"{target!r} is not a phase of the partner condition {partner.name!r}")
+    else:
+        cands = [q for q in partner.phases if _escapable(phases.get(q))]
+        if len(cands) != 1:
+            return "", FileProblem(("conditions", condition, "yoked_to"),
+                                   f"phase {pid!r} replays a partner's noise, but condition {partner.name!r} has "
+                                   f"{len(cands)} escapable noise_escape phases; name one with {pid}.yoke_phase")
+        target = cands[0]
+    src = phases.get(target)
+    if not _escapable(src):
+        return "", FileProblem(("phases", pid, "yoke_phase"), f"{target!r} must be an escapable noise_escape phase")
+    if src.params["n_trials"] != ph.params["n_trials"]:
+        return "", FileProblem(("phases", pid, "n_trials"),
+                               f"must equal the replayed phase {target!r} ({src.params['n_trials']} trials) "
+                               f"(got {ph.params['n_trials']})")
+    return target, None
+
+
 def partner_phase_id(proto, condition: str, phase) -> str:
     """The partner condition's phase whose trials `phase` replays."""
-    partner_cond = proto.conditions[proto.conditions[condition].yoked_to]
-    if phase.params.get("yoke_phase"):
-        return phase.params["yoke_phase"]
-    ids = [pid for pid in partner_cond.phases if proto.phases[pid].task == "noise_escape"
-           and proto.phases[pid].params["mode"] == "escapable"]
-    return ids[0] if len(ids) == 1 else ""
+    return replay_target(proto.conditions, proto.phases, condition, phase.id)[0]
 
 
 def yoked_phases(proto, condition: str) -> list:
     """Phases of `condition` that replay a partner (inescapable/passive noise in a yoked condition)."""
     if proto.conditions[condition].yoked_to is None:
         return []
-    return [proto.phases[pid] for pid in proto.conditions[condition].phases
-            if proto.phases[pid].task == "noise_escape" and proto.phases[pid].params["mode"] != "escapable"]
+    return [proto.phases[pid] for pid in proto.conditions[condition].phases if replays(proto.phases[pid])]
 
 
 def read_partner(study: Path, partner: str, partner_condition: str, phase_id: str, n_trials: int,

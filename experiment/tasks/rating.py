@@ -70,6 +70,18 @@ class Rating(Task):
                     problems.append(Problem(f"{where}.{k}", "must be text"))
         return problems
 
+    def row_rules(self, v, params):
+        low, high, value = v.whole("scale_low", None), v.whole("scale_high", None), v.whole("response", None)
+        if low is None or high is None or value is None or not low <= value <= high:
+            v.bad("response", f"a whole number on the scale ({low}..{high}) (got {value})")
+        v.whole("moves")
+        if params:
+            q = next((q for q in params["questions"] if q["id"] == v.text("question")), None)
+            if q is None:
+                v.bad("question", f"{v.text('question')!r} is not a question of the phase")
+            elif (q["low"], q["high"]) != (low, high):
+                v.bad("scale_low", f"the scale of {q['id']!r} is {q['low']}..{q['high']} (got {low}..{high})")
+
     def plan(self, params, rng, base_dir):
         return [dict(q) for q in params["questions"]]
 

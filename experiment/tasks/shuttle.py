@@ -17,7 +17,8 @@ from __future__ import annotations
 from experiment.tasks.noise_common import KEY_RE, ResponseMatcher
 from experiment.devices import View
 from experiment.noise import intervals
-from experiment.tasks.base import COMMON_COLUMNS, Column, Param, Problem, Task
+from experiment.noise import MAX_BURST_S, MAX_LEVEL_DBA, LabLimits
+from experiment.tasks.base import COMMON_COLUMNS, TIME_TOL, Column, Param, Problem, Task
 from experiment.tasks.noise_escape import START_LEAD, check_noise, noise_params, require_noise_devices
 
 
@@ -81,6 +82,54 @@ class Shuttle(Task):
 
     def exposure(self, params) -> list[tuple[float, float]]:
         return [(params["noise_level"], params["noise_window"] * params["n_trials"])]
+
+    def row_rules(self, v, params):
+        outcome, warn, latency = v.text("outcome"), v.num("warning_onset"), v.num("latency")
+        on, off, length = v.num("noise_onset"), v.num("noise_offset"), v.num("noise_duration")
+        if warn is None or latency is None or length is None:
+            v.bad("latency", "warning_onset, latency and noise_duration are written on every trial")
+            return
+        if on is None:
+            if outcome != "avoid" or length != 0 or off is not None:
+                v.bad("noise_onset", f"only an avoided trial has no noise (outcome {outcome}, "
+                                     f"noise_duration {length:g})")
+        elif off is None or off < on - TIME_TOL or abs(length - (off - on)) > 2 * TIME_TOL or on < warn - TIME_TOL:
+            v.bad("noise_duration", f"must be noise_offset - noise_onset >= 0, after the warning (warning {warn:g}, "
+                                    f"noise {on:g}-{off}, noise_duration {length:g})")
+        if LabLimits().too_long(length):
+            v.bad("noise_duration", f"a {length:g} s burst exceeds the maximum of {MAX_BURST_S:g} s")
+        level = v.num("noise_level")
+        if level is not None and LabLimits().too_loud(level):
+            v.bad("noise_level", f"{level:g} dB(A) exceeds the maximum of {MAX_LEVEL_DBA:g} dB(A)")
+        escaped = outcome == "escape"
+        if v.is_na("escape_latency") == escaped or v.is_na("stop_command") == escaped:
+            v.bad("escape_latency", "escape_latency and stop_command are written exactly when the noise was escaped")
+        elif escaped and on is not None and abs(latency - (on - warn + v.num("escape_latency"))) > TIME_TOL:
+            v.bad("latency", f"an escape's latency is the warning (noise_onset - warning_onset) plus the "
+                             f"escape_latency (got {latency:g})")
+        if params:
+            if level != params["noise_level"]:
+                v.bad("noise_level", f"{level} dB(A) is not the phase's {params['noise_level']:g} dB(A)")
+            if length > params["noise_window"] + TIME_TOL:
+                v.bad("noise_duration", f"{length:g} s is longer than the noise window ({params['noise_window']:g} s)")
+            if outcome == "avoid" and latency > params["warning"] + TIME_TOL:
+                v.bad("latency", f"an avoidance comes within the warning ({params['warning']:g} s) (got {latency:g})")
+            if outcome == "fail" and abs(latency - params["warning"] - params["noise_window"]) > TIME_TOL:
+                v.bad("latency", "a failure is scored at the end of the window (warning + noise_window)")
+            side = v.text("side_before")
+            opposite = {"left": params["right_key"], "right": params["left_key"]}
+            if side in opposite and v.text("shuttle_key") != opposite[side]:
+                v.bad("shuttle_key", f"the shuttle key is the key of the side opposite the marker ({side})")
+        if v.text("side_before") not in ("left", "right"):
+            v.bad("side_before", f"must be left or right (got {v.text('side_before')!r})")
+        run = v.whole("avoid_run")
+        if run is not None and (run >= 1) != (outcome == "avoid"):
+            v.bad("avoid_run", f"counts consecutive avoidances up to this trial (outcome {outcome}, run {run})")
+        if v.whole("criterion_reached") not in (0, 1, None):
+            v.bad("criterion_reached", "must be 0 or 1")
+        v.whole("wrong_presses")
+        v.num("dose_percent")
+        v.whole("audio_xruns")
 
     def plan(self, params, rng, base_dir):
         itis = intervals(params["n_trials"], params["iti_min"], params["iti_max"], params["iti_mean"], rng)
