@@ -47,12 +47,13 @@ import pandas as pd
 from experiment import datafile
 from experiment.errors import BadInput
 from experiment.tasks import TASKS
-from experiment.identifiers import LABEL_RE
+from experiment.identifiers import LABEL_PATTERN, LABEL_RE
 from experiment.safeio import FileRefused, read_regular
 
 COMMON = ["participant_id", "session", "condition", "phase", "role", "task", "trial"]
 SES_RE = re.compile(r"ses-\d+")
-BEH_RE = re.compile(r"^sub-(?P<label>[A-Za-z0-9]+)_ses-(?P<ses>\d+)_task-(?P<phase>[A-Za-z0-9]+)_beh\.(?P<ext>tsv|json)$")
+BEH_RE = re.compile(rf"sub-(?P<label>{LABEL_PATTERN})_ses-(?P<ses>\d+)_task-(?P<phase>{LABEL_PATTERN})_beh\."
+                    r"(?P<ext>tsv|json)\Z")     # \Z: a file name ending in a newline is not a trial file
 SESSION_COLUMNS = ["participant_id", "session", "condition", "condition_kind", "yoked_to", "status",
                    "session_status", "pilot", "simulated", "seed", "protocol_sha256", "protocol_file",
                    "experimenter", "started", "ended", "debriefing_shown", "lhlab_version",

@@ -171,3 +171,12 @@ def test_damaged_cells_in_well_formed_rows_are_never_used(study, case):
     assert mine.empty or value not in set(mine[column].astype(str)) or column == "trial"
     if column == "trial":
         assert mine.empty or not mine["trial"].duplicated().any()
+
+
+def test_a_file_name_ending_in_a_newline_is_not_a_trial_file(study):
+    before = len(load_study(study).trials)
+    src = _test_file(study)
+    shutil.copy(src, str(src) + "\n")
+    s = load_study(study)
+    assert len(s.trials) == before
+    assert any("unexpected file in beh/" in p for p in _problems(s)), _problems(s)
