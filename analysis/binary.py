@@ -5,8 +5,9 @@ Conventions (pinned to statsmodels and scipy in tests/test_analysis_binary.py)
       it never leaves [0, 1].
     * Risk difference ``p_a - p_b``: Newcombe's hybrid score interval (Newcombe 1998, method 10;
       statsmodels ``confint_proportions_2indep(method="newcomb")``); it never leaves [-1, 1].
-    * Odds ratio of a over b: Woolf's logit interval; when a cell is 0, 0.5 is added to every
-      cell (Haldane-Anscombe; statsmodels ``Table2x2(shift_zeros=True)``).
+    * Odds ratio of a over b: Woolf's logit interval (statsmodels ``Table2x2.oddsratio_confint``);
+      when a cell is 0, 0.5 is added to every cell first (Haldane-Anscombe; statsmodels'
+      ``shift_zeros`` would shift the zero cells only).
     * Two groups: Fisher's exact test (two-sided, scipy ``fisher_exact``). Any number of
       groups: Pearson's chi-square test of the k x 2 table without continuity correction
       (scipy ``chi2_contingency(correction=False)``; R ``chisq.test(correct = FALSE)``).
