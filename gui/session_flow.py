@@ -245,6 +245,7 @@ class SessionFlow(QObject):
                             f"run again as a new session (Ctrl+R).",
                             "Last output of the session process:\n" + "\n".join(tail[-20:]))
         if label and session and status != "refused":
+            w.notes.autosave()         # a note typed during the session is kept, not replaced
             w.tables.show_model(model)
             w.tables.select(model, label)
             w.notes.show_notes(model, w.tables.selected_label(model))
