@@ -6,7 +6,6 @@ line (one line, exit 2, no traceback, no password)."""
 from __future__ import annotations
 
 import inspect
-import itertools
 import multiprocessing
 import os
 import queue
@@ -27,7 +26,26 @@ from pgserver import PASSWORD, PASSWORD_ROLE, PgServer, pg_bin
 from test_registry import ANAGRAMS, anagrams, write_yoked_protocol, yoked  # noqa: F401  (fixtures)
 
 FORK = multiprocessing.get_context("fork")
-_names = itertools.count()
+
+
+class _Ran:
+    def __init__(self, code, out, err):
+        self.returncode, self.stdout, self.stderr = code, out, err
+
+
+def _in_process(capsys, *args) -> _Ran:
+    """The real command line in this process (fast); an uncaught exception fails the test."""
+    from experiment.cli import main
+    capsys.readouterr()
+    code = main([str(a) for a in args])
+    out = capsys.readouterr()
+    return _Ran(code, out.out, out.err)
+
+
+def _cli(capsys, *args, rc: int) -> _Ran:
+    ran = _in_process(capsys, *args)
+    assert ran.returncode == rc, (ran.returncode, ran.stdout, ran.stderr)
+    return ran
 
 
 @pytest.fixture(scope="session")
@@ -39,12 +57,17 @@ def pg_server():
     server.destroy()
 
 
+@pytest.fixture(scope="session")
+def pg_database(pg_server):
+    return pg_server.create_database("lhlab_tests")
+
+
 @pytest.fixture
-def pg_url(pg_server, monkeypatch):
-    """A fresh database on the test server; the registry of every Registry.open in this test."""
-    url = pg_server.create_database(f"t{os.getpid()}_{next(_names)}")
-    monkeypatch.setenv("LHLAB_REGISTRY", url)
-    return url
+def pg_url(pg_server, pg_database, monkeypatch):
+    """An empty lab database on the test server; the registry of every Registry.open in this test."""
+    pg_server.reset("lhlab_tests")
+    monkeypatch.setenv("LHLAB_REGISTRY", pg_database)
+    return pg_database
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -88,7 +111,7 @@ def test_a_station_not_told_about_the_server_refuses(pg_url, tmp_path, anagrams,
     with Registry.open(study, anagrams, seed=1) as reg:
         reg.add_participant(anagrams)
     monkeypatch.delenv("LHLAB_REGISTRY")
-    with pytest.raises(BadInput, match=r"registry is on the server postgresql://postgres@/t.*--registry") as e:
+    with pytest.raises(BadInput, match=r"registry is on the server postgresql://postgres@/lhlab_tests.*--registry") as e:
         Registry.open(study, anagrams)
     assert "\n" not in str(e.value) and not (study / "registry.sqlite").exists()
 
@@ -256,19 +279,20 @@ def _make_v1_sqlite(study: Path) -> None:
     db.close()
 
 
-def test_old_sqlite_study_opens_upgraded(tmp_path, anagrams, lhlab):
+def test_old_sqlite_study_opens_upgraded(tmp_path, anagrams, capsys, monkeypatch):
+    monkeypatch.setenv("LHLAB_REGISTRY", "sqlite")
     study = tmp_path / "data" / anagrams.study_id
     _make_v1_sqlite(study)
-    out = lhlab("registry", "check", study, check_rc=2)
+    out = _cli(capsys, "registry", "check", study, rc=2)
     assert "schema 1, needs lhlab registry migrate" in out.stdout
     with Registry.open(study, anagrams, seed=2) as reg:      # a newer lhlab opens an older study
         p = reg.add_participant(anagrams)
     assert p.label == "P001"
-    out = lhlab("registry", "check", study, check_rc=0)
+    out = _cli(capsys, "registry", "check", study, rc=0)
     assert f"schema {schema.SCHEMA_VERSION}, ok" in out.stdout
 
 
-def test_server_migrate_upgrades_every_study(pg_url, tmp_path, anagrams, lhlab):
+def test_server_migrate_upgrades_every_study(pg_url, tmp_path, anagrams, capsys):
     from psycopg import connect
     with Registry.open(tmp_path / "data" / anagrams.study_id, anagrams, seed=2) as reg:
         reg.add_participant(anagrams)
@@ -280,15 +304,15 @@ def test_server_migrate_upgrades_every_study(pg_url, tmp_path, anagrams, lhlab):
         db.execute("UPDATE meta SET value = '1' WHERE key = 'schema'")
     with pytest.raises(BadInput, match="run lhlab registry migrate"):
         Registry.open(tmp_path / "data" / anagrams.study_id, anagrams)
-    lhlab("registry", "check", pg_url, check_rc=2)
-    out = lhlab("registry", "migrate", pg_url, check_rc=0)
+    _cli(capsys, "registry", "check", pg_url, rc=2)
+    out = _cli(capsys, "registry", "migrate", pg_url, rc=0)
     assert f"unsolvable-anagrams: schema 1 -> {schema.SCHEMA_VERSION}" in out.stdout
     with Registry.open(tmp_path / "data" / anagrams.study_id, anagrams) as reg:
         assert reg.add_participant(anagrams).label == "P002"
-    assert "1 participants" not in lhlab("registry", "check", pg_url, check_rc=0).stdout
+    assert "1 participants" not in _cli(capsys, "registry", "check", pg_url, rc=0).stdout
 
 
-def test_sqlite_study_moves_to_the_server(pg_url, tmp_path, yoked, lhlab, monkeypatch):
+def test_sqlite_study_moves_to_the_server(pg_url, tmp_path, yoked, lhlab, capsys, monkeypatch):
     data = tmp_path / "data"
     study = data / yoked.study_id
     monkeypatch.setenv("LHLAB_REGISTRY", "sqlite")
@@ -300,7 +324,7 @@ def test_sqlite_study_moves_to_the_server(pg_url, tmp_path, yoked, lhlab, monkey
     out = lhlab("simulate", yoked.path, "--participants", "1", "--data-dir", data, "--registry", pg_url,
                 check_rc=2)
     assert out.stderr.count("\n") == 1 and "lhlab registry migrate" in out.stderr and "Traceback" not in out.stderr
-    lhlab("registry", "migrate", pg_url, "--from", study, check_rc=0)
+    _cli(capsys, "registry", "migrate", pg_url, "--from", study, rc=0)
     monkeypatch.setenv("LHLAB_REGISTRY", pg_url)
     with Registry.open(study, yoked) as reg:
         assert [(e.label, e.block, e.slot) for e in reg.assignment_log()] == \
@@ -319,20 +343,6 @@ def _one_line_exit_2(proc, *words):
     for w in words:
         assert w in proc.stderr, proc.stderr
     assert PASSWORD not in proc.stderr + proc.stdout
-
-
-class _Ran:
-    def __init__(self, code, out, err):
-        self.returncode, self.stdout, self.stderr = code, out, err
-
-
-def _in_process(capsys, *args) -> _Ran:
-    """The real command line in this process (fast); an uncaught exception fails the test."""
-    from experiment.cli import main
-    capsys.readouterr()
-    code = main([str(a) for a in args])
-    out = capsys.readouterr()
-    return _Ran(code, out.out, out.err)
 
 
 def test_bad_registry_urls_are_one_line_exit_2(pg_server, tmp_path, lhlab, capsys, monkeypatch):
@@ -358,18 +368,18 @@ def test_bad_registry_urls_are_one_line_exit_2(pg_server, tmp_path, lhlab, capsy
     assert not list((tmp_path / "d").rglob("sub-*"))
 
 
-def test_right_password_works_and_is_never_printed(pg_server, tmp_path, lhlab):
+def test_right_password_works_and_is_never_printed(pg_server, tmp_path, lhlab, capsys):
     pg_server.psql("postgres", f"CREATE DATABASE pw OWNER {PASSWORD_ROLE}")
     url = pg_server.url("pw", PASSWORD_ROLE, PASSWORD)
-    out = lhlab("registry", "init", url, check_rc=0)
+    out = _cli(capsys, "registry", "init", url, rc=0)
     out2 = lhlab("simulate", ANAGRAMS, "--participants", "2", "--data-dir", tmp_path / "d", "--seed", "1",
                  "--registry", url, check_rc=0)
-    out3 = lhlab("registry", "check", url, check_rc=0)
+    out3 = _cli(capsys, "registry", "check", url, rc=0)
     assert "unsolvable-anagrams\t2 participants" in out3.stdout
     assert all(PASSWORD not in o.stdout + o.stderr for o in (out, out2, out3))
 
 
-def test_newer_schema_is_refused(backend, tmp_path, anagrams, lhlab):
+def test_newer_schema_is_refused(backend, tmp_path, anagrams, lhlab, capsys):
     study = tmp_path / "data" / anagrams.study_id
     with Registry.open(study, anagrams, seed=1) as reg:
         reg.add_participant(anagrams)
@@ -379,4 +389,93 @@ def test_newer_schema_is_refused(backend, tmp_path, anagrams, lhlab):
     proc = lhlab("simulate", ANAGRAMS, "--participants", "1", "--data-dir", tmp_path / "data",
                  "--registry", backend)
     _one_line_exit_2(proc, "newer lhlab", "update lhlab")
-    _one_line_exit_2(lhlab("registry", "migrate", backend if backend != "sqlite" else study), "newer")
+    _one_line_exit_2(_in_process(capsys, "registry", "migrate", backend if backend != "sqlite" else study), "newer")
+
+
+# -- identities out of the dataset, export, erase --------------------------------------------------
+def _files_containing(folder: Path, *secrets: str) -> list[str]:
+    return [str(p) for p in folder.rglob("*") if p.is_file() for s in secrets if s.encode() in p.read_bytes()]
+
+
+def test_identity_key_lives_outside_the_study_folder(tmp_path, anagrams, monkeypatch):
+    monkeypatch.setenv("LHLAB_REGISTRY", "sqlite")
+    monkeypatch.setenv("LHLAB_KEYS", str(tmp_path / "private" / "keys"))
+    study = tmp_path / "data" / anagrams.study_id
+    with Registry.open(study, anagrams, seed=1) as reg:
+        p = reg.add_participant(anagrams, external_id="SONA-4711")
+        assert reg.participant(p.label).external_id == "SONA-4711"
+        with pytest.raises(BadInput, match=f"already registered as {p.label}"):
+            reg.add_participant(anagrams, external_id="SONA-4711")
+        key = reg.key_path
+    assert key.is_file() and not key.is_relative_to(study)
+    assert (key.stat().st_mode & 0o777, key.parent.stat().st_mode & 0o777) == (0o600, 0o700)
+    assert _files_containing(study, "SONA-4711") == []
+    # an older study kept its ids in the registry file: opening it moves them out and wipes them
+    old = tmp_path / "old" / anagrams.study_id
+    with Registry.open(old, anagrams, seed=1) as reg:
+        q = reg.add_participant(anagrams)
+        reg._x("UPDATE participants SET external_id = 'SONA-0815' WHERE label = ?", (q.label,))
+        reg._x("UPDATE meta SET value = '2' WHERE key = 'schema'")
+    assert _files_containing(old, "SONA-0815")
+    with Registry.open(old, anagrams) as reg:
+        assert reg.participant(q.label).external_id == "SONA-0815"
+    assert _files_containing(old, "SONA-0815") == []
+
+
+def _study_with_secrets(tmp_path: Path, yoked) -> tuple[Path, list]:
+    data = tmp_path / "data"
+    with Registry.open(data / yoked.study_id, yoked, seed=5) as reg:
+        people = [reg.add_participant(yoked, external_id=f"SONA-{1000 + i}") for i in range(3)]
+        for p in people:
+            test_registry.run_session(yoked, data, p.label, p.condition)
+        reg.set_note(people[0].label, None, "wore hearing aids, told us after the session")
+        reg.set_note(people[1].label, 1, "fire alarm at 10:14, continued")
+        reg.sync_sessions()
+    return data / yoked.study_id, people
+
+
+def test_export_leaves_identities_notes_and_registry_behind(backend, tmp_path, yoked, capsys, monkeypatch):
+    monkeypatch.setenv("LHLAB_KEYS", str(tmp_path / "keys"))
+    study, people = _study_with_secrets(tmp_path, yoked)
+    out = tmp_path / "share" / "yoketest"
+    ran = _in_process(capsys, "export", study, out)
+    assert ran.returncode == 0, ran.stderr
+    names = {p.relative_to(out).as_posix() for p in out.rglob("*")}
+    assert {"dataset_description.json", "participants.tsv", f"sub-{people[0].label}"} <= names
+    assert not [n for n in names if "registry" in n or n.split("/")[0] == "lhlab"], names
+    assert _files_containing(out, "SONA-1000", "SONA-1001", "SONA-1002", "hearing aids", "fire alarm") == []
+    assert len(list(out.glob("sub-*/ses-1/beh/*_beh.tsv"))) >= 3
+    # an external id typed into a data file is caught, and nothing is exported
+    (study / "README").write_text("Pilot notes: SONA-1001 came late\n", encoding="utf-8")
+    ran = _in_process(capsys, "export", study, tmp_path / "share2")
+    _one_line_exit_2(ran, "README contains the external id of", people[1].label)
+    assert not (tmp_path / "share2").exists() and not (tmp_path / "share2.partial").exists()
+
+
+def test_erase_removes_a_participant_everywhere_but_the_log(backend, tmp_path, yoked, capsys, monkeypatch):
+    monkeypatch.setenv("LHLAB_KEYS", str(tmp_path / "keys"))
+    study, people = _study_with_secrets(tmp_path, yoked)
+    gone = people[0].label
+    derived = study / "derivatives" / "lhlab-analysis"
+    derived.mkdir(parents=True)
+    (derived / "measures.csv").write_text("participant,condition,x\n" + "".join(
+        f"{p.label},{p.condition},1\n" for p in people), encoding="utf-8")
+    (derived / f"sub-{gone}_plot.svg").write_text("<svg/>", encoding="utf-8")
+    _one_line_exit_2(_in_process(capsys, "erase", study, gone, "--reason", "  "), "--reason is required")
+    ran = _in_process(capsys, "erase", study, gone, "--reason", "consent withdrawn by e-mail")
+    assert ran.returncode == 0, ran.stderr
+    assert not (study / f"sub-{gone}").exists() and not (derived / f"sub-{gone}_plot.svg").exists()
+    assert gone not in (derived / "measures.csv").read_text() and gone not in (study / "participants.tsv").read_text()
+    assert _files_containing(study, "SONA-1000", "hearing aids") == []
+    if backend == "sqlite":
+        assert _files_containing(tmp_path / "keys", "SONA-1000") == []
+    with Registry.open(study, yoked) as reg:
+        erased = reg.participant(gone)
+        assert (erased.status, erased.external_id, erased.notes) == ("erased", None, "")
+        assert [e.label for e in reg.assignment_log()][0] == gone           # the slot stays used, logged
+        audit = reg._x("SELECT action, label, detail FROM audit WHERE action = 'erase'").fetchall()
+        assert [tuple(a) for a in audit] == [("erase", gone, "consent withdrawn by e-mail")]
+        reg.sync_sessions()
+        assert reg.participant(gone).status == "erased"
+        assert reg.add_participant(yoked).label == f"P{len(people) + 1:03d}"     # a label is never reused
+    _one_line_exit_2(_in_process(capsys, "erase", study, "P999", "--reason", "x"), "P999")

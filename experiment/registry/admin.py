@@ -141,8 +141,13 @@ def import_sqlite(location: Location, study_dir: Path) -> str:
                        "registries (their labels and slots would clash)")
     src = SQLiteRegistry.connect(study_dir, None, None)          # brings an old file to the current schema
     try:
-        rows = {t: src._db.execute(f"SELECT {', '.join(cols)} FROM {t} ORDER BY {_ORDER[t]}").fetchall()
-                for t, cols in _COPY.items()}
+        src._attach_keys(create=False)                             # external ids live in the key file
+        select = {t: ", ".join(cols) for t, cols in _COPY.items()}
+        select["participants"] = select["participants"].replace(
+            "external_id", f"{src._external_id_sql()} AS external_id").replace("label,", "p.label,", 1)
+        rows = {t: src._db.execute(f"SELECT {select[t]} FROM {t}{' p' if t == 'participants' else ''} "
+                                   f"ORDER BY {_ORDER[t]}").fetchall()
+                for t in _COPY}
         yokes = src._db.execute("SELECT label, yoked_to FROM participants WHERE yoked_to IS NOT NULL").fetchall()
         meta = src._db.execute("SELECT key, value FROM meta WHERE key != 'schema'").fetchall()
     finally:

@@ -42,6 +42,19 @@ def add_subcommands(subparsers) -> None:
     q.add_argument("--from", dest="from_study", type=Path, metavar="STUDY_DIR",
                    help="a study folder whose registry.sqlite moves to the server")
     p.set_defaults(func=run)
+    p = subparsers.add_parser("export", help="a shareable copy of a study folder: no registry, no external ids, "
+                                             "no notes")
+    p.add_argument("study_dir", type=Path, metavar="STUDY", help="the study folder (DATA_DIR/<study-id>)")
+    p.add_argument("out", type=Path, metavar="OUT", help="a new folder for the copy")
+    add_registry_option(p)
+    p.set_defaults(func=_with_registry_option(_export))
+    p = subparsers.add_parser("erase", help="erase a participant who withdrew consent: data, derived rows, "
+                                            "identity key and notes (the assignment stays logged as erased)")
+    p.add_argument("study_dir", type=Path, metavar="STUDY", help="the study folder (DATA_DIR/<study-id>)")
+    p.add_argument("label", help="the participant's label, e.g. P007")
+    p.add_argument("--reason", required=True, help="why (kept in the registry's audit table)")
+    add_registry_option(p)
+    p.set_defaults(func=_with_registry_option(_erase))
     for name in REGISTRY_OPTION_ON:
         if name in subparsers.choices:
             parser = subparsers.choices[name]
@@ -117,4 +130,17 @@ def _run_sqlite(command: str, study: Path) -> int:
     SQLiteRegistry.connect(study, None, None).close()     # creates, or upgrades in place
     after = admin.sqlite_state(study).version
     print(f"{study / REGISTRY_FILE}: schema {after}" + (f" (was {before})" if before and before != after else ""))
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from experiment.registry import dataset
+    files, size = dataset.export_study(args.study_dir, args.out)
+    print(f"{args.out}: {files} files, {size / 1e6:.1f} MB; no registry, identity key or notes")
+    return 0
+
+
+def _erase(args: argparse.Namespace) -> int:
+    from experiment.registry import dataset
+    print("\n".join(dataset.erase(args.study_dir, args.label, args.reason)))
     return 0

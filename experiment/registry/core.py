@@ -9,42 +9,25 @@ processes committed and nobody else writes meanwhile.
 from __future__ import annotations
 
 import json
-import os
 import random
-import re
 import secrets
-import socket
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, TypeVar
 
 from experiment import datafile
 from experiment.errors import BadInput
+from experiment.registry import sync as _sync_module
 from experiment.registry.location import Location, resolve
+from experiment.registry.vocab import LABEL_PREFIX, PARTICIPANT_STATUSES, RULES, now_iso, station_name
 
 if TYPE_CHECKING:
     from experiment.protocol import Protocol
 
 T = TypeVar("T")
-PARTICIPANT_STATUSES = ("registered", "running", "complete", "aborted", "withdrawn", "crashed")
-RULES = ("block", "manual", "command-line")
-LABEL_PREFIX = "P"
-_LABEL_RE = re.compile(r"^[A-Za-z0-9]+$")
-
-
 # kind ('sqlite' | 'postgresql') -> connect(location, study_dir, protocol, seed); each backend module
 # adds itself when the package is imported, so this module imports neither (no cycle).
 BACKENDS: dict[str, Callable[[Location, Path, "Protocol | None", "int | None"], "Registry"]] = {}
-
-
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-
-
-def station_name() -> str:
-    """This PC and process, as recorded with each assignment (`host:pid`)."""
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 @dataclass(frozen=True)
@@ -54,7 +37,7 @@ class Participant:
     label: str
     condition: str
     yoked_to: str | None          # partner label for a yoked condition
-    status: str                   # one of PARTICIPANT_STATUSES: the latest session's, or 'registered'
+    status: str                   # one of PARTICIPANT_STATUSES: the latest session's, 'registered' or 'erased'
     external_id: str | None
     notes: str
     created: str
@@ -158,6 +141,23 @@ class Registry:
     def _x(self, sql: str, params: tuple = ()):
         return self._db.execute(self._sql(sql), params)
 
+    # Where external ids (the identity key) live: in the participants table (a server registry,
+    # outside every study folder), or elsewhere (SQLite: a key file outside the study folder).
+    _ids_in_registry = True
+
+    def _external_id_sql(self) -> str:
+        return "p.external_id"
+
+    def _external_owner(self, external_id: str) -> str | None:
+        row = self._x("SELECT label FROM participants WHERE external_id = ?", (external_id,)).fetchone()
+        return row[0] if row else None
+
+    def _store_external(self, label: str, external_id: str) -> None:
+        raise NotImplementedError
+
+    def _participant_sql(self) -> str:
+        return _PARTICIPANT_QUERY.replace("{external_id}", self._external_id_sql())
+
     # -- facts about the study -------------------------------------------------------------
     @property
     def study_id(self) -> str | None:
@@ -216,9 +216,9 @@ class Registry:
         self._bind(protocol, None)
         self._sync()
         if external_id is not None:
-            row = self._x("SELECT label FROM participants WHERE external_id = ?", (external_id,)).fetchone()
-            if row:
-                raise BadInput(f"external id {external_id!r} is already registered as {row[0]}; "
+            owner = self._external_owner(external_id)
+            if owner:
+                raise BadInput(f"external id {external_id!r} is already registered as {owner}; "
                                "a person takes part once (look them up in the participants table)")
         label = self._new_label()
         design, seed = self._design(), int(self._meta("seed"))
@@ -236,7 +236,10 @@ class Registry:
             rule, logged_reason = "block", None
         now = now_iso()
         self._x("INSERT INTO participants (label, external_id, condition, yoked_to, status, created) "
-                "VALUES (?, ?, ?, ?, 'registered', ?)", (label, external_id, condition, partner, now))
+                "VALUES (?, ?, ?, ?, 'registered', ?)",
+                (label, external_id if self._ids_in_registry else None, condition, partner, now))
+        if external_id is not None and not self._ids_in_registry:
+            self._store_external(label, external_id)
         self._x("INSERT INTO assignment_log (label, condition, rule, block, slot, seed, yoked_to, reason, "
                 "protocol_sha256, time, request, station) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (label, condition, rule, block, slot, seed, partner, logged_reason, protocol.sha256, now,
@@ -246,11 +249,11 @@ class Registry:
     def participants(self) -> list[Participant]:
         """Every participant, oldest first (as of the last sync; call sync_sessions to refresh)."""
         return self._read(lambda: [self._participant(r) for r in
-                                   self._x(_PARTICIPANT_QUERY + " ORDER BY p.created, p.id").fetchall()])
+                                   self._x(self._participant_sql() + " ORDER BY p.created, p.id").fetchall()])
 
     def participant(self, label: str) -> Participant:
         """One participant; BadInput if the label is not registered."""
-        row = self._read(lambda: self._x(_PARTICIPANT_QUERY + " WHERE p.label = ?", (label,)).fetchone())
+        row = self._read(lambda: self._x(self._participant_sql() + " WHERE p.label = ?", (label,)).fetchone())
         if row is None:
             raise BadInput(f"participant {label!r} is not in {self.where}; check the label "
                            "(participants are added with 'New participant' or lhlab simulate)")
@@ -292,6 +295,22 @@ class Registry:
                     raise BadInput(f"sub-{label} has no session {session} in {self.study_dir}; "
                                    "notes belong to a session that has started")
         self._transaction(body)
+
+    def erase(self, label: str, reason: str) -> None:
+        """Mark `label` erased (consent withdrawn): external id, key entry and notes go; the
+        label, its sessions and its assignment log rows stay, so the log and balance stay
+        auditable; an audit row says when, where and why. The data files are dataset.erase's."""
+        def body() -> None:
+            sql = "UPDATE participants SET status = 'erased', notes = '', external_id = NULL WHERE label = ?"
+            if self._x(sql, (label,)).rowcount == 0:
+                raise BadInput(f"participant {label!r} is not in {self.where}; check the label")
+            self._x("UPDATE sessions SET notes = '' WHERE label = ?", (label,))
+            self._forget_external(label)
+            self._audit("erase", label, reason)
+        self._transaction(body)
+
+    def _forget_external(self, label: str) -> None:
+        """Remove `label`'s identity key entry where it is not in the participants table."""
 
     def sync_sessions(self) -> list[str]:
         """Copy every session record on disk into the registry; rebuild participants.tsv.
@@ -388,75 +407,13 @@ class Registry:
         row = self._x(
             "SELECT p.label FROM participants p WHERE p.condition = ? "
             "AND EXISTS (SELECT 1 FROM sessions s WHERE s.label = p.label AND s.training_complete = 1) "
-            "AND NOT EXISTS (SELECT 1 FROM participants q WHERE q.yoked_to = p.label) "
+            "AND NOT EXISTS (SELECT 1 FROM participants q WHERE q.yoked_to = p.label) AND p.status != 'erased' "
             "ORDER BY p.created, p.id LIMIT 1", (partner_condition,)).fetchone()
         return row[0] if row else None
 
     def _sync(self) -> list[str]:
-        """Upsert every session record on disk; return problems."""
-        problems: list[str] = []
-        latest: dict[str, tuple[int, str]] = {}
-        # A finished session's record never changes again: read only the others, so a
-        # registration stays fast however many participants the study has.
-        finished = {}
-        for label, number, status in self._x(
-                "SELECT label, number, status FROM sessions WHERE status IN ('complete', 'withdrawn', 'aborted')"
-        ).fetchall():
-            finished[(label, number)] = status
-        for rec in datafile.all_sessions(self.study_dir, skip=set(finished)):
-            label, number = rec.get("participant"), rec.get("session")
-            if not isinstance(label, str) or not _LABEL_RE.match(label) or not isinstance(number, int):
-                problems.append(f"{rec.get('problem') or 'session record without participant/session'}; skipped")
-                continue
-            if rec.get("problem"):
-                problems.append(rec["problem"])
-            known = self._x("SELECT condition FROM participants WHERE label = ?", (label,)).fetchone()
-            if known is None:
-                if not rec.get("condition"):
-                    problems.append(f"sub-{label} ses-{number}: no readable condition; not registered")
-                    continue
-                self._add_from_disk(label, rec, problems)
-            elif rec.get("condition") and rec["condition"] != known[0]:
-                problems.append(f"sub-{label} ses-{number} ran condition {rec['condition']!r} but the registry "
-                                f"assigned {known[0]!r}; check this participant's data")
-            status = rec["effective_status"]
-            phases = rec.get("phases") or []
-            training = [p for p in phases if p.get("role") == "training"]
-            done = all(p.get("status") == "complete" for p in training) if training else status == "complete"
-            self._x("INSERT INTO sessions (label, number, started, ended, status, data_path, experimenter, "
-                    "training_complete) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(label, number) DO UPDATE SET "
-                    "started = excluded.started, ended = excluded.ended, status = excluded.status, "
-                    "data_path = excluded.data_path, experimenter = excluded.experimenter, "
-                    "training_complete = excluded.training_complete",
-                    (label, number, rec.get("started"), rec.get("ended"), status,
-                     str(datafile.session_dir(Path("."), label, number)), rec.get("experimenter"), int(done)))
-            latest[label] = max(latest.get(label, (0, "")), (number, status))
-        # A participant's status is their latest session's, whichever station ran it.
-        for label in latest:
-            row = self._x("SELECT status FROM sessions WHERE label = ? ORDER BY number DESC LIMIT 1",
-                          (label,)).fetchone()
-            status = row[0]
-            self._x("UPDATE participants SET status = ? WHERE label = ?",
-                    (status if status in PARTICIPANT_STATUSES else "crashed", label))
-        return problems
-
-    def _add_from_disk(self, label: str, rec: dict, problems: list[str]) -> None:
-        partner = rec.get("yoked_to") or None
-        if partner is not None:
-            exists = self._x("SELECT 1 FROM participants WHERE label = ?", (partner,)).fetchone()
-            clash = self._x("SELECT label FROM participants WHERE yoked_to = ?", (partner,)).fetchone()
-            if not exists or clash:
-                why = f"already the partner of {clash[0]}" if clash else "not registered"
-                problems.append(f"sub-{label}: its session names partner {partner}, who is {why}; "
-                                "registered without a partner (a broken yoke)")
-                partner = None
-        created = rec.get("started") or now_iso()
-        self._x("INSERT INTO participants (label, condition, yoked_to, status, created) "
-                "VALUES (?, ?, ?, 'registered', ?)", (label, rec["condition"], partner, created))
-        self._x("INSERT INTO assignment_log (label, condition, rule, yoked_to, reason, protocol_sha256, time, "
-                "station) VALUES (?, ?, 'command-line', ?, ?, ?, ?, ?)",
-                (label, rec["condition"], partner, "session found on disk (lhlab run --condition)",
-                 (rec.get("protocol") or {}).get("sha256"), now_iso(), station_name()))
+        """Upsert every session record on disk; return problems (sync.py)."""
+        return _sync_module.sync(self)
 
     @staticmethod
     def _participant(row) -> Participant:
@@ -464,7 +421,7 @@ class Registry:
 
 
 _PARTICIPANT_QUERY = (
-    "SELECT p.label, p.condition, p.yoked_to, p.status, p.external_id, p.notes, p.created, "
+    "SELECT p.label, p.condition, p.yoked_to, p.status, {external_id}, p.notes, p.created, "
     "(SELECT COUNT(*) FROM sessions s WHERE s.label = p.label), "
     "EXISTS (SELECT 1 FROM sessions s WHERE s.label = p.label AND s.training_complete = 1) "
     "FROM participants p")

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, TypeVar
 
 from experiment.errors import BadInput, LhlabError
-from experiment.registry import schema
+from experiment.registry import keyfile, schema
 from experiment.registry.core import BACKENDS, Registry, now_iso
 
 if TYPE_CHECKING:
@@ -76,6 +76,7 @@ class SQLiteRegistry(Registry):
 
     def __init__(self, study_dir: Path, db: sqlite3.Connection):
         self.path = study_dir / REGISTRY_FILE
+        self._keys_attached = False
         super().__init__(study_dir, db, str(self.path))
 
     @classmethod
@@ -101,6 +102,7 @@ class SQLiteRegistry(Registry):
         try:
             db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             db.execute("PRAGMA foreign_keys = ON")
+            db.execute("PRAGMA secure_delete = ON")      # erased ids and notes are overwritten, not just unlinked
             # Switching a new file to WAL, and the first look at a WAL file, can report
             # "locked" without waiting for the busy timeout while another process does the
             # same: retry until the timeout.
@@ -124,6 +126,12 @@ class SQLiteRegistry(Registry):
             db.close()
             raise BadInput(f"{path} is not a usable lhlab registry ({e}); move it away or restore a backup") \
                 from None
+        except BaseException:
+            db.close()
+            raise
+        try:
+            reg._attach_keys(create=False)
+            reg._move_ids_out()
         except BaseException:
             db.close()
             raise
@@ -156,6 +164,74 @@ class SQLiteRegistry(Registry):
             self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
+
+    # -- the identity key, outside the study folder (keyfile.py) -----------------------------
+    _ids_in_registry = False
+
+    def _external_id_sql(self) -> str:
+        return "(SELECT k.external_id FROM keys.identities k WHERE k.label = p.label)" if self._keys_attached \
+            else "NULL"
+
+    def _external_owner(self, external_id: str) -> str | None:
+        if not self._keys_attached:
+            return None
+        row = self._x("SELECT k.label FROM keys.identities k JOIN participants p ON p.label = k.label "
+                      "WHERE k.external_id = ?", (external_id,)).fetchone()
+        return row[0] if row else None
+
+    def _store_external(self, label: str, external_id: str) -> None:
+        if not self._keys_attached:
+            raise BadInput(f"the identity key of {self.study_dir} is not on this PC ({self.key_path}); an external id "
+                           "cannot be checked for duplicates without it: copy it from the PC that registered them")
+        # INSERT OR REPLACE: a row left by a registration whose registry commit failed is not a person
+        self._x("INSERT OR REPLACE INTO keys.identities (label, external_id, created) VALUES (?, ?, ?)",
+                (label, external_id, now_iso()))
+
+    @property
+    def key_path(self) -> Path:
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'key_file'").fetchone()
+        return keyfile.keys_dir() / (row[0] if row else "(none yet)")
+
+    def _attach_keys(self, create: bool) -> None:
+        """ATTACH the key file as `keys` (outside any transaction); create it if asked."""
+        if self._keys_attached:
+            return
+        if self._db.execute("SELECT value FROM meta WHERE key = 'key_file'").fetchone() is None:
+            if not create:
+                return
+            self._transaction(lambda: self._set_meta("key_file", keyfile.new_name(self.study_dir)))
+        path = self.key_path
+        if not path.is_file():
+            if not create:
+                return
+            keyfile.create(path)
+        self._db.execute("ATTACH DATABASE ? AS keys", (str(path),))
+        self._db.execute(keyfile.SCHEMA)
+        self._keys_attached = True
+
+    def _move_ids_out(self) -> None:
+        """External ids still in the registry file (schema < 3) move to the key file and are
+        wiped from the registry (secure_delete, WAL checkpointed and truncated)."""
+        if not self._db.execute("SELECT 1 FROM participants WHERE external_id IS NOT NULL LIMIT 1").fetchone():
+            return
+        self._attach_keys(create=True)
+
+        def body() -> None:
+            self._x("INSERT OR REPLACE INTO keys.identities (label, external_id, created) SELECT label, external_id, "
+                    "created FROM participants WHERE external_id IS NOT NULL")
+            n = self._x("UPDATE participants SET external_id = NULL WHERE external_id IS NOT NULL").rowcount
+            self._audit("identity-key", None, f"{n} external ids moved to the key file outside the study folder")
+        self._transaction(body)
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def _forget_external(self, label: str) -> None:
+        if self._keys_attached:
+            self._x("DELETE FROM keys.identities WHERE label = ?", (label,))
+
+    def add_participant(self, protocol, external_id=None, condition=None, reason=None):
+        if external_id is not None and external_id.strip():
+            self._attach_keys(create=True)        # ATTACH cannot run inside the transaction
+        return super().add_participant(protocol, external_id, condition, reason)
 
     def _begin(self, raw: bool = False) -> None:
         try:
