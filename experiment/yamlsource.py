@@ -10,11 +10,15 @@ import re
 from pathlib import Path
 
 import yaml
+from yaml.composer import Composer
+from yaml.resolver import Resolver
 
 from experiment.safeio import MB, FileRefused, read_regular
 
 MAX_BYTES = 1 * MB          # protocols are a few kB; a larger file is a mistake or an attack
-MAX_VALUES = 100_000        # values after alias expansion ("billion laughs" stops here)
+MAX_NODES = 5_000           # values as written (the shipped protocols have about 230)
+MAX_DEPTH = 50              # nesting levels (the shipped protocols have 6)
+MAX_VALUES = 50_000         # values after alias expansion ("billion laughs" stops here)
 
 
 class YamlProblem(Exception):
@@ -63,10 +67,20 @@ def load_with_lines(path: Path, raw: bytes | None = None) -> tuple[object, dict[
     the caller read them already (with `read_source`)."""
     text = decode(read_source(path) if raw is None else raw)
     try:
-        loader = yaml.SafeLoader(text)
-        node = loader.get_single_node()
+        try:
+            loader = _Loader(text)
+            node = loader.get_single_node()
+        except yaml.MarkedYAMLError:
+            if _Loader is _PyLoader or len(text) > 64 * 1024:
+                raise
+            loader.dispose()
+            loader = _PyLoader(text)        # PyYAML's own messages say more than libyaml's
+            node = loader.get_single_node()
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
+        if "nesting depth" in str(e.problem):          # libyaml's own limit
+            raise YamlProblem(mark.line + 1 if mark else 1,
+                              "nested too deeply (more than 50 levels): protocols are a few levels deep") from None
         where = ""
         if e.context_mark and e.problem_mark and e.context_mark.line != e.problem_mark.line:
             where = f" ({e.context} on line {e.context_mark.line + 1})"
@@ -91,6 +105,52 @@ def load_with_lines(path: Path, raw: bytes | None = None) -> tuple[object, dict[
     except RecursionError:
         raise YamlProblem(1, "nested too deeply (or a recursive anchor): protocols are a few levels deep") from None
     return data, lines
+
+
+class _Budget:
+    """Composer hook: refuse more than MAX_NODES nodes or MAX_DEPTH levels while composing, so a
+    large file of many small values stops in milliseconds instead of being built first."""
+
+    lhlab_nodes = 0
+    lhlab_depth = 0
+
+    def compose_node(self, parent, index):
+        self.lhlab_nodes += 1
+        self.lhlab_depth += 1
+        try:
+            if self.lhlab_nodes > MAX_NODES:
+                raise YamlProblem(self.peek_event().start_mark.line + 1,
+                                  f"more than {MAX_NODES} values; protocols hold a few hundred: is this the right file?")
+            if self.lhlab_depth > MAX_DEPTH:
+                raise YamlProblem(self.peek_event().start_mark.line + 1,
+                                  "nested too deeply (more than 50 levels): protocols are a few levels deep")
+            return Composer.compose_node(self, parent, index)
+        finally:
+            self.lhlab_depth -= 1
+
+
+try:       # libyaml scans and parses (1 MB in milliseconds); the nodes are composed in Python, counted
+    from yaml._yaml import CParser
+
+    class _Loader(_Budget, CParser, Composer, Resolver):
+        def __init__(self, stream):
+            CParser.__init__(self, stream)
+            Composer.__init__(self)
+            Resolver.__init__(self)
+
+        get_single_node = Composer.get_single_node
+        check_node = Composer.check_node
+        get_node = Composer.get_node
+        compose_document = Composer.compose_document
+except ImportError:          # pragma: no cover - PyYAML without libyaml
+    _Loader = None
+
+
+class _PyLoader(_Budget, yaml.SafeLoader):
+    pass
+
+
+_Loader = _Loader or _PyLoader
 
 
 def _build(node, path: tuple, lines: dict, constructor) -> object:

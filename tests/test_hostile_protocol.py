@@ -60,6 +60,19 @@ def test_a_50_mb_file_is_refused_before_it_is_parsed(tmp_path, kind):
     assert time.perf_counter() - t0 < 1.0
 
 
+@pytest.mark.parametrize("kind", ["block list", "flow mapping", "aliases"])
+def test_a_1_mb_file_of_small_values_is_refused_fast(tmp_path, kind):
+    """Under the size limit but far more values than a protocol holds: refused while composing."""
+    body = {"block list": "items:\n" + "- 1\n" * 250_000,
+            "flow mapping": "m: {" + ", ".join(f"k{i}: {i}" for i in range(100_000)) + "}\n",
+            "aliases": "a: &a [x, x, x, x]\n" + "".join(f"b{i}: *a\n" for i in range(100_000))}[kind]
+    path = tmp_path / "many.yaml"
+    path.write_text(("schema_version: 1\n" + body)[:2**20 - 10], encoding="utf-8")
+    t0 = time.perf_counter()
+    _refused(path, "(file)", "more than 5000 values")
+    assert time.perf_counter() - t0 < 1.0
+
+
 def test_a_file_just_under_the_limit_is_not_refused_for_size(tmp_path):
     path = _write(tmp_path, BASE + "#" * (2**20 - len(BASE) - 200) + "\n")
     load_protocol(path)
