@@ -140,3 +140,18 @@ def test_analyze_onto_a_full_disk_leaves_nothing_half_written(small_disk, tmp_pa
     assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr[-2000:]
     assert "could not write the outputs" in out.stderr.strip().splitlines()[-1]
     assert not (small_disk / "out").exists()
+
+
+def test_the_reserve_of_a_killed_session_is_removed_when_it_is_settled(tmp_path):
+    """SIGKILL leaves the reserve file behind; settling the crashed session removes it."""
+    data = tmp_path / "data"
+    assert _run(data).returncode == 0
+    study = data / "unsolvable-anagrams"
+    assert _debris(data) == []                              # a finished session keeps no reserve
+    rec = datafile.session_json_path(study, "P1", 1)
+    text = rec.read_text().replace('"status": "complete"', '"status": "running"', 1)
+    rec.write_text(text.replace('"pid": ', '"pid": 1', 1))
+    reserve = study / ".lhlab-reserve-sub-P1_ses-1"
+    reserve.write_bytes(bytes(1024))
+    run_lhlab("status", study, check_rc=0, timeout=60)
+    assert not reserve.exists()
