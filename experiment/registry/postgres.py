@@ -111,8 +111,9 @@ def _connect(location: Location) -> psycopg.Connection:
         fix = ("fix the password in ~/.pgpass (or PGPASSWORD)" if "password" in why else
                "create it (createdb) or fix the URL" if "does not exist" in why else
                "check that the server runs and the host/port in the URL, or use --registry sqlite on a single PC")
-        raise RegistryUnavailable(f"cannot connect to the registry server {location.shown}: {why}; {fix}") \
-            from None
+        unavailable = RegistryUnavailable(f"cannot connect to the registry server {location.shown}: {why}; {fix}")
+        unavailable.reason = why
+        raise unavailable from None
     db.execute(f"SET lock_timeout = {LOCK_TIMEOUT_MS}")
     db.execute(f"SET idle_in_transaction_session_timeout = {IDLE_IN_TRANSACTION_MS}")
     return db
@@ -222,7 +223,7 @@ class PostgresRegistry(Registry):
                 self._reconnect()
                 return attempt()
             except RegistryUnavailable as e:
-                last = str(e).split(": ", 1)[-1]
+                last = getattr(e, "reason", str(e))
             except Exception as e:
                 if not _lost(e, self._db):
                     raise self._translate(e) from None
