@@ -43,7 +43,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, TypeVar
 
-from experiment.errors import BadInput
+from experiment.errors import BadInput, LhlabError
 from experiment.registry import schema
 from experiment.registry.core import BACKENDS, Registry, now_iso
 from experiment.registry.location import Location, mask
@@ -191,7 +191,9 @@ class PostgresRegistry(Registry):
             self._set_meta("created", now_iso())
             self._set_meta("next_label", "1")
         else:
-            found = int(self._meta("schema") or 0)
+            # the study's row lock too, so binding a protocol here cannot race an assignment
+            row = self._db.execute("SELECT value FROM meta WHERE key = 'schema' FOR UPDATE").fetchone()
+            found = int(row[0]) if row else 0
             if found > schema.SCHEMA_VERSION:
                 raise BadInput(f"{self.where} has registry schema {found}, written by a newer lhlab; this lhlab "
                                f"reads up to {schema.SCHEMA_VERSION}: update lhlab on this station")
@@ -240,7 +242,10 @@ class PostgresRegistry(Registry):
         if isinstance(e, errors.LockNotAvailable):
             return RegistryUnavailable(f"{self.where}: another station held the study's lock for "
                                        f"{LOCK_TIMEOUT_MS // 1000} s; try again")
-        if isinstance(e, psycopg.Error) and not isinstance(e, psycopg.IntegrityError):
+        if isinstance(e, psycopg.IntegrityError):     # a unique index caught what the rules should have
+            return LhlabError(f"{self.where}: the server refused a duplicate ({reason_of(e)}); nothing was "
+                              "changed; please report this as a bug")
+        if isinstance(e, psycopg.Error):
             return BadInput(f"{self.where}: the server refused: {reason_of(e)}")
         return e
 
