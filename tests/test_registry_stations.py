@@ -479,3 +479,24 @@ def test_erase_removes_a_participant_everywhere_but_the_log(backend, tmp_path, y
         assert reg.participant(gone).status == "erased"
         assert reg.add_participant(yoked).label == f"P{len(people) + 1:03d}"     # a label is never reused
     _one_line_exit_2(_in_process(capsys, "erase", study, "P999", "--reason", "x"), "P999")
+
+
+def test_registry_is_chosen_by_flag_env_lab_json_then_sqlite(tmp_path, monkeypatch):
+    from experiment.registry import location
+    monkeypatch.delenv("LHLAB_REGISTRY", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    assert location.resolve().kind == "sqlite"
+    lab = tmp_path / "lhlab" / "lab.json"
+    lab.parent.mkdir()
+    lab.write_text('{"registry": "postgresql://lab:pw1@server/lhlab"}', encoding="utf-8")
+    got = location.resolve()
+    assert (got.kind, got.shown, got.source) == ("postgresql", "postgresql://lab:***@server/lhlab", str(lab))
+    monkeypatch.setenv("LHLAB_REGISTRY", "sqlite")
+    assert location.resolve().kind == "sqlite"
+    assert location.resolve("postgres://other/db").source == "--registry"
+    lab.write_text('{"registry": 5}', encoding="utf-8")
+    monkeypatch.delenv("LHLAB_REGISTRY")
+    with pytest.raises(BadInput, match="must be a URL string"):
+        location.resolve()
+    assert location.mask("x postgresql://u:p@h/db?sslmode=require&password=p2 y") == \
+        "x postgresql://u:***@h/db?sslmode=require&password=*** y"
