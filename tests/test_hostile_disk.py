@@ -131,14 +131,16 @@ def test_the_kernel_really_says_enospc(small_disk):
     assert REPO.exists()
 
 
-def test_analyze_onto_a_full_disk_leaves_nothing_half_written(small_disk, tmp_path):
+def test_analyze_onto_a_full_disk_leaves_nothing_half_written(small_disk, tmp_path, capsys):
+    from experiment.cli import main
     from test_analysis_cohort import run_sessions
-    study = run_sessions(tmp_path / "data", 6, seed=5)
+    study = run_sessions(tmp_path / "data", 3, seed=5)
     _fill(small_disk, 0)
-    out = run_lhlab("analyze", study, "--out", small_disk / "out", "--include-pilot", "--quiet", "--no-plots",
-                    timeout=120)
-    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr[-2000:]
-    assert "could not write the outputs" in out.stderr.strip().splitlines()[-1]
+    code = main(["analyze", str(study), "--out", str(small_disk / "out"), "--include-pilot", "--quiet",
+                 "--no-plots"])
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err, err[-2000:]
+    assert "could not write the outputs" in err.strip().splitlines()[-1]
     assert not (small_disk / "out").exists()
 
 
