@@ -167,13 +167,17 @@ def run_study(task: StudyTask) -> dict:
     t1 = time.perf_counter()
     out = analyse_study(study_tables(sessions), spec)
     t2 = time.perf_counter()
-    rows = []
-    for r in out.itertuples():
-        rows.append({"profile": task.profile, "n_per_group": task.n_per_group, "study": task.index, "seed": seed,
-                     "measure": r.measure, "plan": r.plan, "n_analysed": int(r.n_helpless + r.n_comparison),
-                     "deficit": float(r.deficit), "g": float(r.g), "p": float(r.p),
-                     "p_adjusted": float(r.p_adjusted), "significant": bool(r.significant)})
-    return {"rows": rows, "simulate_s": t1 - t0, "analyse_s": t2 - t1}
+    return {"rows": result_rows(out, task.profile, task.n_per_group, task.index, seed),
+            "simulate_s": t1 - t0, "analyse_s": t2 - t1}
+
+
+def result_rows(outcome: pd.DataFrame, profile: str, n_per_group: int, index: int, seed: int) -> list[dict]:
+    """One study's `outcomes.outcomes` table as study rows (RESULT_COLUMNS)."""
+    return [{"profile": profile, "n_per_group": n_per_group, "study": index, "seed": seed,
+             "measure": r.measure, "plan": r.plan, "n_analysed": int(r.n_helpless + r.n_comparison),
+             "deficit": float(r.deficit), "g": float(r.g), "p": float(r.p),
+             "p_adjusted": float(r.p_adjusted), "significant": bool(r.significant)}
+            for r in outcome.itertuples()]
 
 
 def run_chunk(tasks: list[StudyTask]) -> list[dict]:

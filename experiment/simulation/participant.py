@@ -52,6 +52,8 @@ class Profile:
     avoid_learning: float = 0.2      # chance gained per escape to respond already to the warning
     wrong_key_rate: float = 0.08     # chance to press the key on the marker's own side first
     choice_median: float = 2.2       # s, median time to choose a pattern in discrimination problems
+    ability_sd: float = 0.0          # between-person spread: log-SD of each person's solving-time factor
+    insight_sd: float = 0.0          # between-person spread of the chance to notice the letter pattern (logit SD)
 
 
 PROFILES = {
@@ -59,7 +61,20 @@ PROFILES = {
     "no-effect": Profile(name="no-effect", helplessness_effect=0.0),
     "strong": Profile(name="strong", helplessness_effect=0.95),
     "withdrawer": Profile(name="withdrawer", withdraw_rate=0.05),
+    # Calibrated to published effect sizes on the anagram test's mean latency (helpless vs the
+    # other groups, Hedges g): targets, sources and tolerances in docs/simulation.md, checked by
+    # tests/test_power_calibration.py. Both have individual differences (ability_sd, insight_sd),
+    # so within-group SDs come from people differing, not only from trial-to-trial noise.
+    "classic": Profile(name="classic", ability_sd=0.4, insight_sd=1.0, helplessness_effect=0.57),
+    "replication": Profile(name="replication", ability_sd=0.4, insight_sd=1.0, helplessness_effect=0.2),
 }
+
+
+def insight_chance(p: float, shift: float) -> float:
+    """A person's chance to notice the letter pattern: the profile's `p` moved by `shift` on the logit scale."""
+    if p <= 0 or p >= 1:
+        return p
+    return 1 / (1 + math.exp(-(math.log(p / (1 - p)) + shift)))
 
 
 def parse_profile(spec: str) -> Profile:
@@ -92,6 +107,11 @@ class SimulatedParticipant:
 
     def __init__(self, profile: Profile, rng: random.Random, vocabulary: set[str], keys: dict):
         self.p, self.rng, self.keys = profile, rng, keys
+        # Individual differences, drawn once per person (only when the profile asks: the streams
+        # of profiles without them stay as they were): a solving-time factor and an insight factor.
+        self.speed = math.exp(rng.gauss(0, profile.ability_sd)) if profile.ability_sd > 0 else 1.0
+        self.insight = insight_chance(profile.insight_prob, rng.gauss(0, profile.insight_sd)) \
+            if profile.insight_sd > 0 else profile.insight_prob
         self.lexicon = {"".join(sorted(w)): w for w in vocabulary}
         self.view: View | None = None
         self.role = "instructions"
@@ -231,11 +251,12 @@ class SimulatedParticipant:
         if word and self.pattern and len(self.pattern) == len(letters):
             guess = "".join(letters[self.pattern.index(i + 1)] for i in range(len(letters)))
             if guess == word:
-                plan["solve_at"] = onset + self.rng.lognormvariate(math.log(self.p.insight_median), 0.4)
+                plan["solve_at"] = onset + self.rng.lognormvariate(math.log(self.p.insight_median * self.speed), 0.4)
                 return plan
             self.pattern = None           # the rule did not work here: drop it and keep looking
         if word:
-            plan["solve_at"] = onset + self.rng.lognormvariate(math.log(self.p.solve_median * slow), self.p.solve_sigma)
+            plan["solve_at"] = onset + self.rng.lognormvariate(math.log(self.p.solve_median * self.speed * slow),
+                                                               self.p.solve_sigma)
         plan["give_up_at"] = onset + self.rng.expovariate(1 / max(0.1, self.p.persistence * (1 - self.helplessness)))
         return plan
 
@@ -266,7 +287,7 @@ class SimulatedParticipant:
         if len(set(word)) != len(word):
             return
         perm = tuple(word.index(ch) + 1 for ch in letters)
-        if perm == self.last_perm and self.pattern is None and self.rng.random() < self.p.insight_prob * (1 - self.helplessness):
+        if perm == self.last_perm and self.pattern is None and self.rng.random() < self.insight * (1 - self.helplessness):
             self.pattern = perm
         self.last_perm = perm
 
