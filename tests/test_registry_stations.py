@@ -116,6 +116,14 @@ def test_a_station_not_told_about_the_server_refuses(pg_url, tmp_path, anagrams,
     assert "\n" not in str(e.value) and not (study / "registry.sqlite").exists()
 
 
+def test_exists_says_whether_a_study_has_a_registry_without_making_one(backend, tmp_path, anagrams):
+    study = tmp_path / "data" / anagrams.study_id
+    assert not Registry.exists(study) and not study.exists()
+    Registry.open(study, anagrams, seed=1).close()
+    assert Registry.exists(study)
+    assert Registry.exists(tmp_path / "elsewhere" / anagrams.study_id) == (backend != "sqlite")  # same study, server
+
+
 def test_never_twice_is_enforced_by_the_schema(backend, tmp_path, anagrams):
     with Registry.open(tmp_path / "data" / anagrams.study_id, anagrams, seed=1) as reg:
         a, b = reg.add_participant(anagrams), reg.add_participant(anagrams)

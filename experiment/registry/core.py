@@ -28,6 +28,7 @@ T = TypeVar("T")
 # kind ('sqlite' | 'postgresql') -> connect(location, study_dir, protocol, seed); each backend module
 # adds itself when the package is imported, so this module imports neither (no cycle).
 BACKENDS: dict[str, Callable[[Location, Path, "Protocol | None", "int | None"], "Registry"]] = {}
+EXISTS: dict[str, Callable[[Location, Path], bool]] = {}        # kind -> does this study have a registry?
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,13 @@ class Registry:
             raise BadInput(f"cannot create the study folder {study_dir} ({e.strerror}); "
                            "choose another data folder") from None
         return BACKENDS[location.kind](location, study_dir, protocol, seed)
+
+    @classmethod
+    def exists(cls, study_dir: str | Path, url: str | None = None) -> bool:
+        """Whether `study_dir` has a registry yet (in the folder, or on the server), without
+        creating one: what a viewer asks before it offers to open a study."""
+        location = resolve(url)
+        return EXISTS[location.kind](location, Path(study_dir))
 
     def close(self) -> None:
         self._db.close()

@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Callable, TypeVar
 
 from experiment.errors import BadInput, LhlabError
 from experiment.registry import schema
-from experiment.registry.core import BACKENDS, Registry, now_iso
+from experiment.registry.core import BACKENDS, EXISTS, Registry, now_iso
 from experiment.registry.location import Location, mask
 
 if TYPE_CHECKING:
@@ -308,4 +308,14 @@ def _sqlite_participants(path: Path) -> int:
         return 0
 
 
+def _exists(location: Location, study_dir: Path) -> bool:
+    db = _connect(location)
+    try:
+        return db.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s",
+                          (SCHEMA_PREFIX + study_key(study_dir),)).fetchone() is not None
+    finally:
+        db.close()
+
+
 BACKENDS["postgresql"] = PostgresRegistry.connect
+EXISTS["postgresql"] = _exists

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Callable, TypeVar
 
 from experiment.errors import BadInput, LhlabError
 from experiment.registry import keyfile, schema
-from experiment.registry.core import BACKENDS, Registry, now_iso
+from experiment.registry.core import BACKENDS, EXISTS, Registry, now_iso
 
 if TYPE_CHECKING:
     from experiment.protocol import Protocol
@@ -256,3 +256,4 @@ class SQLiteRegistry(Registry):
 
 
 BACKENDS["sqlite"] = lambda location, study_dir, protocol, seed: SQLiteRegistry.connect(study_dir, protocol, seed)
+EXISTS["sqlite"] = lambda location, study_dir: (study_dir / REGISTRY_FILE).exists()
