@@ -47,7 +47,7 @@ import pandas as pd
 from experiment import datafile
 from experiment.errors import BadInput
 from experiment.tasks import TASKS
-from experiment.identifiers import LABEL_PATTERN, LABEL_RE
+from experiment.identifiers import LABEL_PATTERN, LABEL_RE, printable
 from experiment.safeio import FileRefused, read_regular
 
 COMMON = ["participant_id", "session", "condition", "phase", "role", "task", "trial"]
@@ -190,7 +190,7 @@ def _read_session_dir(study: Path, label: str, n: int, sdir: Path, problems: _Pr
             phases[ph["id"]] = ph
     order = {k: i for i, k in enumerate(phases)}
     for name in names:
-        if name not in ("beh", json_path.name):
+        if name not in ("beh", json_path.name, datafile.frames_path(study, label, n).name):
             problems.add(sdir / name, "unexpected entry in a session folder", "ignored")
     seen = set()
     if names.get("beh"):
@@ -545,6 +545,6 @@ def print_problems(problems: pd.DataFrame, out=None, limit: int = 50) -> None:
     """The load problems, one line each (the first `limit`; all of them are in the report)."""
     out = out if out is not None else sys.stderr
     for row in problems.head(limit).itertuples():
-        print(f"{row.path}: {row.problem} -> {row.action}", file=out)
+        print(printable(f"{row.path}: {row.problem} -> {row.action}"), file=out)   # no terminal escapes from data
     if len(problems) > limit:
         print(f"... and {len(problems) - limit} more (see load_problems.csv)", file=out)

@@ -317,10 +317,12 @@ def cmd_status(args) -> int:
     except OSError as e:        # a full or read-only disk: list what is there without writing
         print(f"lhlab status: {args.study_dir}: could not update the records ({e.strerror}); "
               "listing them read-only", file=sys.stderr)
+    from experiment.identifiers import printable     # values from the folder never drive the terminal
     print("participant\tsession\tcondition\tstatus\tstarted\treason")
     for rec in datafile.all_sessions(args.study_dir):
-        print(f"sub-{rec.get('participant')}\tses-{rec.get('session')}\t{rec.get('condition')}\t"
-              f"{rec['effective_status']}\t{rec.get('started', '')}\t{(rec.get('exit') or {}).get('reason', '')}")
+        fields = (f"sub-{rec.get('participant')}", f"ses-{rec.get('session')}", rec.get("condition"),
+                  rec["effective_status"], rec.get("started", ""), (rec.get("exit") or {}).get("reason", ""))
+        print("\t".join(printable(f) for f in fields))
     return 0
 
 

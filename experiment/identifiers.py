@@ -89,6 +89,14 @@ def check_free_text(text: object, what: str = "text") -> str | None:
     return None
 
 
+def printable(text: object) -> str:
+    """`text` for a terminal line: control characters (escape sequences, line breaks, tabs) and
+    undecodable bytes shown as \\xNN, so data read from a study folder cannot recolour, retitle
+    or clear the terminal, or fake extra lines."""
+    s = str(text)
+    return s if s.isprintable() else "".join(c if c.isprintable() else ascii(c)[1:-1] for c in s)
+
+
 def _shown(value: object) -> str:
     """repr, shortened so a hostile value cannot flood the message; never fails on surrogates."""
     text = repr(value)      # escapes newlines, control characters and undecodable bytes

@@ -180,3 +180,17 @@ def test_a_file_name_ending_in_a_newline_is_not_a_trial_file(study):
     s = load_study(study)
     assert len(s.trials) == before
     assert any("unexpected file in beh/" in p for p in _problems(s)), _problems(s)
+
+
+def test_values_from_the_folder_never_drive_the_terminal(study):
+    """Escape sequences in a record or a folder name are printed as \\x1b, not executed."""
+    from analysis.loading import print_problems
+    from conftest import run_lhlab
+    import io
+    _edit_record(study, lambda r: r.update(condition="c\x1b]0;pwned\x07", exit={"reason": "x\x1b[2Jy\nz"}))
+    (study / "sub-\x1b[2J").mkdir()
+    out = run_lhlab("status", study, check_rc=0, timeout=60)
+    assert "\x1b" not in out.stdout and "\\x1b]0;pwned\\x07" in out.stdout and "x\\x1b[2Jy\\nz" in out.stdout
+    buf = io.StringIO()
+    print_problems(load_study(study).problems, out=buf)
+    assert "\x1b" not in buf.getvalue() and "\\x1b" in buf.getvalue()
