@@ -487,6 +487,15 @@ def test_erase_removes_a_participant_everywhere_but_the_log(backend, tmp_path, y
         assert reg.participant(gone).status == "erased"
         assert reg.add_participant(yoked).label == f"P{len(people) + 1:03d}"     # a label is never reused
     _one_line_exit_2(_in_process(capsys, "erase", study, "P999", "--reason", "x"), "P999")
+    # a participant whose session is running now is not erased under its feet
+    live = people[1].label
+    path = datafile.session_json_path(study, live, 1)
+    record = datafile.read_session(path)
+    del record["effective_status"]
+    record.update(status="running", process=datafile.process_identity())
+    datafile.write_json_atomic(path, record)
+    _one_line_exit_2(_in_process(capsys, "erase", study, live, "--reason", "x"), "is running now")
+    assert (study / f"sub-{live}").is_dir()
 
 
 def test_registry_is_chosen_by_flag_env_lab_json_then_sqlite(tmp_path, monkeypatch):

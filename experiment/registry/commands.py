@@ -78,7 +78,7 @@ def apply_registry_option(args: argparse.Namespace) -> None:
 
 
 def _target(text: str) -> location.Location | Path:
-    if "://" in text or text.lower().startswith("sqlite"):
+    if "://" in text or text.lower() in ("sqlite", "sqlite:"):
         loc = location.parse(text, "registry URL")
         if loc.kind == "postgresql":
             return loc

@@ -81,6 +81,10 @@ def erase(study: Path, label: str, reason: str) -> list[str]:
     if not (reason or "").strip():
         raise BadInput("--reason is required: say why (e.g. 'consent withdrawn by e-mail 2026-12-01'); it is kept "
                        "in the registry's audit table")
+    running = [r for r in datafile.all_sessions(study) if r.get("participant") == label
+               and r.get("effective_status") == "running"]
+    if running:
+        raise BadInput(f"sub-{label} ses-{running[0].get('session')} is running now; end the session first, then erase")
     done = []
     with Registry.open(study) as reg:
         reg.participant(label)                  # BadInput if unknown
