@@ -37,9 +37,11 @@ def load_all(path: Path | None = None) -> list[dict]:
         return []
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise BadInput(f"{path}: cannot read the calibrations ({e}); fix the file or move it away and "
-                       "calibrate again with `lhlab calibrate`") from None
+        if not isinstance(data, dict) or not isinstance(data.get("calibrations", []), list):
+            raise ValueError("not an object with a list of calibrations")
+    except (OSError, ValueError, RecursionError) as e:     # RecursionError: absurdly nested JSON
+        raise BadInput(f"{path}: cannot read the calibrations ({type(e).__name__}: {str(e)[:200]}); fix the file "
+                       "or move it away and calibrate again with `lhlab calibrate`") from None
     return list(data.get("calibrations", []))
 
 

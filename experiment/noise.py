@@ -71,8 +71,9 @@ def lab_config() -> dict:
         return {}
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise BadInput(f"{path}: cannot read the lab settings ({e}); fix or delete the file") from None
+    except (OSError, ValueError, RecursionError) as e:     # RecursionError: absurdly nested JSON
+        raise BadInput(f"{path}: cannot read the lab settings ({type(e).__name__}: {str(e)[:200]}); fix or "
+                       "delete the file") from None
     if not isinstance(data, dict):
         raise BadInput(f"{path}: must be a JSON object")
     return data

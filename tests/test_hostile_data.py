@@ -194,3 +194,14 @@ def test_values_from_the_folder_never_drive_the_terminal(study):
     buf = io.StringIO()
     print_problems(load_study(study).problems, out=buf)
     assert "\x1b" not in buf.getvalue() and "\\x1b" in buf.getvalue()
+
+
+@pytest.mark.parametrize("content", ["[" * 100_000 + "]" * 100_000, "[1, 2]"])
+def test_a_damaged_lab_config_is_one_line(tmp_path, content):
+    from conftest import run_lhlab
+    lab = tmp_path / "lab.json"
+    lab.write_text(content)
+    out = run_lhlab("validate", "protocols/hiroto-seligman-noise-shuttle.yaml",
+                    env={**os.environ, "LHLAB_LAB_CONFIG": str(lab)}, timeout=60)
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
+    assert len(out.stderr.strip().splitlines()) == 1 and "lab.json" in out.stderr
