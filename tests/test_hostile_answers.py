@@ -121,9 +121,13 @@ def test_lhlab_analyze_writes_safe_csvs(tmp_path):
         rec = json.loads(rec_path.read_text())
         rec["experimenter"] = formula
         rec_path.write_text(json.dumps(rec))
+    tag = "<img src=x onerror=alert(1)>"
+    (next(study.glob("sub-*")) / tag).write_text("x")           # reported as an unexpected file
     result = analyze(study, Options(rules=ExclusionRules(pilot=False)))
     out = tmp_path / "out"
-    write_outputs(result, out, plots=False)
+    report = write_outputs(result, out, plots=False)
+    html = report.read_text(encoding="utf-8")
+    assert tag not in html and "&lt;img src=x onerror=alert(1)&gt;" in html      # shown, never run
     with open(out / "sessions.csv", newline="") as f:
         cells = [r["experimenter"] for r in csv.DictReader(f)]
     assert cells and all(c == "'" + formula for c in cells)
