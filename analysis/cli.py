@@ -45,6 +45,13 @@ def add_parser(subparsers) -> None:
     p.add_argument("--protocol", type=Path, metavar="FILE",
                    help="the protocol whose analysis: section (primary outcome, alpha) applies, when the file the "
                         "sessions name has moved (default: that file)")
+    p.add_argument("--max-dropped-frames", type=float, default=None, metavar="PERCENT",
+                   help="exclude a participant whose analysed session dropped more than PERCENT %% of its frames "
+                        "(the session's timing audit; sessions without one are never excluded by it); refused for "
+                        "a study where no session recorded a timing audit")
+    p.add_argument("--trial-models", choices=("auto", "on", "off"), default="auto",
+                   help="trial-level models of the test phase (mixed model of log latency, logistic model of "
+                        "failures): auto = up to 1,000 participants (default), on, off")
     p.add_argument("--no-plots", action="store_true", help="skip the figures (faster)")
     p.add_argument("--no-trials-csv", action="store_true", help="do not write the (large) trials.csv")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
@@ -59,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
         raise BadInput(f"--shuttle-criterion must be >= 1 (got {args.shuttle_criterion})")
     if args.yoke_tolerance is not None and args.yoke_tolerance < 0:
         raise BadInput(f"--yoke-tolerance must be >= 0 (got {args.yoke_tolerance})")
+    if args.max_dropped_frames is not None and not 0 <= args.max_dropped_frames <= 100:
+        raise BadInput(f"--max-dropped-frames is a percentage from 0 to 100 (got {args.max_dropped_frames:g})")
     rules = ExclusionRules(pilot=not args.include_pilot, withdrawn=not args.include_withdrawn,
                            incomplete=not args.include_incomplete, broken_yoke=not args.include_broken_yokes,
                            checks=tuple(CheckRule.parse(r) for r in args.check_rule))
@@ -69,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
     progress = None if args.quiet else stderr_progress
     result = analyze(study, Options(rules=rules, session_rule=args.session_rule, between=args.by,
                                     shuttle_criterion=args.shuttle_criterion, yoke_tolerance=args.yoke_tolerance,
-                                    protocol=args.protocol),
+                                    trial_models=args.trial_models,
+                                    protocol=args.protocol, max_dropped_frames=args.max_dropped_frames),
                      progress=progress)
     problems = result.tables["load_problems"]
     if len(problems):

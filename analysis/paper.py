@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis import timing
+
 CITATIONS = {
     "Python": "Python Software Foundation. Python Language Reference, version {v}. https://www.python.org",
     "numpy": "Harris, C. R., et al. (2020). Array programming with NumPy. Nature, 585, 357-362.",
@@ -236,6 +238,9 @@ def methods(result) -> str:
                + "; ".join(f"{k.replace('_', ' ')}: {v}" for k, v in per.items()) + ").")
     lines.append(f"{len(part)} participants took part; {len(inc)} were analysed: {groups}.{why}")
     lines.append("")
+    sentence = timing.methods_sentence(t["timing"]) if "timing" in t else ""
+    if sentence:
+        lines += ["## Apparatus timing (from each session's timing audit)", "", sentence, ""]
     lines.append("## Analysis plan")
     lines.append("")
     ref = f" ({plan.reference})" if plan.reference else ""

@@ -30,6 +30,7 @@ from analysis.exclusions import ExclusionRules, exclusions, yoking_check
 from analysis.loading import Study, load_study
 from analysis.measures import Measures, participant_measures
 from analysis.plan import Plan, read_plan
+from analysis.timing import timing_exclusions, timing_table
 from experiment.errors import BadInput
 
 Progress = Callable[[str], None]
@@ -49,6 +50,8 @@ class Options:
     yoke_tolerance: float | None = None
     ci: float = 0.95
     protocol: Path | None = None
+    trial_models: str = "auto"     # auto (up to 1,000 participants), on, off
+    max_dropped_frames: float | None = None     # % of frames (analysis.timing)
 
     def describe(self) -> list[tuple[str, str]]:
         """Every option as (provenance key, value), defaults included, saying which were given."""
@@ -60,7 +63,11 @@ class Options:
         return [("option_session_rule", self.session_rule), ("option_grouping", self.between),
                 ("option_confidence_level", f"{self.ci:g}"), ("option_shuttle_criterion", crit),
                 ("option_yoke_tolerance", tol),
-                ("option_protocol", str(self.protocol) if self.protocol else "(the file the sessions name)")]
+                ("option_trial_models", self.trial_models + (" (fitted up to 1,000 participants)"
+                                                         if self.trial_models == "auto" else "")),
+                ("option_protocol", str(self.protocol) if self.protocol else "(the file the sessions name)"),
+                ("option_max_dropped_frames", f"{self.max_dropped_frames:g}% (given)" if self.max_dropped_frames
+                 is not None else "none (default: no participant is excluded for dropped frames)")]
 
 
 DEFAULT_SHUTTLE_CRITERION = 3
@@ -108,6 +115,13 @@ def analyze(study_dir: Path | str, options: Options | None = None, progress: Pro
                           else DEFAULT_YOKE_TOLERANCE)
     test_cols = list(measures.performance("test")["column"])
     excl = exclusions(part, measures.table, rules, yoking, test_columns=test_cols)
+    timing = timing_table(study)
+    if options.max_dropped_frames is not None and not timing["audited"].astype(bool).any():
+        raise BadInput(f"--max-dropped-frames {options.max_dropped_frames:g} does not apply: no session of this study "
+                       "recorded a timing audit (data-only simulation or an older lhlab); leave it out")
+    dropped = timing_exclusions(timing, part, options.max_dropped_frames)
+    if dropped:
+        excl = pd.concat([excl, pd.DataFrame(dropped, columns=excl.columns)], ignore_index=True)
     keep = ~measures.table["participant_id"].isin(excl["participant_id"])
     included = measures.table[keep].reset_index(drop=True)
     if included.empty:
@@ -136,11 +150,28 @@ def analyze(study_dir: Path | str, options: Options | None = None, progress: Pro
     tables.update({
         "trials": study.trials, "sessions": study.sessions, "participants": study.participants,
         "measures": measures.table, "measure_catalog": measures.catalog, "exclusions": excl,
-        "yoking": yoking, "load_problems": study.problems,
+        "yoking": yoking, "load_problems": study.problems, "timing": timing,
     })
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    tables["trial_models"] = _trial_models(study, included, between, kinds, order, options, warnings, say)
     tables["provenance"] = _provenance(study, options, created, plan, data_mark)
     return Analysis(study, options, measures, included, kinds, order, tables, warnings, created, plan, data_mark)
+
+
+def _trial_models(study: Study, included: pd.DataFrame, between: str, kinds: dict, order: list, options: Options,
+                  warnings: list, say: Progress) -> pd.DataFrame:
+    """The trial-level models (analysis.trial_models): run up to MAX_PARTICIPANTS included
+    participants when `options.trial_models` is "auto", always with "on", never with "off"."""
+    from analysis import trial_models
+    n = len(included)
+    if options.trial_models == "off" or (options.trial_models == "auto" and n > trial_models.MAX_PARTICIPANTS):
+        if options.trial_models == "auto":
+            warnings.append(f"trial-level models skipped: {n} participants (more than "
+                            f"{trial_models.MAX_PARTICIPANTS:,}); pass --trial-models on to fit them")
+        return pd.DataFrame(columns=trial_models.COLUMNS)
+    say(f"fitting trial-level models ({n} participants)")
+    t = trial_models.test_trials(study.trials, study.participants, included["participant_id"])
+    return trial_models.fit(t, between, kinds, order)         # trials carry condition and condition_kind
 
 
 def _check_options(options: Options, measures: Measures, participants: pd.DataFrame) -> None:
@@ -165,6 +196,7 @@ def _check_options(options: Options, measures: Measures, participants: pd.DataFr
 
 FLAGS = {"pilot": "--include-pilot", "withdrawn": "--include-withdrawn", "incomplete": "--include-incomplete",
          "broken_yoke": "--include-broken-yokes", "failed_check": "a looser --check-rule (or none)",
+         "timing": "a larger --max-dropped-frames (or none)",
          "missing_data": "(no flag: they have no test data)"}
 
 

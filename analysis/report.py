@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import plots as figures
+from analysis import timing
 
 MAX_ROWS = 200       # longer lists (exclusions, problems) are cut in the page; the CSVs have them all
 
@@ -120,7 +121,7 @@ def render(result, with_plots: bool = True, fig_dir: Path | None = None) -> str:
              f"{esc(result.created)}</div>",
              '<nav><a href="#primary">Primary outcome</a><a href="#deficit">Deficit</a><a href="#figures">Figures</a><a href="#stats">Statistics</a>'
              '<a href="#survival">Trials to criterion</a><a href="#check">Manipulation check</a>'
-             '<a href="#yoking">Yoking</a><a href="#exclusions">Exclusions</a><a href="#problems">Load problems</a>'
+             '<a href="#yoking">Yoking</a><a href="#timing">Timing</a><a href="#exclusions">Exclusions</a><a href="#problems">Load problems</a>'
              '<a href="#provenance">Provenance</a></nav>']
     for w in result.warnings:
         parts.append(f'<div class="warn">Warning: {esc(w)}</div>')
@@ -131,9 +132,12 @@ def render(result, with_plots: bool = True, fig_dir: Path | None = None) -> str:
         parts.append(_figures(result, cat, fig_dir))
     parts.append(_stats_section(result, cat, "test", "stats", "Statistics: test phase"))
     parts.append(_survival(result, cat))
+    parts.append(_trial_models(result, cat))
     parts.append(_stats_section(result, cat, "check", "check", "Manipulation check"))
     parts.append(_stats_section(result, cat, "training", "training", "Training"))
     parts.append(_yoking(t["yoking"]))
+    if "timing" in t:
+        parts.append(timing.html_section(t["timing"], timing.methods_sentence(t["timing"]), esc, table))
     parts.append(_exclusions(result))
     parts.append(_problems(t["load_problems"], study.notes))
     parts.append(_provenance(t["provenance"]))
@@ -405,6 +409,25 @@ def _survival(result, cat) -> str:
     rows = [[_label(cat, r.measure), esc(getattr(r, between)), str(r.n), num(r.observed), num(r.expected),
              f"&chi;&sup2;({r.dof}) = {num(r.chi2)}", pval(r.p_unc)] for r in lr.itertuples()]
     out.append(table(rows, ["measure", esc(between), "n", "reached criterion", "expected", "log-rank", "p"], (0, 1)))
+    return "".join(out)
+
+
+def _trial_models(result, cat) -> str:
+    tm = result.tables.get("trial_models", pd.DataFrame())
+    out = ['<h2 id="trials">Trial-level models (test phase)</h2>',
+           '<p class="note">Every test trial, helpless group against the mean of the other groups, signed so that a '
+           "positive estimate means the helpless group did worse. Latency: linear mixed model of log latency "
+           "(random intercept per participant, items as fixed effects; estimate as a ratio of latencies). "
+           "Failure: logistic regression of each trial's failure with items as fixed effects and SEs clustered by "
+           "participant (odds ratio). statsmodels, not lme4: crossed random effects for items are not fitted.</p>"]
+    if tm.empty:
+        out.append("<p>Not fitted (see the warnings, or --trial-models).</p>")
+        return "".join(out)
+    rows = [[esc(r.phase), esc(r.model), esc(r.method), str(r.n_trials), str(r.n_participants),
+             f"{num(r.estimate)} {ci(r.ci_low, r.ci_high)}", f"{num(r.effect)} {ci(r.effect_ci_low, r.effect_ci_high)}",
+             esc(r.effect_scale), f"z = {num(r.statistic)}", pval(r.p), esc(r.note)] for r in tm.itertuples()]
+    out.append(table(rows, ["phase", "model", "method", "trials", "participants", "estimate [95% CI]",
+                            "effect [95% CI]", "effect is", "test", "p", "note"], (0, 1, 2, 7, 10)))
     return "".join(out)
 
 

@@ -447,6 +447,15 @@ def all_sessions(study: Path, skip: set[tuple[str, int]] = frozenset()) -> list[
 
 # -- BIDS dataset files --------------------------------------------------------------------
 
+def _create_once(path: Path, text: str) -> None:
+    """Create a small text file whole or not at all (a full disk leaves no half README); a
+    concurrent session that made it first is fine."""
+    try:
+        write_new_bytes(path, text.encode("utf-8"))
+    except FileExistsError:
+        pass
+
+
 def ensure_dataset_files(study: Path, title: str, protocol_sha: str | None = None) -> None:
     """dataset_description.json, .bidsignore, participants.json: created once, kept."""
     study.mkdir(parents=True, exist_ok=True)
@@ -461,13 +470,12 @@ def ensure_dataset_files(study: Path, title: str, protocol_sha: str | None = Non
         })
     readme = study / "README"
     if not readme.exists():
-        readme.write_text(f"{title}\n\nBehavioural data collected with lhlab (learned-helplessness experiments).\n"
-                          "One folder per participant and session; trial logs are BIDS beh TSV files with JSON\n"
-                          "sidecars. *_session.json files hold each session's provenance and status.\n",
-                          encoding="utf-8")
+        _create_once(readme, f"{title}\n\nBehavioural data collected with lhlab (learned-helplessness experiments).\n"
+                             "One folder per participant and session; trial logs are BIDS beh TSV files with JSON\n"
+                             "sidecars. *_session.json files hold each session's provenance and status.\n")
     ignore = study / ".bidsignore"
     if not ignore.exists():
-        ignore.write_text("".join(f"{line}\n" for line in BIDS_IGNORE), encoding="utf-8")
+        _create_once(ignore, "".join(f"{line}\n" for line in BIDS_IGNORE))
     else:       # a study begun by an older lhlab: add the lines it lacks, keep the lab's own
         have = ignore.read_text(encoding="utf-8", errors="replace")
         lacking = [line for line in BIDS_IGNORE if line not in have.splitlines()]

@@ -78,6 +78,8 @@ class Session:
     def _save(self) -> None:
         self.record["updated"] = now_iso()
         self.record["noise_dose"] = self.speaker.dose_record()
+        self.record["timing"] = {**self.record.get("timing", {}), "screen": self.screen.timing(),
+                                 "audio": self.speaker.timing()}
         datafile.write_json_atomic(self.json_path, self.record)
 
     def _start_record(self) -> None:
@@ -182,6 +184,7 @@ class Session:
                 self.record["traceback"] = traceback.format_exc()
             show_goodbye = False
         self._close_phase()
+        self._write_frame_log()
         self.record.update(status=status, ended=now_iso(),
                            exit={"status": status, "reason": reason, "code": EXIT_FOR_STATUS[status]})
         self._save()
@@ -206,6 +209,19 @@ class Session:
 
     def _write_sidecar(self, path: Path, sidecar: dict) -> None:
         datafile.write_new_json(path, sidecar)
+
+    def _write_frame_log(self) -> None:
+        """Every frame interval of the session (Screen.frame_log) beside the session record; a
+        failure to write it is recorded, never allowed to change the session's status."""
+        log = self.screen.frame_log()
+        if not log:
+            return
+        path = datafile.frames_path(self.p.study, self.label, self.p.session)
+        try:
+            datafile.write_new_bytes(path, log)
+            self.record.setdefault("timing", {})["frames_file"] = str(path.relative_to(self.p.study))
+        except OSError as e:
+            self.record.setdefault("warnings", []).append(f"frame log not written ({e})")
 
     def _update_participants(self) -> None:
         """participants.tsv is a summary that `lhlab status` can rebuild at any time: a problem
@@ -242,7 +258,7 @@ class Session:
 
         ctx = PhaseContext(phase.id, phase.role, phase.params, self.clock, self.screen, self.keyboard,
                            self.speaker, self.proto.texts, self.proto.keys, write_row, self.progress,
-                           self.proto.base_dir, self.state)
+                           self.proto.base_dir, self.state, self.screen.frames_lost)
         for page in phase.instructions:
             show_page(ctx, page)
         task.run(ctx, trials)
@@ -274,7 +290,7 @@ class Session:
         self.record["debriefing_shown"] = now_iso()
         self._save()
         self.progress("debriefing")
-        for page in self.proto.debriefing_pages:
+        for page in self.proto.debriefing_for(self.req.condition):
             show_page(ctx, page, kind="debriefing")
 
     def _debrief_after_withdrawal(self) -> bool:

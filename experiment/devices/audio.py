@@ -63,6 +63,8 @@ class RealSpeaker:
         self._loaded: Burst | None = None
         self._ref_end = 0.0
         self._onset = self._stop_cmd = self._offset = None
+        self.bursts: list[dict] = []        # the timing audit of every burst (timing())
+        self._xruns0 = 0
         self._open(device["device"], latency_class)
 
     # -- opening ----------------------------------------------------------------------------
@@ -104,6 +106,8 @@ class RealSpeaker:
         self.channels = int(self.speaker.channels)
         time.sleep(0.05)
         self.predicted_latency = max(0.0, float(stream.status.get("PredictedLatency", 0.0)))
+        self.buffer_size = int(stream.status.get("BufferSize", 0)) or None
+        self.server = audio_server()
         silence = np.zeros((int(self.sample_rate * 0.05), self.channels), dtype=np.float32)
         self.sound = sound.Sound(value=silence, sampleRate=self.sample_rate, stereo=self.channels > 1,
                                  hamming=False, speaker=self.speaker, name="noise", autoLog=False)
@@ -112,7 +116,23 @@ class RealSpeaker:
         return {"backend": "psychopy-ptb", "device": self.device, "name": self.speaker.name,
                 "index": self.speaker.index, "sample_rate": self.sample_rate, "channels": self.channels,
                 "latency_class": self.latency_class, "predicted_latency_s": round(self.predicted_latency, 6),
+                "buffer_size": self.buffer_size, "server": self.server,
                 "calibration": (self.calibration or {}).get("id")}
+
+    def timing(self) -> dict:
+        """Device settings and every burst's scheduled vs reported onset/offset and underruns
+        (ms figures: reported - scheduled onset; reported offset - stop command)."""
+        def ms(values):
+            v = sorted(x for x in values if x is not None)
+            return None if not v else {"median": round(v[len(v) // 2], 3), "max": round(v[-1], 3)}
+        return {"audited": True, "backend": "psychopy-ptb", "server": self.server,
+                "latency_class": self.latency_class, "buffer_size": self.buffer_size,
+                "sample_rate": self.sample_rate, "predicted_latency_ms": round(self.predicted_latency * 1000, 3),
+                "xruns_total": self.xruns(), "bursts_n": len(self.bursts),
+                "onset_error_ms": ms(b["onset_error_ms"] for b in self.bursts),
+                "stop_to_offset_ms": ms(b["stop_to_offset_ms"] for b in self.bursts),
+                "bursts_with_xruns": sum(1 for b in self.bursts if b["xruns"]),
+                "bursts": self.bursts}
 
     # -- time -------------------------------------------------------------------------------
     def _unix(self, t: float) -> float:
@@ -147,8 +167,10 @@ class RealSpeaker:
             raise DeviceError("internal error: start() of a burst that is not loaded")
         earliest = self._ptb.GetSecs() + max(0.01, 2 * self.predicted_latency)
         when = earliest if at is None else max(earliest, self._unix(at))
+        self._xruns0 = self.xruns()
         self.sound.play(when=when, log=False)
         self._burst, self._onset, self._stop_cmd, self._offset = burst, when, None, None
+        self._reported_offset = None
         self._loaded = None
         return self._session(when)
 
@@ -159,6 +181,7 @@ class RealSpeaker:
             self._stop_cmd = t
             self.sound.stop(log=False)
             est = self._estimated_stop(t)
+            self._reported_offset = est
             end = self._onset + self._burst.seconds / self.speed
             self._offset = min(end, max(self._onset, est))
         return self._session(t)
@@ -178,8 +201,32 @@ class RealSpeaker:
         self.meter.add(self._burst.level_dba, (offset - self._onset))
         out = (self._session(self._onset), self._session(offset),
                self._session(self._stop_cmd) if self._stop_cmd is not None else None)
+        self._audit_burst(offset)
         self._burst = None
         return out
+
+    def _audit_burst(self, offset: float) -> None:
+        """One burst of the timing audit: scheduled onset (the `when` given to psychtoolbox) vs the
+        onset the driver reported, the stop command vs the offset it estimated, underruns."""
+        try:
+            status = self.sound.track.status
+            reported = float(status.get("StartTime", 0.0)) or None
+        except Exception:  # noqa: BLE001 - a closed track reports nothing
+            reported = None
+        if reported is not None and abs(reported - self._onset) > 1.0:
+            reported = None         # not this burst's start (e.g. it never started)
+        stop_ms = None
+        if self._stop_cmd is not None and self._reported_offset is not None:
+            stop_ms = round((self._reported_offset - self._stop_cmd) * 1000, 3)
+        self.bursts.append({
+            "onset_scheduled": round(self._session(self._onset), 6),
+            "onset_reported": None if reported is None else round(self._session(reported), 6),
+            "onset_error_ms": None if reported is None else round((reported - self._onset) * 1000, 3),
+            "offset": round(self._session(offset), 6),
+            "stop_command": None if self._stop_cmd is None else round(self._session(self._stop_cmd), 6),
+            "stop_to_offset_ms": stop_ms,
+            "xruns": max(0, self.xruns() - self._xruns0),
+        })
 
     def silence(self) -> None:
         """Stop whatever plays (withdrawal, abort, crash, end of phase)."""
@@ -222,6 +269,16 @@ class RealSpeaker:
             self.speaker.close()
         except Exception:  # noqa: BLE001 - closing is best effort at exit
             pass
+
+
+def audio_server() -> str:
+    """Which sound server the ALSA `default`/`pulse` device goes through: "pipewire",
+    "pulseaudio" or "unknown" (from `pactl info`, the same question a lab asks by hand)."""
+    from experiment import os_specific
+    out = os_specific.pactl("info") or ""
+    if "PipeWire" in out:
+        return "pipewire"
+    return "pulseaudio" if "Server Name" in out else "unknown"
 
 
 def open_speaker(device: dict, limits, calibration: dict | None, latency_class: int = 1,

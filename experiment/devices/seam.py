@@ -99,14 +99,35 @@ class Screen(Protocol):
     def info(self) -> dict:
         """Provenance: size, refresh rate, backend."""
 
+    def frames_lost(self, start: float, end: float, window: str) -> int | None:
+        """Frames dropped during one trial's stimulus window [start, end] (session times) of kind
+        `window` ("letters", "noise", "cards"), which the timing audit then reports; None when the
+        screen has no frames (data-only simulation). See experiment.devices.frames."""
+
+    def timing(self) -> dict:
+        """The timing audit's summary for the session record: refresh measured/nominal, frames,
+        dropped frames overall and per stimulus window, worst frame ({"audited": False} without frames)."""
+
+    def frame_log(self) -> bytes | None:
+        """Every frame interval of the session as a gzip TSV (experiment.devices.frames.FRAME_COLUMNS),
+        None without frames."""
+
 
 class Keyboard(Protocol):
-    def wait_key(self, keys: list[str], until: float | None = None) -> KeyPress | None:
-        """First press of one of `keys` before session time `until` (None: no limit)."""
+    def wait_key(self, keys: list[str], until: float | None = None,
+                 since: float | None = None) -> KeyPress | None:
+        """The next press of one of `keys` made at or after session time `since` (usually the
+        onset of the screen that asks), before `until` (None: no limit).
 
-    def read_text(self, until: float, view: View, extra_keys: tuple[str, ...] = ()) -> TextEntry | KeyPress | None:
+        No press is lost: presses arrive in a pending queue and each wait takes the oldest first
+        (experiment.devices.keyqueue), so a burst of presses between two polls is answered one
+        by one; presses before `since` and of other keys are used up without effect."""
+
+    def read_text(self, until: float, view: View, extra_keys: tuple[str, ...] = (),
+                  since: float | None = None) -> TextEntry | KeyPress | None:
         """Text typed into the entry box of `view` and submitted with Enter, a press of one of
-        `extra_keys` (e.g. a skip key), or None at `until`.
+        `extra_keys` (e.g. a skip key), or None at `until`. Keys before `since` are dropped;
+        several answers typed in one burst come back one per call.
 
         The screen keeps showing `view` with the typed text while the participant types.
         """
@@ -146,6 +167,10 @@ class Speaker(Protocol):
 
     def xruns(self) -> int:
         """Output underruns so far (each one is a gap in the sound)."""
+
+    def timing(self) -> dict:
+        """The audio part of the timing audit: device settings (backend, latency class, buffer,
+        sample rate) and, per burst, scheduled vs reported onset/offset and underruns."""
 
     def close(self) -> None:
         """Release the output (silence first)."""

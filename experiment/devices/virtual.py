@@ -41,6 +41,9 @@ class NoSpeaker:
     def xruns(self) -> int:
         return 0
 
+    def timing(self) -> dict:
+        return {"audited": False, "backend": "none"}
+
     def close(self) -> None:
         pass
 
@@ -81,6 +84,15 @@ class RecordingScreen:
     def info(self) -> dict:
         return {"backend": "simulated", "mode": "data-only"}
 
+    def frames_lost(self, start: float, end: float, window: str) -> int | None:
+        return None          # no frames: the rows say n/a, never a made-up "ok"
+
+    def timing(self) -> dict:
+        return {"audited": False, "reason": "data-only simulation: no window, no frames"}
+
+    def frame_log(self) -> bytes | None:
+        return None
+
 
 class SimulatedKeyboard:
     def __init__(self, clock: VirtualClock, participant, keys: dict, stop_flag=None):
@@ -98,10 +110,10 @@ class SimulatedKeyboard:
             raise Withdrawn("withdraw key")
         return got
 
-    def wait_key(self, keys, until=None):
+    def wait_key(self, keys, until=None, since=None):
         return self._deliver(self.participant.press(list(keys), self.clock.t, until), until)
 
-    def read_text(self, until, view, extra_keys=()):
+    def read_text(self, until, view, extra_keys=(), since=None):
         return self._deliver(self.participant.answer_text(self.clock.t, until, list(extra_keys)), until)
 
     def wait_response(self, matcher, until, on_complete=None, since=None):
@@ -198,6 +210,9 @@ class SilentSpeaker:
 
     def xruns(self) -> int:
         return 0
+
+    def timing(self) -> dict:
+        return {"audited": False, "backend": "simulated", "bursts": len(self.bursts)}
 
     def close(self) -> None:
         self.silence()

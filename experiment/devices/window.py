@@ -24,6 +24,8 @@ logging.console.setLevel(logging.ERROR)       # stdout carries progress JSON onl
 from psychopy import visual                                  # noqa: E402
 from psychopy.hardware import keyboard as ptb_keyboard       # noqa: E402
 
+from experiment.devices.frames import FrameAudit, measured_refresh   # noqa: E402
+from experiment.devices.keyqueue import KeyQueue, QueuedKeyboard, take_response   # noqa: E402
 from experiment.devices.seam import KeyPress, Response, TextEntry, View   # noqa: E402
 from experiment.devices.virtual import deliver_planned        # noqa: E402
 from experiment.errors import Aborted, DeviceError, Withdrawn  # noqa: E402
@@ -32,6 +34,9 @@ FONT = "DejaVu Sans"
 FRAME_HZ_WITHOUT_VSYNC = 60.0   # Xvfb/VMs flip at ~1 kHz; pace to a lab screen's rate
 TEXT_COLOR = (0.9, 0.9, 0.9)
 DIM = (0.3, 0.3, 0.3)
+HINT_COLOR = (0.7, 0.7, 0.7)
+BIG_TEXT = {"feedback": (0.09, 0.16), "card_feedback": (0.09, 0.16)}   # kind -> (height, y): where the eye is
+MOTION_BACKSPACE = 0xFF08   # pyglet.window.key.MOTION_BACKSPACE (pyglet is PsychoPy's, not imported here)
 
 
 class Display:
@@ -49,6 +54,8 @@ class Display:
         self.kb = ptb_keyboard.Keyboard(backend="ptb")
         self.kb.clearEvents()
         self._seen: set[int] = set()
+        self.queue = KeyQueue()       # every press and typed character until a wait takes it
+        self.win.winHandle.push_handlers(on_text=self._on_text, on_text_motion=self._on_text_motion)
         self.t0 = core.getTime()
         self.t0_unix = time.time() - (core.getTime() - self.t0)   # GetSecs is Unix time on Linux
         self.frame_period = 1.0 / FRAME_HZ_WITHOUT_VSYNC
@@ -57,6 +64,7 @@ class Display:
         self._stims = self._make_stims()
         self.entry_text_override: str | None = None   # visual simulation types into the box
         self.frames = 0
+        self.audit = self._start_audit()       # every frame of the session (experiment.devices.frames)
 
     # -- time ------------------------------------------------------------------------------
     def now(self) -> float:
@@ -89,11 +97,16 @@ class Display:
                                        pos=(0, 0.15)),
             "prompt": visual.TextStim(w, text="", font=FONT, height=0.032, color=TEXT_COLOR, pos=(0, -0.02),
                                       wrapWidth=1.1),
-            "footer": visual.TextStim(w, text="", font=FONT, height=0.022, color=DIM, pos=(0, -0.45),
+            # key hints ("Press SPACE...") must be read: as light as the text, not a small grey line
+            "footer": visual.TextStim(w, text="", font=FONT, height=0.03, color=HINT_COLOR, pos=(0, -0.42),
                                       wrapWidth=1.3),
-            "entry": visual.TextBox2(w, text="", font=FONT, letterHeight=0.06, size=(0.5, 0.09), pos=(0, -0.14),
-                                     color=(1, 1, 1), fillColor=(-0.8, -0.8, -0.8), borderColor=(0.6, 0.6, 0.6),
-                                     alignment="center", editable=True, units="height"),
+            # the answer box: our own text (from KeyQueue), not an editable TextBox2, so a burst
+            # of typing is split at each Enter and no placeholder sits under the caret
+            "entry_box": visual.Rect(w, width=0.6, height=0.1, pos=(0, -0.14), fillColor=(-0.8, -0.8, -0.8),
+                                     lineColor=(0.6, 0.6, 0.6), lineWidth=2),
+            "entry": visual.TextStim(w, text="", font=FONT, height=0.06, color=(1, 1, 1), pos=(0, -0.14),
+                                     wrapWidth=2.0),
+            "caret": visual.Line(w, start=(0, -0.172), end=(0, -0.108), lineColor=(1, 1, 1), lineWidth=2),
             "scale_line": visual.Line(w, start=(-0.4, -0.12), end=(0.4, -0.12), lineColor=TEXT_COLOR, lineWidth=3),
             "marker": visual.Circle(w, radius=0.02, fillColor=(0.2, 0.6, 1.0), lineColor=None, pos=(0, -0.12)),
             "scale_low": visual.TextStim(w, text="", font=FONT, height=0.028, color=TEXT_COLOR, pos=(-0.4, -0.19)),
@@ -126,8 +139,12 @@ class Display:
             _set(s["prompt"], view.text)
             _set(s["text"], "")
             if old is None or old.kind != "anagram" or old.letters != view.letters:
-                s["entry"].text = ""        # a new item starts with an empty box
+                self.pump()                 # typing delivered so far belongs to the previous screen
+                self.queue.clear_text()     # a new item starts with an empty box
         else:
+            height, y = BIG_TEXT.get(view.kind, (0.035, 0.05))
+            if s["text"].height != height:
+                s["text"].height, s["text"].pos, s["text"].bold = height, (0, y), view.kind in BIG_TEXT
             _set(s["text"], view.text)
             _set(s["letters"], "")
             _set(s["prompt"], "")
@@ -135,6 +152,7 @@ class Display:
             low, high = view.scale
             x = -0.4 + 0.8 * (view.marker - low) / (high - low)
             s["marker"].pos = (x, -0.12)
+            s["value"].pos = (x, -0.06)          # the number sits above the marker and moves with it
             _set(s["value"], str(view.marker))
             _set(s["scale_low"], f"{low}\n{view.scale_labels[0]}")
             _set(s["scale_high"], f"{high}\n{view.scale_labels[1]}")
@@ -164,9 +182,15 @@ class Display:
             if s[name].text:
                 s[name].draw()
         if v.entry:
-            if self.entry_text_override is not None:
-                s["entry"].text = self.entry_text_override
-            s["entry"].draw()
+            typed = self.entry_text_override if self.entry_text_override is not None else self.queue.buffer
+            if s["entry"].text != typed:
+                _set(s["entry"], typed)
+                half = s["entry"].boundingBox[0] / 2 / self.win.size[1] if typed else 0.0
+                s["caret"].start, s["caret"].end = (half + 0.006, -0.172), (half + 0.006, -0.108)
+            s["entry_box"].draw()
+            if typed:
+                s["entry"].draw()
+            s["caret"].draw()
         if v.scale:
             for name in ("scale_line", "scale_low", "scale_high", "marker", "value"):
                 s[name].draw()
@@ -182,19 +206,65 @@ class Display:
 
     def flip(self) -> float:
         """Draw the current view and flip; return the session time of the flip. Paced to
-        60 Hz where the display has no vsync, so the loop does not spin at 1 kHz."""
+        60 Hz where the display has no vsync, so the loop does not spin at 1 kHz; every flip
+        goes into the timing audit."""
         self.draw()
-        wait = self._last_flip + self.frame_period - core.getTime()
-        if wait > 0.0005:
-            time.sleep(wait - 0.0003)
+        if self.audit.pacing_hz:      # flips *start* one period apart, so their cost is not added to it
+            wait = self._last_flip + self.frame_period - core.getTime()
+            if wait > 0.0005:
+                time.sleep(wait - 0.0003)
+        self._last_flip = core.getTime()
         t = self.win.flip()
-        self._last_flip = t = core.getTime() if t is None else t
+        t = core.getTime() if t is None else t
         self.frames += 1
+        self.audit.flip(t - self.t0)
         return self.to_session(t)
 
+    # -- timing audit (experiment.devices.frames) -------------------------------------------
+    def _start_audit(self) -> FrameAudit:
+        """Measure the refresh rate from a few unpaced flips (None without vsync) and read the
+        nominal one the display reports (None when it reports none, e.g. Xvfb)."""
+        stamps = []
+        for _ in range(11):
+            t = self.win.flip()
+            stamps.append(core.getTime() if t is None else t)
+        self._last_flip = stamps[-1]
+        hz = measured_refresh([b - a for a, b in zip(stamps, stamps[1:])])
+        try:
+            nominal = float(self.win.winHandle.screen.get_mode().rate) or None
+        except Exception:  # noqa: BLE001 - many X servers report no mode
+            nominal = None
+        if hz:
+            self.frame_period = 1.0 / hz
+        return FrameAudit(self.frame_period, hz, nominal, None if hz else FRAME_HZ_WITHOUT_VSYNC)
+
+    def idle_frame(self) -> None:
+        """A frame period of a wait that does not flip (noise on): keep the window responsive and
+        count the tick in the audit, so a stall of that loop shows as dropped frames."""
+        self.pump()
+        self.audit.idle(core.getTime() - self.t0)
+
+    def frames_lost(self, start: float, end: float, window: str) -> int:
+        """Frames lost in the stimulus window [start, end] (session times); registers it."""
+        return self.audit.window(window, start / self.speed, end / self.speed)
+
     # -- keys --------------------------------------------------------------------------------
+    def _on_text(self, text: str) -> None:
+        if self.view is not None and self.view.entry:
+            self.queue.add_text(text)
+
+    def _on_text_motion(self, motion) -> None:
+        if self.view is not None and self.view.entry and motion == MOTION_BACKSPACE:
+            self.queue.add_backspace()
+
+    def frame(self) -> None:
+        """One frame of a wait (experiment.devices.keyqueue.InputSource): flip, then poll."""
+        self.flip()
+        self.poll()
+
     def poll(self) -> list[KeyPress]:
-        """New key presses since the last poll, in order. Raises on withdraw/abort/stop."""
+        """New key presses since the last poll, in order; they are also added to the pending
+        queue that every wait takes from. Raises on withdraw/abort/stop."""
         if self.stop_flag is not None and self.stop_flag.is_set():
             raise Aborted("stop requested (SIGINT/SIGTERM)")
         pressed = self.kb.getKeys(waitRelease=False, clear=False)
@@ -213,6 +283,7 @@ class Display:
                 raise Aborted("experimenter abort key")
             if k.key == self.keys["withdraw"]:
                 raise Withdrawn("withdraw key")
+        self.queue.add(out)
         return out
 
     def close(self) -> None:
@@ -237,7 +308,7 @@ class RealClock:
     def wait_until(self, t: float) -> None:
         while self.d.now() < t:
             self.d.flip()
-            self.d.poll()    # keys other than withdraw/abort are ignored while waiting
+            self.d.poll()    # presses stay pending; the next wait drops those before its `since`
 
 
 class RealScreen:
@@ -249,7 +320,8 @@ class RealScreen:
         return self.d.flip()
 
     def begin_phase(self, phase_id: str, role: str) -> None:
-        self.d.poll()     # drop keys pressed between phases
+        self.d.poll()
+        self.d.queue.clear()     # drop keys pressed between phases
 
     def info(self) -> dict:
         w = self.d.win
@@ -258,37 +330,26 @@ class RealScreen:
                 "t0_unix": self.d.t0_unix,
                 "speed": self.d.speed}
 
+    def frames_lost(self, start: float, end: float, window: str) -> int | None:
+        return self.d.frames_lost(start, end, window)
 
-class RealKeyboard:
+    def timing(self) -> dict:
+        return self.d.audit.summary()
+
+    def frame_log(self) -> bytes | None:
+        return self.d.audit.tsv_gz()
+
+
+class RealKeyboard(QueuedKeyboard):
+    """wait_key and read_text take from the Display's pending queue (experiment.devices.keyqueue),
+    one frame per loop; pyglet delivers typed characters during the flip."""
+
     def __init__(self, d: Display):
+        super().__init__(d)
         self.d = d
-
-    def wait_key(self, keys, until=None):
-        while until is None or self.d.now() < until:
-            self.d.flip()
-            for k in self.d.poll():
-                if k.key in keys:
-                    return k
-        return None
 
     def wait_response(self, matcher, until, on_complete=None, since=None):
         return wait_response_polling(self.d, matcher, until, on_complete, since)
-
-    def read_text(self, until, view, extra_keys=()):
-        entry = self.d._stims["entry"]
-        first_key = None
-        while self.d.now() < until:
-            self.d.flip()            # pyglet delivers typed characters to the box during flip
-            for k in self.d.poll():
-                if k.key in extra_keys:
-                    return k
-                if k.key in ("return", "num_enter"):
-                    text = entry.text.replace("\n", "").strip()
-                    entry.text = ""
-                    return TextEntry(text, k.t, first_key)
-                if first_key is None and len(k.key) == 1:
-                    first_key = k.t
-        return None
 
 
 POLL_INTERVAL = 0.0005     # s between keyboard polls while waiting for an escape response
@@ -308,7 +369,7 @@ def wait_response_polling(d: Display, matcher, until, on_complete=None, since=No
             if now >= until:
                 return resp
             if now >= next_pump:
-                d.pump()
+                d.idle_frame()
                 next_pump = now + d.frame_period
             time.sleep(POLL_INTERVAL)
     finally:
@@ -328,19 +389,10 @@ def wait_response_per_frame(d: Display, matcher, until, on_complete=None, since=
 
 
 def _take_keys(d: Display, matcher, resp: Response, on_complete, since) -> bool:
-    """Feed the new presses to `matcher`; True (with resp.done set) once the response is complete."""
-    for k in d.poll():
-        if since is not None and k.t < since:
-            continue
-        resp.presses.append(k)
-        if k.key in matcher.key_set and resp.first is None:
-            resp.first = k
-        if matcher.feed(k):
-            if on_complete is not None:
-                on_complete(k)
-            resp.done = k
-            return True
-    return False
+    """Poll, then feed the pending presses to `matcher` in order; True (with resp.done set) once
+    the response is complete (later presses stay pending)."""
+    d.poll()
+    return take_response(d.queue, matcher, resp, on_complete, since)
 
 
 class SimulatedInput:
@@ -354,14 +406,15 @@ class SimulatedInput:
         while t is None or self.d.now() < t:
             self.d.flip()
             self.d.poll()
+            self.d.queue.clear()      # the answers come from the simulated participant
 
-    def wait_key(self, keys, until=None):
+    def wait_key(self, keys, until=None, since=None):
         self.participant.see(self.d.view, self.d.now())
         got = self.participant.press(list(keys), self.d.now(), until)
         self._run_until(got.t if got else until)
         return self._deliver(got)
 
-    def read_text(self, until, view, extra_keys=()):
+    def read_text(self, until, view, extra_keys=(), since=None):
         got = self.participant.answer_text(self.d.now(), until, list(extra_keys))
         if isinstance(got, TextEntry):
             start = got.first_key if got.first_key is not None else got.t
@@ -371,6 +424,7 @@ class SimulatedInput:
                 self.d.entry_text_override = got.text[: int(len(got.text) * share) + 1]
                 self.d.flip()
                 self.d.poll()
+                self.d.queue.clear()
             self.d.entry_text_override = None
         else:
             self._run_until(got.t if got else until)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from experiment import datafile
 from experiment.devices import KeyPress, View
-from experiment.tasks.base import COMMON_COLUMNS, DEADLINE_SLACK, TIME_TOL, Column, Param, Problem, Task
+from experiment.tasks.base import COMMON_COLUMNS, DEADLINE_SLACK, TIME_TOL, TIMING_OK, Column, Param, Problem, Task
 
 ITEM_COLUMNS = ["item_id", "letters", "solution", "solvable"]
 
@@ -102,6 +102,7 @@ class Anagram(Task):
         Column("time_limit", "Time limit of the trial.", "s"),
         Column("fast_run", "Consecutive solutions under criterion_time up to this trial."),
         Column("criterion_reached", "1 from the trial where criterion was reached on."),
+        TIMING_OK,
     )
 
     # -- validation -------------------------------------------------------------------------
@@ -256,6 +257,7 @@ class Anagram(Task):
                 "attempts": len(wrong) + (outcome == "solved"), "wrong_answers": datafile.join_answers(wrong),
                 "answers": datafile.join_answers(typed_raw),
                 "time_limit": p["time_limit"], "fast_run": fast_run, "criterion_reached": int(reached),
+                "timing_ok": ctx.timing_ok(onset, ctx.clock.now(), "letters"),
             })
             ctx.progress("trial", trial=n, of=len(schedule), outcome=outcome,
                          rt=round(rt, 3) if rt is not None else None)

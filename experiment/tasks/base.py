@@ -70,6 +70,12 @@ COMMON_COLUMNS: tuple[Column, ...] = (
     Column("trial", "Trial number within the phase, from 1."),
 )
 
+# The timing audit's verdict on a trial's stimulus window (letters shown, noise on, cards shown);
+# declared by every task that has one, written through PhaseContext.timing_ok.
+TIMING_OK = Column("timing_ok", "1: no frame was dropped while the trial's stimulus was on; 0: frames were "
+                                "dropped (counts and times in the session's timing summary and *_frames.tsv.gz); "
+                                "n/a: no window (data-only simulation).")
+
 
 @dataclass
 class Problem:
@@ -155,6 +161,13 @@ class PhaseContext:
     progress: Callable[..., None]
     base_dir: Path
     state: dict = field(default_factory=dict)   # per-session facts shared between phases
+    frames_lost: Callable[[float, float, str], int | None] | None = None   # the session's Screen.frames_lost
+
+    def timing_ok(self, start: float, end: float, window: str) -> int | None:
+        """The `timing_ok` cell of a trial whose stimulus (`window`: "letters", "noise", "cards") was
+        on from session time `start` to `end`: 1, 0 when frames were dropped, None without frames."""
+        lost = None if self.frames_lost is None else self.frames_lost(start, end, window)
+        return None if lost is None else int(lost == 0)
 
 
 def check_value(p: Param, value: Any, base_dir: Path) -> str | None:
@@ -313,6 +326,8 @@ def _common_row_problems(task: Task, row: dict) -> list[str]:
         t = v.num(c)
         if t is not None and t < 0:
             v.bad(c, f"a time must not be negative (got {row[c]!r})")
+    if "timing_ok" in names and v.whole("timing_ok") not in (0, 1, None):
+        v.bad("timing_ok", f"must be 0, 1 or n/a (got {row['timing_ok']!r})")
     for c, allowed in levels:            # every coded column holds one of its declared levels
         value = v.text(c)
         if value is not None and value not in allowed:

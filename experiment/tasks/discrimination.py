@@ -13,7 +13,7 @@ The participant picks the left or the right pattern.
 from __future__ import annotations
 
 from experiment.devices import View
-from experiment.tasks.base import COMMON_COLUMNS, DEADLINE_SLACK, Column, Param, Problem, Task
+from experiment.tasks.base import COMMON_COLUMNS, DEADLINE_SLACK, TIMING_OK, Column, Param, Problem, Task
 
 DIMENSIONS: dict[str, tuple[str, str]] = {
     "color": ("red", "blue"),
@@ -69,6 +69,7 @@ class Discrimination(Task):
         Column("choice_correct", "The choice had the target value (soluble only)."),
         Column("feedback", "Feedback shown.", levels={"correct": "correct", "wrong": "wrong", "none": "no feedback",
                                                       "timeout": "no choice in time"}),
+        TIMING_OK,
     )
 
     def check(self, params, base_dir):
@@ -162,7 +163,7 @@ class Discrimination(Task):
                               "keys": {"left": p["left_key"], "right": p["right_key"]}})
             onset = ctx.screen.show(view)
             ctx.progress("trial_start", trial=n, of=len(schedule))
-            press = ctx.keyboard.wait_key(list(keys), onset + p["time_limit"])
+            press = ctx.keyboard.wait_key(list(keys), onset + p["time_limit"], since=onset)
             choice = keys[press.key] if press else None
             chosen = trial[f"{choice}_values"] if choice else None
             correct = None
@@ -182,6 +183,7 @@ class Discrimination(Task):
                 "left_pattern": trial["left"], "right_pattern": trial["right"], "onset": onset, "choice": choice,
                 "chosen_pattern": trial[choice] if choice else None, "rt": (press.t - onset) if press else None,
                 "choice_correct": correct, "feedback": feedback,
+                "timing_ok": ctx.timing_ok(onset, ctx.clock.now(), "cards"),
             })
             ctx.progress("trial", trial=n, of=len(schedule), outcome=feedback,
                          rt=round(press.t - onset, 3) if press else None)

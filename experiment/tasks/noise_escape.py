@@ -19,7 +19,7 @@ from experiment.tasks.noise_common import KEY_RE, ResponseMatcher, parse_keys
 from experiment.devices import View
 from experiment.errors import BadInput, DeviceError
 from experiment.noise import MAX_BURST_S, MAX_LEVEL_DBA, LabLimits, intervals, lab_limits
-from experiment.tasks.base import COMMON_COLUMNS, TIME_TOL, Column, FileProblem, Param, Problem, Task
+from experiment.tasks.base import COMMON_COLUMNS, TIME_TOL, TIMING_OK, Column, FileProblem, Param, Problem, Task
 
 START_LEAD = 0.05       # s: the burst is handed to the device this long before its onset
 
@@ -119,6 +119,7 @@ class NoiseEscape(Task):
         Column("dose_percent", "Session noise dose after this trial, % of the NIOSH daily dose.", "%"),
         Column("audio_xruns", "Output underruns during the trial (gaps in the noise; should be 0)."),
         Column("noise_seed", "Seed of this trial's noise samples."),
+        TIMING_OK,
     )
 
     # -- validation ---------------------------------------------------------------------------
@@ -275,6 +276,7 @@ class NoiseEscape(Task):
                     "yoked_to": yoked, "partner_trial_duration": trial.get("partner_duration"),
                     "dose_percent": spk.dose_record()["dose_percent"], "noise_seed": trial["noise_seed"],
                     "audio_xruns": spk.xruns() - xruns,
+                    "timing_ok": ctx.timing_ok(onset, offset, "noise"),
                 })
                 ctx.progress("trial", trial=n, of=len(schedule), outcome=outcome,
                              rt=round(done.t - onset, 4) if done else None)

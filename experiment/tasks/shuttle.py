@@ -18,7 +18,7 @@ from experiment.tasks.noise_common import KEY_RE, ResponseMatcher
 from experiment.devices import View
 from experiment.noise import intervals
 from experiment.noise import MAX_BURST_S, MAX_LEVEL_DBA, LabLimits
-from experiment.tasks.base import COMMON_COLUMNS, TIME_TOL, Column, Param, Problem, Task
+from experiment.tasks.base import COMMON_COLUMNS, TIME_TOL, TIMING_OK, Column, Param, Problem, Task
 from experiment.tasks.noise_escape import START_LEAD, check_noise, noise_params, require_noise_devices
 
 
@@ -67,6 +67,7 @@ class Shuttle(Task):
         Column("dose_percent", "Session noise dose after this trial, % of the NIOSH daily dose.", "%"),
         Column("audio_xruns", "Output underruns during the trial (gaps in the noise; should be 0)."),
         Column("noise_seed", "Seed of this trial's noise samples."),
+        TIMING_OK,
     )
 
     def check(self, params, base_dir):
@@ -195,6 +196,7 @@ class Shuttle(Task):
                     "avoid_run": run, "criterion_reached": int(reached),
                     "dose_percent": spk.dose_record()["dose_percent"], "noise_seed": trial["noise_seed"],
                     "audio_xruns": spk.xruns() - xruns,
+                    "timing_ok": ctx.timing_ok(warn, ctx.clock.now(), "noise"),
                 })
                 ctx.progress("trial", trial=n, of=len(schedule), outcome=outcome, rt=round(latency, 4))
                 prev_end = noise_off if noise_off is not None else (shuttle.t if shuttle else ctx.clock.now())
