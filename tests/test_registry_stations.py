@@ -515,5 +515,9 @@ def test_registry_is_chosen_by_flag_env_lab_json_then_sqlite(tmp_path, monkeypat
     monkeypatch.delenv("LHLAB_REGISTRY")
     with pytest.raises(BadInput, match="must be a URL string"):
         location.resolve()
+    for damaged in ("[" * 100_000 + "]" * 100_000, "[1, 2]", "{not json"):
+        lab.write_text(damaged, encoding="utf-8")
+        with pytest.raises(BadInput, match="lab.json: (cannot read|must be a JSON object)"):
+            location.resolve()
     assert location.mask("x postgresql://u:p@h/db?sslmode=require&password=p2 y") == \
         "x postgresql://u:***@h/db?sslmode=require&password=*** y"

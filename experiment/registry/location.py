@@ -87,11 +87,15 @@ def resolve(url: str | None = None) -> Location:
         return parse(env, ENV_VAR)
     path = lab_config_path()
     if path.is_file():
+        # (read the way experiment/noise.lab_config reads the same file for its own keys)
         try:
             config = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise BadInput(f"{path}: not readable JSON ({e}); fix or remove it") from None
-        value = config.get("registry") if isinstance(config, dict) else None
+        except (OSError, ValueError, RecursionError) as e:     # RecursionError: absurdly nested JSON
+            raise BadInput(f"{path}: cannot read the lab settings ({type(e).__name__}: {str(e)[:200]}); fix or "
+                           "delete the file") from None
+        if not isinstance(config, dict):
+            raise BadInput(f"{path}: must be a JSON object")
+        value = config.get("registry")
         if value is not None:
             if not isinstance(value, str):
                 raise BadInput(f"{path}: \"registry\" must be a URL string (got {type(value).__name__})")
