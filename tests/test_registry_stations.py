@@ -446,6 +446,8 @@ def test_export_leaves_identities_notes_and_registry_behind(backend, tmp_path, y
     monkeypatch.setenv("LHLAB_KEYS", str(tmp_path / "keys"))
     study, people = _study_with_secrets(tmp_path, yoked)
     out = tmp_path / "share" / "yoketest"
+    (tmp_path / "private.txt").write_text("SONA-1000", encoding="utf-8")
+    (study / "outside.txt").symlink_to(tmp_path / "private.txt")
     ran = _in_process(capsys, "export", study, out)
     assert ran.returncode == 0, ran.stderr
     names = {p.relative_to(out).as_posix() for p in out.rglob("*")}
@@ -453,6 +455,7 @@ def test_export_leaves_identities_notes_and_registry_behind(backend, tmp_path, y
     assert not [n for n in names if "registry" in n or n.split("/")[0] == "lhlab"], names
     assert _files_containing(out, "SONA-1000", "SONA-1001", "SONA-1002", "hearing aids", "fire alarm") == []
     assert len(list(out.glob("sub-*/ses-1/beh/*_beh.tsv"))) >= 3
+    assert not (out / "outside.txt").exists()
     # an external id typed into a data file is caught, and nothing is exported
     (study / "README").write_text("Pilot notes: SONA-1001 came late\n", encoding="utf-8")
     ran = _in_process(capsys, "export", study, tmp_path / "share2")
@@ -487,6 +490,7 @@ def test_erase_removes_a_participant_everywhere_but_the_log(backend, tmp_path, y
         assert reg.participant(gone).status == "erased"
         assert reg.add_participant(yoked).label == f"P{len(people) + 1:03d}"     # a label is never reused
     _one_line_exit_2(_in_process(capsys, "erase", study, "P999", "--reason", "x"), "P999")
+    _one_line_exit_2(_in_process(capsys, "erase", study, "../..", "--reason", "x"), "not a participant label")
     # a participant whose session is running now is not erased under its feet
     live = people[1].label
     path = datafile.session_json_path(study, live, 1)

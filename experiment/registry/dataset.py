@@ -25,6 +25,7 @@ from pathlib import Path
 
 from experiment import datafile
 from experiment.errors import BadInput
+from experiment.identifiers import LABEL_RE
 from experiment.registry.core import Registry
 
 _PRIVATE_NAMES = ("lhlab",)
@@ -57,7 +58,9 @@ def export_study(study: Path, out: Path) -> tuple[int, int]:
     shutil.rmtree(tmp, ignore_errors=True)
     files = size = 0
     try:
-        shutil.copytree(study, tmp, ignore=lambda folder, names: [n for n in names if _private(n)])
+        # symbolic links are left out: lhlab makes none, and one could pull a file from outside into the copy
+        shutil.copytree(study, tmp, ignore=lambda folder, names: [n for n in names if _private(n) or
+                                                                  (Path(folder) / n).is_symlink()])
         for path in sorted(p for p in tmp.rglob("*") if p.is_file()):
             data = path.read_bytes()
             for external_id, label in ids.items():
@@ -78,6 +81,8 @@ def export_study(study: Path, out: Path) -> tuple[int, int]:
 def erase(study: Path, label: str, reason: str) -> list[str]:
     """Erase one participant's data everywhere this PC can reach; return what was done, one line each."""
     study = _study(study)
+    if not LABEL_RE.match(label or ""):
+        raise BadInput(f"{label!r} is not a participant label (letters and digits, e.g. P007)")
     if not (reason or "").strip():
         raise BadInput("--reason is required: say why (e.g. 'consent withdrawn by e-mail 2026-12-01'); it is kept "
                        "in the registry's audit table")

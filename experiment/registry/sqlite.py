@@ -66,7 +66,7 @@ def _moved_to(path: Path) -> str:
 def _server_of(marker: Path) -> str:
     try:
         where = json.loads(marker.read_text(encoding="utf-8")).get("registry")
-    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError, RecursionError):
         where = None
     return where if isinstance(where, str) else "(unreadable: see the study's lab notes)"
 
