@@ -22,9 +22,11 @@ In the shuttle test the chance to respond at all drops by (1 - h), escape latenc
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 from dataclasses import dataclass, fields, replace
+from pathlib import Path
 
 from experiment.devices import KeyPress, TextEntry, View
 from experiment.errors import BadInput
@@ -319,14 +321,28 @@ class SimulatedParticipant:
 
 
 def protocol_vocabulary(proto) -> set[str]:
-    """The words a simulated participant 'knows': every solution in the protocol's stimulus files."""
+    """The words a simulated participant 'knows': every solution in the protocol's stimulus files
+    (read once per process for the same files, unchanged: power analyses run thousands of sessions)."""
+    files = [proto.base_dir / ph.params["items"] for ph in proto.phases.values() if ph.task == "anagram"]
+    try:
+        stamps = tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files)
+    except OSError:
+        return set(_vocabulary_uncached(tuple(files)))      # read_items says what is wrong
+    return set(_vocabulary(stamps))
+
+
+@functools.lru_cache(maxsize=16)
+def _vocabulary(stamps: tuple) -> frozenset:
+    return _vocabulary_uncached(tuple(Path(s[0]) for s in stamps))
+
+
+def _vocabulary_uncached(files: tuple) -> frozenset:
     from experiment.tasks.anagram import read_items
     words = set()
-    for ph in proto.phases.values():
-        if ph.task == "anagram":
-            items, _ = read_items(proto.base_dir / ph.params["items"])
-            words.update(i["solution"] for i in items if i["solvable"])
-    return words
+    for f in files:
+        items, _ = read_items(f)
+        words.update(i["solution"] for i in items if i["solvable"])
+    return frozenset(words)
 
 
 def participant_for(prepared) -> SimulatedParticipant:
