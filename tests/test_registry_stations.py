@@ -276,6 +276,53 @@ def test_server_restart_mid_study_loses_nothing(pg_server, pg_url, tmp_path, ana
         assert Counter(e.condition for e in log if e.block == b) == {"solvable": 2, "unsolvable": 2, "notraining": 2}
 
 
+def test_a_commit_whose_answer_was_lost_is_not_counted_twice(pg_url, tmp_path, anagrams):
+    """The connection drops after the server committed but before the station heard so:
+    the station retries, finds its own registration by its request token, adds nobody."""
+    import psycopg
+    study = tmp_path / "data" / anagrams.study_id
+    with Registry.open(study, anagrams, seed=3) as reg:
+        conn = type(reg._db)
+        real_execute = conn.execute
+        dropped = []
+
+        def execute(db, sql, *args, **kw):
+            cur = real_execute(db, sql, *args, **kw)
+            if sql == "COMMIT" and not dropped:
+                dropped.append(True)
+                db.close()
+                raise psycopg.OperationalError("server closed the connection unexpectedly")
+            return cur
+        conn.execute = execute
+        try:
+            p = reg.add_participant(anagrams, external_id="SONA-77")
+        finally:
+            conn.execute = real_execute
+        assert dropped and p.label == "P001" and p.external_id == "SONA-77"
+        assert [e.label for e in reg.assignment_log()] == ["P001"] and len(reg.participants()) == 1
+        assert reg.add_participant(anagrams, external_id="SONA-78").label == "P002"   # a new request: a new person
+
+        # the same, but the server stays away until the station gives up: the experimenter
+        # clicks again once it is back, and gets the participant the first click made
+        from experiment.registry import RegistryUnavailable, postgres
+        real_connect, dropped[:] = postgres._connect, []
+
+        def down(location):
+            raise RegistryUnavailable("cannot connect to the registry server: test")
+        conn.execute = execute
+        try:
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setattr(postgres, "_connect", down)
+                mp.setattr(postgres, "RETRY_S", 0.3)
+                with pytest.raises(RegistryUnavailable, match="is unreachable"):
+                    reg.add_participant(anagrams, external_id="SONA-79")
+        finally:
+            conn.execute = real_execute
+        assert postgres._connect is real_connect
+        again = reg.add_participant(anagrams, external_id="SONA-79")
+        assert again.label == "P003" and [e.label for e in reg.assignment_log()] == ["P001", "P002", "P003"]
+
+
 # -- schema versions and migrations ----------------------------------------------------------------
 def _make_v1_sqlite(study: Path) -> None:
     study.mkdir(parents=True)
