@@ -1,7 +1,7 @@
 """Power analysis by simulation: many simulated studies, each analysed as `lhlab analyze` would.
 
 One study is a pure function of (protocol, profile, n per group, seed): `run_study` simulates
-it in memory (experiment.simulation.memory: the real Session and task code, nothing written),
+it in memory (experiment.simstudy: the real Session and task code, nothing written),
 turns the trial logs into the tidy tables with the loader's own reader (`study_tables`), and
 analyses them with the functions `analysis.pipeline.analyze` calls (`analyse_study`:
 participant_measures -> yoking_check -> exclusions -> outcomes.outcomes). Its result is one row
@@ -104,7 +104,7 @@ def session_row(record: dict) -> dict:
 
 def study_tables(sessions: list) -> "Study":
     """The loader's `Study` (trials, sessions, participants) of in-memory sessions
-    (experiment.simulation.memory.SimulatedSession), built by the loader's own trial reader
+    (experiment.simstudy.SimulatedSession), built by the loader's own trial reader
     from the lines `RowSink` kept, exactly as `load_study` builds it from the files."""
     from analysis import loading
     study = Path("<memory>")
@@ -155,7 +155,7 @@ def analyse_study(study, spec: Spec, rules=None) -> pd.DataFrame:
 def run_study(task: StudyTask) -> dict:
     """One simulated study, analysed: {"rows": [one dict per test measure], "simulate_s", "analyse_s"}.
     A pure function of `task` (the same task gives the same rows in any process)."""
-    from experiment.simulation.memory import simulate_study, study_seed
+    from experiment.simstudy import simulate_study, study_seed
     proto = _protocol(task.protocol, task.sha256)
     spec = analysis_spec(task.protocol, task.sha256)
     seed = study_seed(task.seed, task.profile, task.n_per_group, task.index)

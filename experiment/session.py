@@ -194,7 +194,7 @@ class Session:
             self._goodbye()
         return EXIT_FOR_STATUS[status]
 
-    # -- where the data go (experiment.simulation.memory.MemorySession keeps them in memory) --
+    # -- where the data go (experiment.simstudy.MemorySession keeps them in memory) --
     def _create_folder(self) -> None:
         datafile.ensure_dataset_files(self.p.study, self.proto.title)
         os.makedirs(self.dir.parent, exist_ok=True)

@@ -14,7 +14,7 @@ import pytest
 from analysis import power, power_run
 from analysis.measures import participant_measures
 from experiment.protocol import load_protocol
-from experiment.simulation import memory
+from experiment import simstudy as memory
 from experiment.simulation.participant import PROFILES
 
 REPO = Path(__file__).resolve().parent.parent

@@ -1,7 +1,7 @@
 """The in-memory fast path gives the tables `lhlab analyze` gets from the same study on disk.
 
 A study is simulated twice from the same plan (labels, conditions, session seeds, profile):
-once in memory (experiment.simulation.memory, nothing written) and once through the normal
+once in memory (experiment.simstudy, nothing written) and once through the normal
 on-disk path (preflight.prepare + session.run_data_only), which analysis.loading then reads.
 The trial tables, the participants, the measures and the planned tests must be identical, and
 the power analysis's per-study result must be the `outcomes` table `analyze` reports.
@@ -20,7 +20,7 @@ from analysis.loading import load_study
 from analysis.measures import participant_measures
 from analysis.pipeline import analyze
 from experiment.protocol import load_protocol
-from experiment.simulation import memory
+from experiment import simstudy as memory
 
 REPO = Path(__file__).resolve().parent.parent
 ANAGRAMS = REPO / "protocols" / "unsolvable-anagrams.yaml"

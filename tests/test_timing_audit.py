@@ -150,7 +150,7 @@ def test_the_report_states_timing_and_max_dropped_frames_excludes(tmp_path):
     from experiment import datafile
     from experiment.errors import BadInput
     from experiment.protocol import load_protocol
-    from experiment.simulation.memory import write_study
+    from experiment.simstudy import write_study
     study = write_study(load_protocol(REPO / "protocols/demo.yaml"), "default", 3, 7, tmp_path)
     with pytest.raises(BadInput, match="no session of this study recorded a timing audit"):
         analyze(study, Options(max_dropped_frames=1.0))

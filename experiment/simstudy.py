@@ -15,6 +15,10 @@ participants (labels, conditions, session seeds, yoke partners) and `simulate_st
 `write_study` runs the same plan through the on-disk path (prepare + run_data_only), for
 comparison. The tidy tables are built by the analysis side (analysis/power.py), because
 `experiment` never imports `analysis`.
+
+This module sits beside session.py rather than in experiment/simulation/: it builds on the
+session, the preflight and the cohort seeds, which themselves use experiment.simulation (the
+participant), and the import contracts forbid cycles between a package's modules.
 """
 
 from __future__ import annotations
