@@ -1,0 +1,140 @@
+"""Trial-level models of the test phase: every trial, not one mean per participant.
+
+Two models per test phase, both comparing the helpless group(s) with the mean of the other
+groups (the same contrast as the primary test), signed so that positive = helpless worse:
+
+latency
+    Linear mixed model of log latency (anagrams: unsolved trials scored at the limit, the
+    classic score; shuttle: failures scored at the window's end), fixed effects group and
+    item (sum-coded; anagram item ids), random intercept per participant; REML, statsmodels
+    ``MixedLM``. The effect is exp(estimate): how many times slower the helpless group was.
+failure
+    Logistic regression of a trial's failure (anagram not solved; shuttle no response), fixed
+    effects group and item, SEs robust to the clustering of trials within participants
+    (statsmodels ``GLM`` with ``cov_type="cluster"``). The effect is the odds ratio of
+    failing a trial. A group that never (or always) failed makes it not estimable (separation).
+
+Not lme4: statsmodels fits neither a crossed participant x item random-intercept model at
+this scale nor a Laplace-approximated logistic GLMM, so items are fixed effects and the
+logistic model is population-averaged. Reference values in tests/reference/ are statsmodels'
+own (R is not available where they were made), pinned so a change shows.
+Above `MAX_PARTICIPANTS` included participants the models are skipped unless asked for
+(`lhlab analyze --trial-models`): they would dominate the run time.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+MAX_PARTICIPANTS = 1000
+COLUMNS = ["phase", "task", "model", "outcome", "method", "n_trials", "n_participants", "n_items", "estimate",
+           "se", "ci_low", "ci_high", "statistic", "p", "effect", "effect_ci_low", "effect_ci_high",
+           "effect_scale", "converged", "note"]
+
+
+def test_trials(trials: pd.DataFrame, participants: pd.DataFrame, included: pd.Series) -> pd.DataFrame:
+    """Test-phase trials of the included participants' analysed sessions."""
+    keys = participants.loc[participants["participant_id"].isin(included), ["participant_id", "session"]]
+    t = trials[trials["role"] == "test"]
+    return t.merge(keys, on=["participant_id", "session"], how="inner")
+
+
+def _frame(df: pd.DataFrame, task: str, between: str, kinds: Mapping) -> pd.DataFrame | None:
+    outcome = df["outcome"].astype(str) if "outcome" in df.columns else None
+    if outcome is None:
+        return None
+    if task == "anagram":
+        lat = pd.to_numeric(df.get("latency_scored"), errors="coerce")
+        failed = (outcome != "solved").astype(float)
+    elif task == "shuttle":
+        lat = pd.to_numeric(df.get("latency"), errors="coerce")
+        failed = (outcome == "fail").astype(float)
+    else:
+        return None
+    item = df["item_id"].astype(str) if "item_id" in df.columns and df["item_id"].notna().all() else None
+    out = pd.DataFrame({"pid": df["participant_id"].to_numpy(), "grp": df[between].to_numpy(),
+                        "helpless": df[between].map(lambda lv: kinds.get(lv) == "helpless").to_numpy(),
+                        "log_latency": np.log(lat.where(lat > 0)).to_numpy(), "failed": failed.to_numpy(),
+                        "item": item.to_numpy() if item is not None else "all"})
+    return out
+
+
+def _contrast(params: pd.Series, cov: pd.DataFrame, names: list[str], helpless: list[str], others: list[str],
+              df_t: float | None = None) -> tuple[float, float, float, float, float, float]:
+    w = pd.Series(0.0, index=params.index)
+    for lv in helpless:
+        w[names[lv]] = 1 / len(helpless)
+    for lv in others:
+        w[names[lv]] = -1 / len(others)
+    est = float(w @ params)
+    se = float(np.sqrt(w @ cov.loc[w.index, w.index] @ w))
+    z = est / se if se > 0 else np.nan
+    q = sps.norm.ppf(0.975)
+    p = float(2 * sps.norm.sf(abs(z))) if np.isfinite(z) else np.nan
+    return est, se, est - q * se, est + q * se, z, p
+
+
+def fit(trials: pd.DataFrame, between: str, kinds: Mapping, order: list) -> pd.DataFrame:
+    """Both models for every test phase of `trials` (from `test_trials`); one row each."""
+    import statsmodels.api as sm
+    import statsmodels.formula.api as smf
+    rows = []
+    for (phase, task), df in trials.groupby(["phase", "task"], sort=False):
+        d = _frame(df, task, between, kinds)
+        if d is None:
+            continue
+        levels = [lv for lv in order if lv in set(d["grp"])]
+        helpless = [lv for lv in levels if kinds.get(lv) == "helpless"]
+        others = [lv for lv in levels if kinds.get(lv) != "helpless"]
+        base = {"phase": phase, "task": task, "n_participants": d["pid"].nunique(), "n_items": d["item"].nunique()}
+        if not helpless or not others:
+            continue
+        d = d.assign(grp=pd.Categorical(d["grp"], categories=levels))
+        names = {lv: f"C(grp)[{lv}]" for lv in levels}
+        item_term = " + C(item, Sum)" if d["item"].nunique() > 1 else ""
+        formula = "0 + C(grp)" + item_term
+        # latency: linear mixed model of log latency, random intercept per participant
+        lat = d.dropna(subset=["log_latency"])
+        row = {**base, "model": "latency", "outcome": "log latency", "n_trials": len(lat),
+               "method": "linear mixed model (REML), random intercept per participant, item fixed; statsmodels MixedLM",
+               "effect_scale": "ratio of latencies (helpless / others)"}
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                m = smf.mixedlm("log_latency ~ " + formula, lat, groups=lat["pid"]).fit(
+                    reml=True, method=["nm", "powell"], maxiter=5000)    # statsmodels' gradient methods stall here
+            fe = m.fe_params
+            cov = m.cov_params().loc[fe.index, fe.index]
+            est, se, lo, hi, z, p = _contrast(fe, cov, names, helpless, others)
+            row.update(estimate=est, se=se, ci_low=lo, ci_high=hi, statistic=z, p=p, effect=np.exp(est),
+                       effect_ci_low=np.exp(lo), effect_ci_high=np.exp(hi), converged=bool(m.converged), note="")
+        except Exception as e:            # a singular design (e.g. no variation) is reported, not raised
+            row.update(converged=False, note=f"not estimable: {type(e).__name__}: {e}")
+        rows.append(row)
+        # failure: logistic GEE, trials clustered within participants
+        row = {**base, "model": "failure", "outcome": "trial failed", "n_trials": len(d),
+               "method": "logistic regression, item fixed, SE clustered by participant; statsmodels GLM",
+               "effect_scale": "odds ratio of failing a trial (helpless / others)"}
+        rate = d.groupby("grp", observed=True)["failed"].mean()
+        if ((rate == 0) | (rate == 1)).any():
+            flat = ", ".join(f"{lv} {'never' if r == 0 else 'always'}" for lv, r in rate.items() if r in (0, 1))
+            row.update(converged=False, note=f"not estimable (separation): {flat} failed a trial")
+        else:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    g = smf.glm("failed ~ " + formula, data=d, family=sm.families.Binomial()).fit(
+                        cov_type="cluster", cov_kwds={"groups": pd.factorize(d["pid"])[0]})
+                est, se, lo, hi, z, p = _contrast(g.params, g.cov_params(), names, helpless, others)
+                row.update(estimate=est, se=se, ci_low=lo, ci_high=hi, statistic=z, p=p, effect=np.exp(est),
+                           effect_ci_low=np.exp(lo), effect_ci_high=np.exp(hi), converged=bool(g.converged),
+                           note="")
+            except Exception as e:
+                row.update(converged=False, note=f"not estimable: {type(e).__name__}: {e}")
+        rows.append(row)
+    return pd.DataFrame(rows, columns=COLUMNS)

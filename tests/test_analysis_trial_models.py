@@ -1,0 +1,56 @@
+"""Trial-level models of the test phase (analysis/trial_models.py).
+
+Expected values: tests/reference/trial_models_expected.csv, written by
+tests/reference/trial_models_reference.py. They are statsmodels' own results, NOT R/lme4 (R was
+not available where they were made): they catch changes, they do not prove agreement with lme4.
+The script holds the lme4 / glm calls that should reproduce them once R is at hand.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from analysis import trial_models
+from analysis.pipeline import Options, analyze
+from test_analysis_cohort import run_sessions
+from test_analysis_stats import REF
+
+KINDS = {"unsolvable": "helpless", "solvable": "controllable", "notraining": "control"}
+
+
+def test_models_match_the_pinned_statsmodels_values():
+    d = pd.read_csv(REF / "trial_models_input.csv")
+    want = pd.read_csv(REF / "trial_models_expected.csv").set_index("key")["value"]
+    out = trial_models.fit(d, "condition", KINDS, list(KINDS)).set_index("model")
+    assert list(out.index) == ["latency", "failure"] and out["converged"].all()
+    for key, value in want.items():
+        model, col = key.split(".")
+        assert float(out.loc[model, col]) == pytest.approx(value, rel=1e-5, abs=1e-9), key
+    # the synthetic helpless group is slower and fails more often: positive = helpless worse
+    assert out.loc["latency", "effect_ci_low"] > 1 and out.loc["failure", "effect_ci_low"] > 1
+
+
+def test_a_group_that_never_fails_is_reported_not_fitted():
+    d = pd.read_csv(REF / "trial_models_input.csv")
+    d.loc[d["condition"] == "solvable", "outcome"] = "solved"
+    out = trial_models.fit(d, "condition", KINDS, list(KINDS)).set_index("model")
+    assert not out.loc["failure", "converged"] and "separation): solvable never failed" in out.loc["failure", "note"]
+    assert out.loc["latency", "converged"]
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    return run_sessions(tmp_path_factory.mktemp("trialmodels"), 18, profile="default,helplessness_effect=0.9", seed=3)
+
+
+def test_the_analysis_fits_them_and_skips_them_above_the_limit_unless_asked(study, monkeypatch):
+    r = analyze(study, Options())
+    tm = r.tables["trial_models"].set_index("model")
+    assert tm.loc["latency", "estimate"] > 0 and tm.loc["latency", "n_participants"] == 18
+    monkeypatch.setattr(trial_models, "MAX_PARTICIPANTS", 10)
+    r = analyze(study, Options())
+    assert r.tables["trial_models"].empty
+    assert any("trial-level models skipped: 18 participants" in w for w in r.warnings)
+    assert len(analyze(study, Options(trial_models="on")).tables["trial_models"]) == 2
+    assert analyze(study, Options(trial_models="off")).tables["trial_models"].empty
