@@ -52,9 +52,6 @@ def add_parser(subparsers) -> None:
     p.add_argument("--trial-models", choices=("auto", "on", "off"), default="auto",
                    help="trial-level models of the test phase (mixed model of log latency, logistic model of "
                         "failures): auto = up to 1,000 participants (default), on, off")
-    p.add_argument("--trial-models", choices=("auto", "on", "off"), default="auto",
-                   help="trial-level models of the test phase (mixed model of log latency, logistic model of "
-                        "failures): auto = up to 1,000 participants (default), on, off")
     p.add_argument("--no-plots", action="store_true", help="skip the figures (faster)")
     p.add_argument("--no-trials-csv", action="store_true", help="do not write the (large) trials.csv")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
@@ -81,7 +78,6 @@ def run(args: argparse.Namespace) -> int:
     progress = None if args.quiet else stderr_progress
     result = analyze(study, Options(rules=rules, session_rule=args.session_rule, between=args.by,
                                     shuttle_criterion=args.shuttle_criterion, yoke_tolerance=args.yoke_tolerance,
-                                    trial_models=args.trial_models,
                                     trial_models=args.trial_models,
                                     protocol=args.protocol, max_dropped_frames=args.max_dropped_frames),
                      progress=progress)

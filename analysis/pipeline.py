@@ -51,7 +51,6 @@ class Options:
     ci: float = 0.95
     protocol: Path | None = None
     trial_models: str = "auto"     # auto (up to 1,000 participants), on, off
-    trial_models: str = "auto"     # auto (up to 1,000 participants), on, off
     max_dropped_frames: float | None = None     # % of frames (analysis.timing)
 
     def describe(self) -> list[tuple[str, str]]:
@@ -64,8 +63,6 @@ class Options:
         return [("option_session_rule", self.session_rule), ("option_grouping", self.between),
                 ("option_confidence_level", f"{self.ci:g}"), ("option_shuttle_criterion", crit),
                 ("option_yoke_tolerance", tol),
-                ("option_trial_models", self.trial_models + (" (fitted up to 1,000 participants)"
-                                                         if self.trial_models == "auto" else "")),
                 ("option_trial_models", self.trial_models + (" (fitted up to 1,000 participants)"
                                                          if self.trial_models == "auto" else "")),
                 ("option_protocol", str(self.protocol) if self.protocol else "(the file the sessions name)"),
@@ -157,25 +154,8 @@ def analyze(study_dir: Path | str, options: Options | None = None, progress: Pro
     })
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
     tables["trial_models"] = _trial_models(study, included, between, kinds, order, options, warnings, say)
-    tables["trial_models"] = _trial_models(study, included, between, kinds, order, options, warnings, say)
     tables["provenance"] = _provenance(study, options, created, plan, data_mark)
     return Analysis(study, options, measures, included, kinds, order, tables, warnings, created, plan, data_mark)
-
-
-def _trial_models(study: Study, included: pd.DataFrame, between: str, kinds: dict, order: list, options: Options,
-                  warnings: list, say: Progress) -> pd.DataFrame:
-    """The trial-level models (analysis.trial_models): run up to MAX_PARTICIPANTS included
-    participants when `options.trial_models` is "auto", always with "on", never with "off"."""
-    from analysis import trial_models
-    n = len(included)
-    if options.trial_models == "off" or (options.trial_models == "auto" and n > trial_models.MAX_PARTICIPANTS):
-        if options.trial_models == "auto":
-            warnings.append(f"trial-level models skipped: {n} participants (more than "
-                            f"{trial_models.MAX_PARTICIPANTS:,}); pass --trial-models on to fit them")
-        return pd.DataFrame(columns=trial_models.COLUMNS)
-    say(f"fitting trial-level models ({n} participants)")
-    t = trial_models.test_trials(study.trials, study.participants, included["participant_id"])
-    return trial_models.fit(t, between, kinds, order)         # trials carry condition and condition_kind
 
 
 def _trial_models(study: Study, included: pd.DataFrame, between: str, kinds: dict, order: list, options: Options,

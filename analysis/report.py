@@ -133,7 +133,6 @@ def render(result, with_plots: bool = True, fig_dir: Path | None = None) -> str:
     parts.append(_stats_section(result, cat, "test", "stats", "Statistics: test phase"))
     parts.append(_survival(result, cat))
     parts.append(_trial_models(result, cat))
-    parts.append(_trial_models(result, cat))
     parts.append(_stats_section(result, cat, "check", "check", "Manipulation check"))
     parts.append(_stats_section(result, cat, "training", "training", "Training"))
     parts.append(_yoking(t["yoking"]))
@@ -410,25 +409,6 @@ def _survival(result, cat) -> str:
     rows = [[_label(cat, r.measure), esc(getattr(r, between)), str(r.n), num(r.observed), num(r.expected),
              f"&chi;&sup2;({r.dof}) = {num(r.chi2)}", pval(r.p_unc)] for r in lr.itertuples()]
     out.append(table(rows, ["measure", esc(between), "n", "reached criterion", "expected", "log-rank", "p"], (0, 1)))
-    return "".join(out)
-
-
-def _trial_models(result, cat) -> str:
-    tm = result.tables.get("trial_models", pd.DataFrame())
-    out = ['<h2 id="trials">Trial-level models (test phase)</h2>',
-           '<p class="note">Every test trial, helpless group against the mean of the other groups, signed so that a '
-           "positive estimate means the helpless group did worse. Latency: linear mixed model of log latency "
-           "(random intercept per participant, items as fixed effects; estimate as a ratio of latencies). "
-           "Failure: logistic regression of each trial's failure with items as fixed effects and SEs clustered by "
-           "participant (odds ratio). statsmodels, not lme4: crossed random effects for items are not fitted.</p>"]
-    if tm.empty:
-        out.append("<p>Not fitted (see the warnings, or --trial-models).</p>")
-        return "".join(out)
-    rows = [[esc(r.phase), esc(r.model), esc(r.method), str(r.n_trials), str(r.n_participants),
-             f"{num(r.estimate)} {ci(r.ci_low, r.ci_high)}", f"{num(r.effect)} {ci(r.effect_ci_low, r.effect_ci_high)}",
-             esc(r.effect_scale), f"z = {num(r.statistic)}", pval(r.p), esc(r.note)] for r in tm.itertuples()]
-    out.append(table(rows, ["phase", "model", "method", "trials", "participants", "estimate [95% CI]",
-                            "effect [95% CI]", "effect is", "test", "p", "note"], (0, 1, 2, 7, 10)))
     return "".join(out)
 
 
