@@ -215,6 +215,7 @@ class SessionFlow(QObject):
         label = p.participant if p and p.participant else meta.get("label")
         session = p.session if p and p.session else meta.get("session")
         status, code = result["status"], result["code"]
+        w.notes.autosave()         # a note typed during the session is kept before the panel moves on
         if status == "crashed" and p and p.participant:
             try:      # the file itself says it crashed, now rather than at the next run
                 model.record_crash(p.participant, p.session)
@@ -245,7 +246,6 @@ class SessionFlow(QObject):
                             f"run again as a new session (Ctrl+R).",
                             "Last output of the session process:\n" + "\n".join(tail[-20:]))
         if label and session and status != "refused":
-            w.notes.autosave()         # a note typed during the session is kept, not replaced
             w.tables.show_model(model)
             w.tables.select(model, label)
             w.notes.show_notes(model, w.tables.selected_label(model))

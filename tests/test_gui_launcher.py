@@ -226,6 +226,8 @@ def test_pilot_shows_progress_aborts_and_keeps_files(make_launcher, qtbot, x_dis
     assert pilot_row(w).status == "running"                 # the table follows (synced at session_start)
     assert re.match(r"\d\d:\d\d", w.elapsed_label.text()) and "trial 1 of 2" in w.event_label.text()
     assert w.act_abort.isEnabled() and not w.act_start.isEnabled() and not w.study_combo.isEnabled()
+    assert w.note_target.currentText() == "P001: participant note"
+    w.note_edit.setPlainText("fidgeted during practice")      # typed while the session runs, not saved
 
     t_abort = time.monotonic()
     w.act_abort.trigger()
@@ -247,6 +249,8 @@ def test_pilot_shows_progress_aborts_and_keeps_files(make_launcher, qtbot, x_dis
     assert (ses / "beh" / "sub-P001_ses-1_task-practice_beh.tsv").exists()
     assert not (tmp_path / "data" / "demo").exists() and not w.study.rows
 
+    # the note typed during the session was saved when it ended, not thrown away
+    assert w.pilot.registry.participant("P001").notes == "fidgeted during practice"
     # a note for that session, stored in the (pilot) registry
     assert w.note_target.currentData() == 1 and "session 1 · aborted" in w.note_target.currentText()
     w.note_edit.setPlainText("pilot aborted on purpose")
