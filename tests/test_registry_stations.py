@@ -324,6 +324,19 @@ def test_a_commit_whose_answer_was_lost_is_not_counted_twice(pg_url, tmp_path, a
 
 
 # -- schema versions and migrations ----------------------------------------------------------------
+def _downgrade(execute, version: int) -> None:
+    """Make a current registry look like one of schema `version` (what an older lhlab wrote)."""
+    if version < 4:
+        for column in ("central", "central_sha256", "synced"):
+            execute(f"ALTER TABLE sessions DROP COLUMN {column}")
+    if version < 2:
+        execute("DROP TABLE audit")
+        execute("DROP INDEX assignment_request")
+        for column in ("request", "station"):
+            execute(f"ALTER TABLE assignment_log DROP COLUMN {column}")
+    execute(f"UPDATE meta SET value = '{version}' WHERE key = 'schema'")
+
+
 def _make_v1_sqlite(study: Path) -> None:
     study.mkdir(parents=True)
     db = sqlite3.connect(study / "registry.sqlite")
@@ -353,10 +366,7 @@ def test_server_migrate_upgrades_every_study(pg_url, tmp_path, anagrams, capsys)
         reg.add_participant(anagrams)
     with connect(pg_url, autocommit=True) as db:                 # make it look like an older lhlab's study
         db.execute('SET search_path TO "lhlab/unsolvable-anagrams"')
-        db.execute("DROP TABLE audit")
-        db.execute("ALTER TABLE assignment_log DROP COLUMN request")
-        db.execute("ALTER TABLE assignment_log DROP COLUMN station")
-        db.execute("UPDATE meta SET value = '1' WHERE key = 'schema'")
+        _downgrade(db.execute, 1)
     with pytest.raises(BadInput, match="run lhlab registry migrate"):
         Registry.open(tmp_path / "data" / anagrams.study_id, anagrams)
     _cli(capsys, "registry", "check", pg_url, rc=2)
@@ -470,7 +480,7 @@ def test_identity_key_lives_outside_the_study_folder(tmp_path, anagrams, monkeyp
     with Registry.open(old, anagrams, seed=1) as reg:
         q = reg.add_participant(anagrams)
         reg._x("UPDATE participants SET external_id = 'SONA-0815' WHERE label = ?", (q.label,))
-        reg._x("UPDATE meta SET value = '2' WHERE key = 'schema'")
+        _downgrade(reg._db.execute, 2)
     assert _files_containing(old, "SONA-0815")
     with Registry.open(old, anagrams) as reg:
         assert reg.participant(q.label).external_id == "SONA-0815"
@@ -572,3 +582,67 @@ def test_registry_is_chosen_by_flag_env_lab_json_then_sqlite(tmp_path, monkeypat
             location.resolve()
     assert location.mask("x postgresql://u:p@h/db?sslmode=require&password=p2 y") == \
         "x postgresql://u:***@h/db?sslmode=require&password=*** y"
+
+
+# -- central data folder ----------------------------------------------------------------------------
+def test_sync_copies_finished_sessions_checksummed_resumably(backend, tmp_path, yoked, capsys, monkeypatch):
+    """Two stations (one on SQLite: two runs into one folder) copy to one central folder."""
+    stations = [tmp_path / "s1", tmp_path / "s2"] if backend != "sqlite" else [tmp_path / "s1"]
+    central = tmp_path / "central"
+    central.mkdir()
+    for i, data in enumerate(stations * (2 if backend == "sqlite" else 1)):
+        from experiment import cohort
+        cohort.simulate(yoked, data, 2, seed=30 + i)
+    studies = [s / yoked.study_id for s in stations]
+    ran = _cli(capsys, "sync", studies[0], "--to", central, rc=0)
+    copied = len(list(studies[0].glob("sub-*/ses-*")))
+    assert ran.stdout.startswith(f"{copied} sessions copied, 0 already there")
+    if backend != "sqlite":
+        _cli(capsys, "sync", studies[1], "--to", central, rc=0)
+    target = central / yoked.study_id
+    labels = sorted(d.name for s in studies for d in s.glob("sub-*"))
+    assert sorted(d.name for d in target.glob("sub-*")) == labels == [f"sub-P{i:03d}" for i in range(1, 5)]
+    assert (target / "dataset_description.json").is_file()
+    assert all(f"{label}\t" in (target / "participants.tsv").read_text() for label in labels)
+    with Registry.open(studies[0]) as reg:
+        rows = [s for s in reg.sessions() if s.label in {d.name[4:] for d in studies[0].glob("sub-*")}]
+    from experiment.registry import central as central_mod
+    for s in rows:
+        assert s.central == str(target / f"sub-{s.label}" / f"ses-{s.number}")
+        assert s.central_sha256 == central_mod.manifest(Path(s.central))[0]
+    # again: nothing to do; a central copy that was changed is reported and left alone
+    assert _cli(capsys, "sync", studies[0], "--to", central, rc=0).stdout.startswith(f"0 sessions copied, {copied}")
+    mine = sorted(studies[0].glob("sub-*"))[0].name
+    tampered = next(target.glob(f"{mine}/ses-1/beh/*_beh.tsv"))
+    tampered.write_text("changed\n", encoding="utf-8")
+    ran = _in_process(capsys, "sync", studies[0], "--to", central)
+    assert ran.returncode == 2 and "differs from this PC's" in ran.stderr and tampered.read_text() == "changed\n"
+
+
+def test_sync_to_a_failing_share_leaves_no_partial_copy_and_resumes(tmp_path, yoked, capsys, monkeypatch):
+    import errno
+    import shutil as shutil_mod
+    monkeypatch.setenv("LHLAB_REGISTRY", "sqlite")
+    from experiment import cohort
+    cohort.simulate(yoked, tmp_path / "data", 3, seed=1)
+    study, central = tmp_path / "data" / yoked.study_id, tmp_path / "share"
+    _one_line_exit_2(_in_process(capsys, "sync", study, "--to", central), "does not exist or is not mounted")
+    central.mkdir()
+    real_copy2, calls = shutil_mod.copy2, []
+
+    def full_disk(src, dst, *a, **kw):
+        calls.append(dst)
+        if len(calls) == 6:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_copy2(src, dst, *a, **kw)
+    monkeypatch.setattr(shutil_mod, "copy2", full_disk)
+    _one_line_exit_2(_in_process(capsys, "sync", study, "--to", central), "No space left on device",
+                     "run lhlab sync again")
+    assert not list(central.rglob("*.partial"))
+    monkeypatch.setattr(shutil_mod, "copy2", real_copy2)
+    monkeypatch.setenv("LHLAB_CENTRAL", str(central))
+    assert "sessions copied" in _cli(capsys, "sync", study, rc=0).stdout
+    assert sorted(d.name for d in (central / yoked.study_id).glob("sub-*")) == ["sub-P001", "sub-P002", "sub-P003"]
+    for ses in (central / yoked.study_id).glob("sub-*/ses-*"):
+        from experiment.registry.central import manifest
+        assert manifest(ses)[0] == manifest(study / ses.relative_to(central / yoked.study_id))[0]

@@ -48,6 +48,13 @@ def add_subcommands(subparsers) -> None:
     p.add_argument("out", type=Path, metavar="OUT", help="a new folder for the copy")
     add_registry_option(p)
     p.set_defaults(func=_with_registry_option(_export))
+    p = subparsers.add_parser("sync", help="copy this PC's finished sessions to the study's central folder, "
+                                           "checksummed (resumable; never overwrites)")
+    p.add_argument("study_dir", type=Path, metavar="STUDY", help="the study folder (DATA_DIR/<study-id>)")
+    p.add_argument("--to", type=Path, metavar="CENTRAL", help="the central data folder (default: LHLAB_CENTRAL, "
+                                                             "or \"central\" in ~/.config/lhlab/lab.json)")
+    add_registry_option(p)
+    p.set_defaults(func=_with_registry_option(_sync))
     p = subparsers.add_parser("erase", help="erase a participant who withdrew consent: data, derived rows, "
                                             "identity key and notes (the assignment stays logged as erased)")
     p.add_argument("study_dir", type=Path, metavar="STUDY", help="the study folder (DATA_DIR/<study-id>)")
@@ -144,3 +151,13 @@ def _erase(args: argparse.Namespace) -> int:
     from experiment.registry import dataset
     print("\n".join(dataset.erase(args.study_dir, args.label, args.reason)))
     return 0
+
+
+def _sync(args: argparse.Namespace) -> int:
+    from experiment.registry import central
+    report = central.sync(args.study_dir, args.to)
+    print(f"{len(report.copied)} sessions copied, {len(report.already)} already there"
+          + (f", {len(report.running)} running (next time)" if report.running else ""))
+    for line in report.problems:
+        print(f"lhlab sync: {line}", file=sys.stderr)
+    return EXIT_BAD_INPUT if report.problems else 0

@@ -59,6 +59,8 @@ class SessionEntry:
     experimenter: str | None
     training_complete: bool
     notes: str
+    central: str | None = None            # where `lhlab sync` copied it (central.py), if it did
+    central_sha256: str | None = None     # the checksum of that copy
 
 
 @dataclass(frozen=True)
@@ -269,11 +271,11 @@ class Registry:
 
     def sessions(self, label: str | None = None) -> list[SessionEntry]:
         """Sessions known to the registry (of one participant, or all), in label/number order."""
-        q = "SELECT label, number, started, ended, status, data_path, experimenter, training_complete, notes " \
-            "FROM sessions"
+        q = "SELECT label, number, started, ended, status, data_path, experimenter, training_complete, notes, " \
+            "central, central_sha256 FROM sessions"
         rows = self._read(lambda: (self._x(q + " WHERE label = ? ORDER BY number", (label,)) if label else
                                    self._x(q + " ORDER BY label, number")).fetchall())
-        return [SessionEntry(*r[:7], bool(r[7]), r[8]) for r in rows]
+        return [SessionEntry(*r[:7], bool(r[7]), *r[8:]) for r in rows]
 
     def assignment_log(self) -> list[Assignment]:
         """The whole assignment log, in the order assignments were made."""
@@ -316,6 +318,13 @@ class Registry:
             self._forget_external(label)
             self._audit("erase", label, reason)
         self._transaction(body)
+
+    def record_central(self, label: str, session: int, where: str, sha256: str, when: str) -> None:
+        """Note that `lhlab sync` put this session at `where` (central.py), with its checksum."""
+        self._transaction(lambda: self._x(
+            "UPDATE sessions SET central = ?, central_sha256 = ?, synced = ? WHERE label = ? AND number = ? "
+            "AND (central_sha256 IS NULL OR central_sha256 != ? OR central != ?)",
+            (where, sha256, when, label, session, sha256, where)))
 
     def _forget_external(self, label: str) -> None:
         """Remove `label`'s identity key entry where it is not in the participants table."""

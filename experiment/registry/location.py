@@ -86,18 +86,25 @@ def resolve(url: str | None = None) -> Location:
     if env:
         return parse(env, ENV_VAR)
     path = lab_config_path()
-    if path.is_file():
-        # (read the way experiment/noise.lab_config reads the same file for its own keys)
-        try:
-            config = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError, RecursionError) as e:     # RecursionError: absurdly nested JSON
-            raise BadInput(f"{path}: cannot read the lab settings ({type(e).__name__}: {str(e)[:200]}); fix or "
-                           "delete the file") from None
-        if not isinstance(config, dict):
-            raise BadInput(f"{path}: must be a JSON object")
-        value = config.get("registry")
-        if value is not None:
-            if not isinstance(value, str):
-                raise BadInput(f"{path}: \"registry\" must be a URL string (got {type(value).__name__})")
-            return parse(value, str(path))
+    value = read_lab_json().get("registry")
+    if value is not None:
+        if not isinstance(value, str):
+            raise BadInput(f"{path}: \"registry\" must be a URL string (got {type(value).__name__})")
+        return parse(value, str(path))
     return Location(SQLITE, SQLITE, "default")
+
+
+def read_lab_json() -> dict:
+    """This PC's lab.json ({} if there is none); one line for a damaged one."""
+    path = lab_config_path()
+    if not path.is_file():
+        return {}
+    # (read the way experiment/noise.lab_config reads the same file for its own keys)
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as e:     # RecursionError: absurdly nested JSON
+        raise BadInput(f"{path}: cannot read the lab settings ({type(e).__name__}: {str(e)[:200]}); fix or "
+                       "delete the file") from None
+    if not isinstance(config, dict):
+        raise BadInput(f"{path}: must be a JSON object")
+    return config
