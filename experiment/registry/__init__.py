@@ -8,6 +8,11 @@ a slot never handed out twice, manual overrides with reasons, and the assignment
 processes and (PostgreSQL) across PCs. Unique indexes in the schema (schema.py) back each
 "never twice" up, so even a bug in the rules cannot write a duplicate.
 
+The other modules: vocab.py (statuses, timestamps), sync.py (session records on disk -> the
+registry), keyfile.py (a SQLite study's identity key, outside the study folder), admin.py and
+commands.py (`lhlab registry init|check|migrate`, `--registry`), dataset.py (`lhlab export`,
+`lhlab erase`), central.py (`lhlab sync` to the central data folder).
+
 Assignment
 ----------
 Permuted blocks: block k holds every condition `block_size / n_conditions` times in an order
