@@ -61,11 +61,16 @@ def test_a_changed_noise_duration_breaks_the_yoke(noise_copy):
     victim = r.tables["yoking"]["participant_id"].iloc[0]
     path = next(noise_copy.glob(f"{victim}/ses-1/beh/*_task-noise*_beh.tsv"))
     df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-    df.loc[0, "noise_duration"] = f"{float(df.loc[0, 'noise_duration']) + 0.5:.6f}"
+    # a burst 0.5 s shorter than the partner's, written consistently (offset - onset = duration,
+    # which the task's row check requires)
+    row = df.index[pd.to_numeric(df["noise_duration"]) > 1][0]
+    for col in ("offset", "noise_duration"):
+        df.loc[row, col] = f"{float(df.loc[row, col]) - 0.5:.6f}"
     df.to_csv(path, sep="\t", index=False, lineterminator="\n")
     r = analyze(noise_copy, PILOT_OK)
+    assert r.tables["load_problems"].empty
     y = r.tables["yoking"].set_index("participant_id")
-    assert not y.loc[victim, "ok"] and y.loc[victim, "difference"] == pytest.approx(0.5)
+    assert not y.loc[victim, "ok"] and y.loc[victim, "difference"] == pytest.approx(-0.5)
     e = r.tables["exclusions"]
     assert list(e.loc[e["reason_code"] == "broken_yoke", "participant_id"]) == [victim]
     assert victim not in set(r.included["participant_id"])
@@ -88,7 +93,9 @@ def test_discrimination_training_then_anagrams(tmp_path):
     r = analyze(next(tmp_path.iterdir()), PILOT_OK)
     m = r.measures.table.set_index("condition_kind")
     assert "training_correct_feedback" in m.columns
-    assert m.loc["control", "training_correct_feedback"].isna().all()      # no problems, no training phase
+    # the control group gets no feedback: no training phase, or cards without feedback (Hiroto & Seligman 1975)
+    ctl = m.loc["control", "training_correct_feedback"]
+    assert (ctl.isna() | (ctl == 0)).all()
     assert m.loc[["helpless", "controllable"], "training_n_trials"].gt(0).all()
     assert any(c.endswith("_mean_latency") for c in r.measures.performance("test")["column"])
     assert r.tables["load_problems"].empty
