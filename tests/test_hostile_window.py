@@ -23,6 +23,8 @@ def test_odd_answers_typed_in_the_window_are_recorded_exactly(x_display, tmp_pat
     plan = json.loads(run_lhlab("plan", "protocols/demo.yaml", "--condition", "solvable", "--seed", "11", "--json",
                                 check_rc=0).stdout)
     solution = next(p for p in plan["phases"] if p["id"] == "practice")["trials"][0]["solution"]
+    if not hasattr(Keys, "map_chars"):
+        pytest.skip("tests/x11tools.py without Keys.map_chars cannot type '|' and '/'")
     keys = Keys(x_display)
     keys.map_chars("/|=' !")                     # before the window starts (see Keys.map_chars)
     s = LiveSession("protocols/demo.yaml", "--participant", "w01", "--condition", "solvable", "--seed", 11,
