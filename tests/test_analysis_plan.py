@@ -146,3 +146,17 @@ def test_an_edited_plan_file_is_a_deviation_and_a_missing_plan_makes_everything_
     o = pd.read_csv(tmp_path / "p" / "outcomes.csv")
     assert set(o["plan"]) == {"secondary"} and set(o["analysis"]) == {"exploratory"}
     assert "No primary outcome is declared" in (tmp_path / "p" / "report.html").read_text(encoding="utf-8")
+
+
+def test_shuttle_criterion_option_is_refused_when_the_task_recorded_its_criterion(tmp_path):
+    from test_analysis_outcomes import simulate
+    study = simulate(SHUTTLE, tmp_path, 3, seed=6)
+    code, out, err = analyze(study, "--out", tmp_path / "o", "--quiet", "--shuttle-criterion", "5")
+    assert code == 2 and err.count("\n") == 1
+    assert "--shuttle-criterion 5 does not apply: the shuttle task records when each participant reached" in err
+    code, out, err = analyze(study, "--out", tmp_path / "o", "--quiet", "--no-plots")
+    assert code == 0, err
+    cat = pd.read_csv(tmp_path / "o" / "measure_catalog.csv")
+    assert cat.loc[cat["column"] == "shuttle_trials_to_criterion", "label"].str.contains("as the task records it").all()
+    prov = pd.read_csv(tmp_path / "o" / "provenance.csv")
+    assert prov["value"].str.contains("sessions with noise").any()        # noise study: the dose is reported

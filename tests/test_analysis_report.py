@@ -177,6 +177,7 @@ def test_every_option_is_in_the_provenance(study, tmp_path):
     assert kv["option_shuttle_criterion"].startswith("3 (default") and kv["option_yoke_tolerance"] == "0.05 s (default)"
     assert "withdrawn: kept" in set(prov["value"]) and kv["option_confidence_level"] == "0.95"
     assert kv["analysis_plan"].startswith("primary outcome test.mean_latency (alpha 0.05)")
+    assert "noise_dose_percent" not in kv          # an anagram-only study heard no noise
     html = (tmp_path / "o" / "report.html").read_text(encoding="utf-8")
     assert "option_shuttle_criterion" in html
 
