@@ -488,7 +488,7 @@ def _provenance(p: pd.DataFrame) -> str:
 
 def _files() -> str:
     names = ["outcomes", "deficits", "descriptives", "anova", "welch", "kruskal", "effects", "assumptions", "binary",
-             "contrasts", "mannwhitney", "survival", "logrank", "measures", "measure_catalog", "participants",
+             "contrasts", "mannwhitney", "survival", "logrank", "trial_models", "measures", "measure_catalog", "participants",
              "sessions", "trials", "exclusions", "yoking", "load_problems", "provenance"]
     return ('<h2 id="files">Files</h2><p class="note">Every table is also in this folder as CSV (NA = missing): '
             + ", ".join(f"<code>{n}.csv</code>" for n in names) + ". For papers: <code>tables/*.md</code> and "
