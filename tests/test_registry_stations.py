@@ -426,11 +426,24 @@ def test_bad_registry_urls_are_one_line_exit_2(pg_server, tmp_path, lhlab, capsy
     _one_line_exit_2(lhlab("simulate", ANAGRAMS, "--participants", "1", "--data-dir", tmp_path / "d",
                            "--registry", cases[1][0]), *cases[1][1])
     env = {**os.environ, "LHLAB_REGISTRY": "postgresql://nobody:" + PASSWORD + "@/x?host=/nonexistent"}
-    _one_line_exit_2(lhlab("simulate", ANAGRAMS, "--participants", "1", "--data-dir", tmp_path / "d", env=env),
+    (tmp_path / "d" / "s").mkdir(parents=True)
+    (tmp_path / "d" / "s" / "dataset_description.json").write_text("{}", encoding="utf-8")
+    _one_line_exit_2(lhlab("export", tmp_path / "d" / "s", tmp_path / "out", env=env),
                      "no server is listening", ":***@")
     _one_line_exit_2(lhlab("simulate", ANAGRAMS, "--participants", "1", "--data-dir", tmp_path / "d",
                            "--registry", cases[3][0]), *cases[3][1])
-    assert not list((tmp_path / "d").rglob("sub-*"))
+    assert not list((tmp_path / "d").rglob("sub-*")) and not (tmp_path / "out").exists()
+
+
+def test_simulate_stays_off_the_lab_server_unless_told(pg_url, tmp_path, lhlab):
+    """A station configured for the server (here LHLAB_REGISTRY) simulates into its own SQLite
+    registry, so simulated participants never take a real study's slots or partners."""
+    lhlab("simulate", ANAGRAMS, "--participants", "2", "--data-dir", tmp_path / "sim", "--seed", "1", check_rc=0)
+    assert (tmp_path / "sim" / "unsolvable-anagrams" / "registry.sqlite").is_file()
+    assert not Registry.exists(tmp_path / "sim" / "unsolvable-anagrams")       # nothing on the server
+    lhlab("simulate", ANAGRAMS, "--participants", "2", "--data-dir", tmp_path / "sim2", "--seed", "1",
+          "--registry", pg_url, check_rc=0)
+    assert Registry.exists(tmp_path / "sim2" / "unsolvable-anagrams")
 
 
 def test_right_password_works_and_is_never_printed(pg_server, tmp_path, lhlab, capsys):

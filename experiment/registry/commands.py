@@ -1,8 +1,9 @@
 """`lhlab registry init|check|migrate TARGET` and the `--registry URL` option.
 
 TARGET is a PostgreSQL URL (the lab server) or a study folder (its SQLite registry).
-`--registry URL` on `simulate` and `launch` means the same as LHLAB_REGISTRY=URL for that
-process (and what it starts); location.py says how the registry is chosen otherwise.
+`--registry URL` on `launch`, `export`, `erase` and `sync` means the same as LHLAB_REGISTRY=URL
+for that process (and what it starts); location.py says how the registry is chosen otherwise.
+`simulate` is the exception: it uses a server only when `--registry` names one.
 Every failure is one line on stderr with exit code 2, passwords masked.
 """
 
@@ -19,10 +20,13 @@ from experiment.registry import admin, location
 REGISTRY_OPTION_ON = ("simulate", "launch")
 
 
-def add_registry_option(parser: argparse.ArgumentParser) -> None:
+def add_registry_option(parser: argparse.ArgumentParser, simulate: bool = False) -> None:
+    default = ("default: SQLite in the study folder, whatever LHLAB_REGISTRY or lab.json say, so simulated "
+               "participants never enter a lab server's study by accident") if simulate else \
+        f"default from {location.ENV_VAR} or ~/.config/lhlab/lab.json, else 'sqlite'"
     parser.add_argument("--registry", metavar="URL",
-                        help="registry: 'sqlite' (default, in the study folder) or postgresql://USER@HOST/DB "
-                             f"(password from ~/.pgpass); default from {location.ENV_VAR} or ~/.config/lhlab/lab.json")
+                        help=f"registry: 'sqlite' (a file in the study folder) or postgresql://USER@HOST/DB "
+                             f"(password from ~/.pgpass); {default}")
 
 
 def add_subcommands(subparsers) -> None:
@@ -65,12 +69,17 @@ def add_subcommands(subparsers) -> None:
     for name in REGISTRY_OPTION_ON:
         if name in subparsers.choices:
             parser = subparsers.choices[name]
-            add_registry_option(parser)
-            parser.set_defaults(func=_with_registry_option(parser.get_default("func")))
+            add_registry_option(parser, simulate=name == "simulate")
+            parser.set_defaults(func=_with_registry_option(parser.get_default("func"), local_default=name == "simulate"))
 
 
-def _with_registry_option(func):
+def _with_registry_option(func, local_default: bool = False):
     def run_with_registry(args: argparse.Namespace) -> int:
+        if local_default and not getattr(args, "registry", None):
+            # Simulated participants never land in a lab server's study by accident (a station
+            # configured for the server would otherwise give them the real study's slots and
+            # partners): `simulate` uses a server only when --registry names it.
+            os.environ[location.ENV_VAR] = location.SQLITE
         apply_registry_option(args)
         return func(args)
     return run_with_registry
