@@ -66,8 +66,9 @@ class Protocol:
     texts: dict
     phases: dict[str, Phase]
     conditions: dict[str, Condition]
-    debriefing_pages: list[str]
+    debriefing_pages: list[str]     # the shared default (pages.default, or pages given as a text/list)
     repair_phase: str | None
+    debriefing_by_condition: dict[str, list[str]] = field(default_factory=dict)
     raw: dict = field(repr=False, default_factory=dict)
 
     @property
@@ -82,6 +83,10 @@ class Protocol:
         """The noise levels (dB(A)) the condition's phases play; [] when it plays no noise."""
         return [level for ph in self.phase_sequence(condition)
                 for level, seconds in TASKS[ph.task].exposure(ph.params) if seconds > 0]
+
+    def debriefing_for(self, condition: str) -> list[str]:
+        """The debriefing pages `condition` reads: its own (debriefing.pages.<condition>) or the default."""
+        return self.debriefing_by_condition.get(condition) or self.debriefing_pages
 
     def has_task(self, *names: str) -> bool:
         return any(p.task in names for p in self.phases.values())
@@ -196,9 +201,7 @@ class _Validator:
 
         debrief = self.mapping(top.get("debriefing"), ("debriefing",), DEBRIEF_KEYS) \
             if "debriefing" in top else self.err(("debriefing",), "is required: every session ends with a debriefing") or {}
-        debrief_pages = self.pages(debrief.get("pages"), ("debriefing", "pages"))
-        if debrief and not debrief_pages:
-            self.err(("debriefing", "pages"), "is required: the text that explains the study")
+        debrief_pages, by_condition = self.debriefing_pages(debrief, conditions) if debrief else ([], {})
         repair = debrief.get("repair")
         if repair is not None:
             if not isinstance(repair, str) or repair not in phases:
@@ -211,7 +214,33 @@ class _Validator:
             return None
         return Protocol(path=path, sha256=sha, study_id=study_id, title=title, block_size=block_size,
                         keys=keys, texts=texts, phases=phases, conditions=conditions,
-                        debriefing_pages=debrief_pages, repair_phase=repair, raw=top)
+                        debriefing_pages=debrief_pages, repair_phase=repair, raw=top,
+                        debriefing_by_condition=by_condition)
+
+    def debriefing_pages(self, debrief: dict, conditions: dict) -> tuple[list[str], dict[str, list[str]]]:
+        """debriefing.pages: a text or list for everyone, or a mapping of condition -> pages with
+        `default` for the rest (each group is told what happened to it, e.g. a solvable group is
+        not told its anagrams were unsolvable)."""
+        value, path = debrief.get("pages"), ("debriefing", "pages")
+        if not isinstance(value, dict):
+            pages = self.pages(value, path)
+            if not pages:
+                self.err(path, "is required: the text that explains the study")
+            return pages, {}
+        by_condition = {}
+        for name, pages in value.items():
+            if name != "default" and name not in conditions:
+                self.err(path + (name,), f"unknown condition {name!r}; use a condition name or default")
+            elif not self.pages(pages, path + (name,)):
+                self.err(path + (name,), "must be a text or a non-empty list of texts")
+            else:
+                by_condition[name] = self.pages(pages, path + (name,))
+        default = by_condition.pop("default", [])
+        missing = [c for c in conditions if c not in by_condition]
+        if missing and not default and "default" not in value:
+            self.err(path, f"condition(s) {', '.join(missing)} have no debriefing: add pages.default or "
+                           f"pages.<condition>")
+        return default, by_condition
 
     def all_phases(self, value, keys: dict) -> dict[str, Phase]:
         if value is None:

@@ -290,7 +290,7 @@ class Session:
         self.record["debriefing_shown"] = now_iso()
         self._save()
         self.progress("debriefing")
-        for page in self.proto.debriefing_pages:
+        for page in self.proto.debriefing_for(self.req.condition):
             show_page(ctx, page, kind="debriefing")
 
     def _debrief_after_withdrawal(self) -> bool:

@@ -26,7 +26,7 @@ class ScriptedKeyboard:
     def __init__(self, clock, script):
         self.clock, self.script, self.onset = clock, list(script), 0.0
 
-    def read_text(self, until, view, extra_keys=()):
+    def read_text(self, until, view, extra_keys=(), since=None):
         if not self.script or not self.script[0]:
             self.script and self.script.pop(0)
             self.clock.t = until

@@ -317,7 +317,7 @@ HANG_IN_TEST = textwrap.dedent("""\
     import sys, time
     from experiment.devices import virtual as simulated
     original = simulated.SimulatedKeyboard.read_text
-    def read_text(self, until, view, extra_keys=()):
+    def read_text(self, until, view, extra_keys=(), since=None):
         if self.participant.role == "test":
             time.sleep(600)
         return original(self, until, view, extra_keys)

@@ -70,6 +70,9 @@ def test_typed_answers_reach_the_trial_file(x_display, tmp_path):
         s.wait_for("debriefing")
         time.sleep(0.2)
         keys.press("space")
+        s.wait_for("page")                                         # the repair task's own introduction
+        time.sleep(0.1)
+        keys.press("space")
         for n, trial in enumerate(plan["repair"]["trials"], 1):
             s.wait_for("trial_start", phase="repair", trial=n)
             time.sleep(0.15)

@@ -16,7 +16,7 @@ from Xlib import X, XK, display as xdisplay
 from Xlib.ext import xtest
 
 KEYSYMS = {"return": "Return", "space": "space", "escape": "Escape", "f12": "F12", "f2": "F2",
-           "left": "Left", "right": "Right", "backspace": "BackSpace"}
+           "left": "Left", "right": "Right", "up": "Up", "down": "Down", "backspace": "BackSpace"}
 
 
 class Xvfb:
@@ -46,7 +46,27 @@ class Keys:
     def __init__(self, display_name: str | None = None):
         self.d = xdisplay.Display(display_name or os.environ["DISPLAY"])
 
+    def map_chars(self, chars: str) -> None:
+        """Give each character of `chars` a spare keycode of its own (unshifted), before the window
+        under test starts, so its X client reads the mapping at connection: XTEST can then type
+        accents, quotes and other characters the server's keymap lacks (tools that remap a key
+        just before typing it, like xdotool type, are not seen by a client that cached the map)."""
+        first, last = self.d.display.info.min_keycode, self.d.display.info.max_keycode
+        mapping = self.d.get_keyboard_mapping(first, last - first + 1)
+        spare = [first + i for i, syms in enumerate(mapping) if not any(syms)]
+        self._extra = getattr(self, "_extra", {})
+        for ch in dict.fromkeys(chars):
+            if ch in self._extra:
+                continue
+            code = spare.pop(0)
+            sym = ord(ch) if ord(ch) < 0x100 else 0x01000000 + ord(ch)
+            self.d.change_keyboard_mapping(code, [(sym, sym, sym, sym)])
+            self._extra[ch] = code
+        self.d.sync()
+
     def _code(self, key: str) -> int:
+        if key in getattr(self, "_extra", {}):
+            return self._extra[key]
         sym = XK.string_to_keysym(KEYSYMS.get(key, key))
         code = self.d.keysym_to_keycode(sym)
         if not code:
@@ -63,6 +83,22 @@ class Keys:
         xtest.fake_input(self.d, X.KeyRelease, code)
         self.d.sync()
         return t
+
+    def burst(self, keys: list[str], gap: float = 0.01, hold: float = 0.003) -> list[float]:
+        """Press and release each key, one every `gap` seconds (5-15 ms: faster than a frame, so
+        one poll sees several); returns the Unix times the presses were sent."""
+        sent = []
+        for key in keys:
+            t0 = time.time()
+            code = self._code(key)
+            xtest.fake_input(self.d, X.KeyPress, code)
+            self.d.sync()
+            sent.append(time.time())
+            time.sleep(hold)
+            xtest.fake_input(self.d, X.KeyRelease, code)
+            self.d.sync()
+            time.sleep(max(0.0, gap - (time.time() - t0)))
+        return sent
 
     def type(self, text: str, gap: float = 0.04) -> None:
         for ch in text:

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Protocol
 
-from experiment.devices.seam import KeyPress, TextEntry
+from experiment.devices.seam import KeyPress, Response, TextEntry
 
 ENTER_KEYS = ("return", "num_enter")
 # Keys that type nothing themselves: not the "first key" of a typed answer.
@@ -138,7 +138,7 @@ class InputSource(Protocol):
 
 
 class QueuedKeyboard:
-    """The Keyboard seam's wait_key and read_text over an input source (the real window, or a
+    """The Keyboard seam (wait_key, read_text, wait_response) over an input source (the real window, or a
     scripted source in tests): one frame per loop, answers taken from the pending queue."""
 
     def __init__(self, src: InputSource):
@@ -163,6 +163,16 @@ class QueuedKeyboard:
             if self.src.now() >= until:
                 return None
             self.src.frame()
+
+
+    def wait_response(self, matcher, until, on_complete=None, since=None):
+        """One frame per loop (the real window overrides this with a sub-millisecond polling loop)."""
+        resp = Response(None)
+        while not take_response(self.src.queue, matcher, resp, on_complete, since):
+            if self.src.now() >= until:
+                break
+            self.src.frame()
+        return resp
 
 
 def take_response(q: KeyQueue, matcher, resp, on_complete, since) -> bool:

@@ -317,6 +317,8 @@ class SimulatedParticipant:
             return KeyPress("right", t)
         if view.marker > target and "left" in keys:
             return KeyPress("left", t)
+        if view.data.get("must_move"):      # require_movement: the untouched start is no answer
+            return KeyPress("right" if view.marker < high else "left", t)
         return KeyPress("return", t)
 
 

@@ -34,10 +34,13 @@ class Instructions(Task):
 
 def show_page(ctx, text: str, min_time: float = 0.0, kind: str = "text") -> tuple[float, float]:
     """Show one page, wait for the continue key; return (onset, rt)."""
-    view = View(kind, text=text, footer=ctx.texts["continue_hint"] + "   " + ctx.texts["withdraw_hint"])
+    footer = ctx.texts["continue_hint"]
+    if ctx.role != "debriefing":      # after a withdrawal and in the debriefing, F12 is not offered "to stop"
+        footer += "\n" + ctx.texts["withdraw_hint"]   # one hint per line: no word wraps alone
+    view = View(kind, text=text, footer=footer)
     onset = ctx.screen.show(view)
     ctx.progress("page", kind=kind)
     if min_time > 0:
         ctx.clock.wait_until(onset + min_time)
-    press = ctx.keyboard.wait_key([ctx.keys["continue"]])
+    press = ctx.keyboard.wait_key([ctx.keys["continue"]], since=onset + min_time)   # not a press made earlier
     return onset, press.t - onset

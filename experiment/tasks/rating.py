@@ -22,6 +22,8 @@ class Rating(Task):
     params = (
         Param("questions", "questions", "list of {id, text, low, high, low_label, high_label}"),
         Param("hint", "text", "line under each scale", "Use the LEFT and RIGHT arrow keys, then press ENTER."),
+        Param("require_movement", "bool", "ENTER counts only once the marker was moved (jsPsych's "
+                                          "require_movement): an untouched starting value is no answer", False),
     )
     columns = COMMON_COLUMNS + (
         Column("question", "Question id from the protocol."),
@@ -94,19 +96,21 @@ class Rating(Task):
             value = q.get("start", (low + high) // 2)
             view = View("rating", text=q["text"], scale=(low, high),
                         scale_labels=(q.get("low_label", str(low)), q.get("high_label", str(high))),
-                        marker=value, footer=ctx.params["hint"] + "   " + ctx.texts["withdraw_hint"],
-                        data={"question": q["id"]})
+                        marker=value, footer=ctx.params["hint"] + "\n" + ctx.texts["withdraw_hint"],
+                        data={"question": q["id"], "must_move": ctx.params["require_movement"]})
             onset = ctx.screen.show(view)
             ctx.progress("trial_start", trial=n, of=len(schedule))
             moves = 0
             while True:
-                press = ctx.keyboard.wait_key(["left", "right", "return"])
+                press = ctx.keyboard.wait_key(["left", "right", "return"], since=onset)
                 if press.key == "return":
-                    break
+                    if moves or not ctx.params["require_movement"]:
+                        break
+                    continue
                 new = max(low, min(high, value + (1 if press.key == "right" else -1)))
                 if new != value:
                     value, moves = new, moves + 1
-                    view = replace(view, marker=value)
+                    view = replace(view, marker=value, data={**view.data, "must_move": False})
                     ctx.screen.show(view)
             ctx.write_row({"trial": n, "question": q["id"], "response": value, "scale_low": low,
                            "scale_high": high, "onset": onset, "rt": press.t - onset, "moves": moves})
