@@ -595,6 +595,7 @@ def test_registry_is_chosen_by_flag_env_lab_json_then_sqlite(tmp_path, monkeypat
             location.resolve()
     assert location.mask("x postgresql://u:p@h/db?sslmode=require&password=p2 y") == \
         "x postgresql://u:***@h/db?sslmode=require&password=*** y"
+    assert location.mask("postgres://u:p@ss:w@rd@h:5/db?host=/tmp") == "postgres://u:***@h:5/db?host=/tmp"
 
 
 # -- central data folder ----------------------------------------------------------------------------

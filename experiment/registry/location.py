@@ -32,7 +32,7 @@ _PASSWORD_PARAM = re.compile(r"(?i)(password=)[^&\s]*")
 
 def mask(text: str) -> str:
     """`text` with every password in a PostgreSQL URL or conninfo replaced by ***."""
-    text = re.sub(r"(?i)(postgres(?:ql)?://[^:@/\s]*):[^@\s]*@", r"\1:***@", text)
+    text = re.sub(r"(?i)(postgres(?:ql)?://[^:@/\s]*):[^/\s]*@", r"\1:***@", text)    # up to the last @
     return _PASSWORD_PARAM.sub(r"\1***", text)
 
 
