@@ -46,7 +46,7 @@ def _figure(w: float, h: float):
 
 def _mark(fig, mark: str) -> None:
     if mark:
-        fig.text(0.995, 0.995, mark, ha="right", va="top", fontsize=9, color="#b71c1c", fontweight="bold")
+        fig.text(0.995, 0.005, mark, ha="right", va="bottom", fontsize=9, color="#b71c1c", fontweight="bold")
 
 
 def save(fig, out_dir=None, name: str = "figure") -> bytes:
@@ -70,7 +70,8 @@ def _label(lv, kinds) -> str:
 
 
 def learning_curves(trials: pd.DataFrame, value: str, between: str, order: Sequence, kinds: Mapping,
-                    title: str, ylabel: str, ci: float = 0.95, mark: str = ""):
+                    title: str, ylabel: str, ci: float = 0.95, mark: str = "", low: float = 0.0,
+                    high: float | None = None):
     """Mean `value` per trial number and group, with a t-based CI band."""
     fig = _figure(7.5, 3.8)
     ax = fig.add_subplot()
@@ -85,7 +86,9 @@ def learning_curves(trials: pd.DataFrame, value: str, between: str, order: Seque
         half = sps.t.ppf(0.5 + ci / 2, np.maximum(s["count"] - 1, 1)) * s["std"] / np.sqrt(s["count"])
         ax.plot(s["trial"], s["mean"], marker="o", ms=3, lw=1.6, color=col[lv],
                 label=f"{_label(lv, kinds)}, n={int(s['count'].max())}")
-        ax.fill_between(s["trial"], s["mean"] - half, s["mean"] + half, color=col[lv], alpha=0.15, lw=0)
+        # the band never leaves what the value can be (latencies: 0 to the time limit)
+        ax.fill_between(s["trial"], np.clip(s["mean"] - half, low, high), np.clip(s["mean"] + half, low, high),
+                        color=col[lv], alpha=0.15, lw=0)
     from matplotlib.ticker import MaxNLocator
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("trial")

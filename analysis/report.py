@@ -287,9 +287,10 @@ def _figures(result, cat, fig_dir=None) -> str:
             if value is None or value not in df.columns:
                 continue
             ylabel = "latency (s; unsolved at the limit)" if task == "anagram" else "latency (s)"
+            limit = pd.to_numeric(df.get("time_limit", pd.Series(dtype=float)), errors="coerce").max()
             fig = figures.learning_curves(df, value, between, result.order, result.kinds,
                                           f"Learning curves: {phase} ({task}), mean and 95% CI by trial", ylabel,
-                                          mark=mark)
+                                          mark=mark, high=float(limit) if np.isfinite(limit) else None)
             out.append(img(figures.save(fig, fig_dir, f"learning-curves-{phase}"), f"learning curves {phase}"))
     desc = t["descriptives"]
     for role, title in (("test", "Test phase: participants, group means (proportions) with 95% CI"),
