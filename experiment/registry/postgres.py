@@ -180,7 +180,8 @@ class PostgresRegistry(Registry):
             if n and not importing:
                 raise BadInput(f"{self.study_dir} keeps its registry in {local.name} ({n} participants), not on "
                                f"{self.location.shown}; copy it to the server first: lhlab registry migrate "
-                               f"{self.location.shown} --from {self.study_dir}")
+                               f"{self.location.shown} --from {self.study_dir} (or keep it on this PC: "
+                               "--registry sqlite)")
             try:
                 self._db.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(self.schema_name)))
             except errors.InsufficientPrivilege:
