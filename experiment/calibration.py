@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from experiment.errors import BadInput
-from experiment.noise import HEADROOM_DBFS, LabLimits, config_dir, level_dbfs
+from experiment.noise import HEADROOM_DBFS, LabLimits, config_dir, level_dbfs, sound_name
 
 REFERENCE_DBFS = -20.0          # RMS of the reference noise played during calibration
 SCHEMA = 1
@@ -64,8 +64,9 @@ def add(record: dict, path: Path | None = None) -> dict:
 
 
 def new_record(device: dict, headphone: str, reading_dba: float, reference_dbfs: float = REFERENCE_DBFS,
-               sample_rate: int | None = None, experimenter: str = "", note: str = "") -> dict:
+               sample_rate: int | None = None, experimenter: str = "", note: str = "", sound: str = "noise") -> dict:
     return {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "device": device_key(device),
+            "sound": sound,     # what played: 'noise' or 'tone <Hz> Hz' (experiment.noise.sound_name)
             "headphone": headphone, "reading_dba": float(reading_dba), "reference_dbfs": float(reference_dbfs),
             "output_volume": device.get("output_volume"), "sample_rate": sample_rate,
             "experimenter": experimenter or None, "note": note or None}
@@ -76,22 +77,24 @@ def device_key(device: dict) -> dict:
     return {"device": device.get("device"), "pulse_sink": device.get("pulse_sink")}
 
 
-def how_to_calibrate(device: dict) -> str:
+def how_to_calibrate(device: dict, sound: str = "noise") -> str:
+    option = "" if sound == "noise" else f" --sound tone --tone-hz {sound.split()[1]}"
     return (f"calibrate it first: put the headphones on the sound-level meter and run "
-            f"`lhlab calibrate --headphone MODEL` (device {device.get('device')!r}"
+            f"`lhlab calibrate --headphone MODEL{option}` (device {device.get('device')!r}"
             + (f", PulseAudio sink {device['pulse_sink']!r}" if device.get("pulse_sink") else "") + ")")
 
 
-def current(device: dict, limits: LabLimits, levels: list[float] = (), path: Path | None = None) -> dict:
-    """The calibration in force for `device` (the latest one), checked; raises BadInput saying
-    how to calibrate when there is none, it is too old, the output volume changed, or it
-    cannot reach the loudest level the protocol asks for."""
+def current(device: dict, limits: LabLimits, levels: list[float] = (), path: Path | None = None,
+            sound: str = "noise") -> dict:
+    """The calibration in force for `device` and `sound` ('noise' or 'tone <Hz> Hz'; the latest
+    one), checked; raises BadInput saying how to calibrate when there is none, it is too old,
+    the output volume changed, or it cannot reach the loudest level the protocol asks for."""
     key = device_key(device)
-    matches = [r for r in load_all(path) if r.get("device") == key]
+    matches = [r for r in load_all(path) if r.get("device") == key and r.get("sound", "noise") == sound]
     where = path or calibrations_path()
     if not matches:
-        raise BadInput(f"no calibration for this audio output in {where}; noise phases cannot start: "
-                       + how_to_calibrate(device))
+        raise BadInput(f"no calibration for this audio output (of the {sound}) in {where}; noise phases cannot "
+                       "start: " + how_to_calibrate(device, sound))
     cal = matches[-1]
     try:
         when = datetime.fromisoformat(cal["date"])
@@ -135,6 +138,9 @@ def add_parser(sub) -> None:
     p.add_argument("--seconds", type=float, help="how long the reference plays (default 60 s; 2 s with --reading)")
     p.add_argument("--experimenter", default="", help="who calibrated")
     p.add_argument("--note", default="", help="free text stored with the calibration (meter model, coupler, ...)")
+    p.add_argument("--sound", choices=("noise", "tone"), default="noise",
+                   help="what to calibrate: white noise (default) or a tone (each tone frequency on its own)")
+    p.add_argument("--tone-hz", type=float, default=1000.0, help="the tone's frequency with --sound tone (Hz)")
     p.add_argument("--list", action="store_true", help="list the stored calibrations and exit")
 
 
@@ -148,7 +154,7 @@ def run(args) -> int:
         records = load_all(path)
         print(f"{path}: {len(records)} calibration(s)")
         for r in records:
-            print(f"{r.get('id')}\t{r.get('date')}\t{r.get('device')}\t{r.get('headphone')}\t"
+            print(f"{r.get('id')}\t{r.get('date')}\t{r.get('device')}\t{r.get('headphone')}\t{r.get('sound', 'noise')}\t"
                   f"{r.get('reading_dba')} dB(A) at {r.get('reference_dbfs')} dBFS\tvolume {r.get('output_volume')}")
         return 0
     limits = lab_limits()
@@ -164,6 +170,8 @@ def run(args) -> int:
     seconds = args.seconds if args.seconds is not None else (2.0 if args.reading is not None else 60.0)
     if not 0 < seconds <= 600:
         raise BadInput(f"--seconds must be > 0 and <= 600 (got {seconds:g})")
+    if args.sound == "tone" and not 20 <= args.tone_hz <= 16000:
+        raise BadInput(f"--tone-hz must be from 20 to 16000 Hz (got {args.tone_hz:g})")
     from experiment.devices import audio     # the real audio output (imports PsychoPy, no window)
     speaker = audio.open_speaker(device, limits=limits, calibration=None,
                                             latency_class=output.configured_latency_class())
@@ -171,7 +179,7 @@ def run(args) -> int:
         print(CALIBRATE_HELP.format(seconds=seconds, dbfs=REFERENCE_DBFS), file=sys.stderr)
         reading = args.reading
         while True:
-            speaker.play_reference(REFERENCE_DBFS, seconds)
+            speaker.play_reference(REFERENCE_DBFS, seconds, sound=args.sound, tone_hz=args.tone_hz)
             if reading is not None:
                 speaker.wait_reference()
                 break
@@ -192,7 +200,7 @@ def run(args) -> int:
     if not 30 <= reading <= 130:
         raise BadInput(f"--reading {reading:g} dB(A) is not a plausible meter reading (30-130)")
     record = add(new_record(device, headphone, reading, REFERENCE_DBFS, speaker.sample_rate, args.experimenter,
-                            args.note))
+                            args.note, sound_name(args.sound, args.tone_hz)))
     top = limits.max_level_dba
     need = level_dbfs(top, record)
     print(f"stored {record['id']} in {calibrations_path()}: {headphone} on {device_name}"

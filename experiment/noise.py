@@ -179,6 +179,34 @@ def white_noise(seconds: float, rate: int, rms_dbfs: float, seed: int, channels:
     return np.repeat(x[:, None], channels, axis=1) if channels > 1 else x[:, None]
 
 
+def tone(seconds: float, rate: int, rms_dbfs: float, hz: float, channels: int = 2,
+         ramp_s: float = 0.005) -> np.ndarray:
+    """A sine tone of `hz` whose RMS is `rms_dbfs` (its peak is 3 dB higher), with the same
+    raised-cosine ramps as the noise, as float32 (frames x channels)."""
+    n = int(round(seconds * rate))
+    x = (np.sqrt(2.0) * 10 ** (rms_dbfs / 20) * np.sin(2 * np.pi * hz * np.arange(n) / rate)).astype(np.float32)
+    k = min(n // 2, int(round(ramp_s * rate)))
+    if k > 0:
+        ramp = (0.5 - 0.5 * np.cos(np.linspace(0, np.pi, k, endpoint=False))).astype(np.float32)
+        x[:k] *= ramp
+        x[n - k:] *= ramp[::-1]
+    return np.repeat(x[:, None], channels, axis=1) if channels > 1 else x[:, None]
+
+
+def sound_name(sound: str = "noise", tone_hz: float | None = None) -> str:
+    """The aversive sound as a calibration knows it: 'noise', or 'tone <Hz> Hz' (a tone's level
+    at the ear depends on its frequency, so each tone is calibrated on its own)."""
+    return "noise" if sound == "noise" else f"tone {float(tone_hz):g} Hz"
+
+
+def signal(sound: str, tone_hz: float | None, seconds: float, rate: int, rms_dbfs: float, seed: int,
+           channels: int = 2, ramp_s: float = 0.005) -> np.ndarray:
+    """The samples of one burst of `sound` ('noise': seeded white noise; 'tone': a sine)."""
+    if sound == "tone":
+        return tone(seconds, rate, rms_dbfs, tone_hz, channels, ramp_s)
+    return white_noise(seconds, rate, rms_dbfs, seed, channels, ramp_s)
+
+
 def rms_dbfs(x: np.ndarray) -> float:
     x = np.asarray(x, dtype=np.float64)
     return 20 * math.log10(max(1e-12, float(np.sqrt(np.mean(x * x)))))

@@ -289,7 +289,7 @@ def _prepare_audio(prepared: Prepared, conditions: list[str]) -> str:
         prepared.audio = {"limits": limits}
         return "not needed (data-only simulation plays nothing)"
     device = output.output_identity(output.configured_device())
-    cal = calibration.current(device, limits, levels)
+    cal = calibration.current(device, limits, levels, sound=proto.noise_sound() or "noise")
     prepared.calibration = cal
     prepared.audio = {"device": device, "calibration": cal, "limits": limits,
                       "latency_class": output.configured_latency_class()}

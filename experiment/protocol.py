@@ -84,6 +84,12 @@ class Protocol:
         return [level for ph in self.phase_sequence(condition)
                 for level, seconds in TASKS[ph.task].exposure(ph.params) if seconds > 0]
 
+    def noise_sound(self) -> str | None:
+        """The aversive sound the protocol plays, as calibrated ('noise' or 'tone <Hz> Hz'), None
+        when it plays none; one per protocol (the validator refuses a mix)."""
+        sounds = _sounds(self.phases.values())
+        return sounds[0] if sounds else None
+
     def debriefing_for(self, condition: str) -> list[str]:
         """The debriefing pages `condition` reads: its own (debriefing.pages.<condition>) or the default."""
         return self.debriefing_by_condition.get(condition) or self.debriefing_pages
@@ -355,6 +361,10 @@ class _Validator:
         """Each task's rules across phases and conditions (e.g. what a yoked phase replays), then
         the lab's noise dose limit per condition, from every phase's worst-case exposure."""
         from experiment.noise import dose, lab_limits
+        sounds = _sounds(phases.values())
+        if len(sounds) > 1:      # one calibration per session: the headphones are calibrated for one sound
+            self.err(("phases",), f"the noise phases play different sounds ({', '.join(sounds)}); use one "
+                                  "sound and tone_hz in every phase")
         for task in TASKS.values():
             for prob in task.check_conditions(conds, phases):
                 self.err(prob.path, prob.message)
@@ -381,6 +391,13 @@ class _Validator:
             last_train = max(i for i, r in enumerate(roles) if r == "training")
             if "check" not in roles[last_train:]:
                 self.err(path + ("phases",), "needs a manipulation check (role: check) after training")
+
+
+def _sounds(phases) -> list[str]:
+    """The distinct aversive sounds ('noise', 'tone <Hz> Hz') that phases playing sound use."""
+    from experiment.noise import sound_name
+    return sorted({sound_name(ph.params.get("sound", "noise"), ph.params.get("tone_hz"))
+                   for ph in phases if any(s > 0 for _, s in TASKS[ph.task].exposure(ph.params))})
 
 
 def plan(proto: Protocol, condition: str, seed: int) -> list[tuple]:

@@ -196,6 +196,9 @@ def test_a_shipped_protocol_runs_in_the_real_window_with_real_audio(calibrated, 
     from x11tools import Keys, save_png
     import numpy as np
     path = Path(__file__).resolve().parent.parent / "protocols" / "hiroto-seligman-problems-shuttle.yaml"
+    out = run_lhlab("calibrate", "--reading", READING, "--headphone", "HD280", "--seconds", 0.5, "--sound", "tone",
+                    "--tone-hz", 1000, timeout=60)                 # the shipped protocols play the 1975 tone
+    assert out.returncode == 0, out.stderr[-2000:]
     keys = Keys(x_display)
     rec = Recorder()
     s = LiveSession(path, "--participant", "v1", "--condition", "soluble", "--data-dir", tmp_path, "--seed", 8,
@@ -221,7 +224,7 @@ def test_a_shipped_protocol_runs_in_the_real_window_with_real_audio(calibrated, 
     record = json.loads((study / "sub-v1/ses-1/sub-v1_ses-1_session.json").read_text())
     assert record["status"] == "complete" and record["calibration"]["headphone"] == "HD280"
     rows = rows_of(study, "v1", "shuttle")
-    assert len(rows) == 20 and len(rows_of(study, "v1", "problemssoluble")) == 40
+    assert len(rows) == 18 and len(rows_of(study, "v1", "problemssoluble")) == 40      # Hiroto (1974): 18
     noisy = [r for r in rows if r["outcome"] != "avoid"]
     t0 = record["devices"]["screen"]["t0_unix"]
     spans = [sp for sp in recording.sound_spans(min_gap_s=0.02) if sp[0] > t0]

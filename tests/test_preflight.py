@@ -34,7 +34,9 @@ def write_session(study: Path, label: str, n: int, **record) -> None:
 
 
 def calibrate(days_old: float = 0.0) -> None:
-    rec = calibration.new_record(output_identity(configured_device()), "HD280", 84.0)
+    from experiment.protocol import load_protocol
+    rec = calibration.new_record(output_identity(configured_device()), "HD280", 84.0,
+                                 sound=load_protocol(NOISE).noise_sound())      # the tone of Hiroto & Seligman
     rec["date"] = (datetime.now(timezone.utc) - timedelta(days=days_old)).isoformat(timespec="seconds")
     calibration.add(rec)
 

@@ -13,7 +13,7 @@ def test_outcomes_latencies_and_noise_times_are_consistent(tmp_path):
     for i, cond in enumerate(["escapable", "nonoise"]):
         _, study = run_session(PROTOCOL, tmp_path, f"p{i}", cond, seed=21 + i)
         rows = read_rows(study, f"p{i}", "shuttle")
-        assert len(rows) == 20
+        assert len(rows) == 18                                   # Hiroto (1974): 18 test trials
         assert row_problems(PROTOCOL, "shuttle", rows) == []     # outcomes, latencies, noise times, keys
         side = "left"
         for r in rows:

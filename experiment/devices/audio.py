@@ -19,7 +19,7 @@ logging.console.setLevel(logging.ERROR)       # stdout carries progress JSON onl
 
 from experiment.devices.seam import Burst                      # noqa: E402
 from experiment.errors import BadInput, DeviceError             # noqa: E402
-from experiment.noise import DoseMeter, HEADROOM_DBFS, check_level, level_dbfs, white_noise  # noqa: E402
+from experiment.noise import DoseMeter, HEADROOM_DBFS, check_level, level_dbfs, signal, sound_name  # noqa: E402
 
 _PTB_FIXED = False
 STREAM_START_TIMEOUT = 8.0     # s: a PulseAudio-backed ALSA stream may take ~2 s before it runs
@@ -142,21 +142,27 @@ class RealSpeaker:
         return self.display.unix_to_session(t_unix) if self.display else t_unix
 
     # -- noise ------------------------------------------------------------------------------
-    def prepare(self, level_dba: float, seconds: float, seed: int, ramp: float = 0.005) -> Burst:
+    def prepare(self, level_dba: float, seconds: float, seed: int, ramp: float = 0.005,
+                sound: str = "noise", tone_hz: float | None = None) -> Burst:
         if self.calibration is None:
             raise DeviceError("noise refused: no calibration for this output (run `lhlab calibrate`)")
+        wanted, calibrated = sound_name(sound, tone_hz), self.calibration.get("sound", "noise")
+        if wanted != calibrated:      # a tone's level at the ear is not the noise's: never guess it
+            raise DeviceError(f"{wanted} refused: the calibration in force is for {calibrated}; "
+                              "run `lhlab calibrate` with --sound (and --tone-hz) for it")
         try:
             check_level(level_dba, seconds, self.limits)
         except BadInput as e:
             raise DeviceError(f"noise refused: {e}") from None
-        return self._load(Burst(level_dba, seconds, seed, level_dbfs(level_dba, self.calibration)), ramp)
+        return self._load(Burst(level_dba, seconds, seed, level_dbfs(level_dba, self.calibration), sound, tone_hz),
+                          ramp)
 
     def _load(self, burst: Burst, ramp: float) -> Burst:
         if burst.level_dbfs > HEADROOM_DBFS + 1e-9:
             raise DeviceError(f"noise refused: {burst.level_dbfs:.1f} dBFS is above the {HEADROOM_DBFS:g} dBFS headroom")
         self.silence()
-        samples = white_noise(burst.seconds / self.speed, self.sample_rate, burst.level_dbfs, burst.seed,
-                              self.channels, ramp)
+        samples = signal(burst.sound, burst.tone_hz, burst.seconds / self.speed, self.sample_rate,
+                         burst.level_dbfs, burst.seed, self.channels, ramp)
         self.sound.setSound(samples, hamming=False, log=False)
         self._loaded = burst
         return burst
@@ -249,9 +255,10 @@ class RealSpeaker:
             return 0
 
     # -- calibration ------------------------------------------------------------------------
-    def play_reference(self, dbfs: float, seconds: float, seed: int = 20240601) -> None:
-        """`lhlab calibrate`: the reference noise at `dbfs` RMS (not a participant burst)."""
-        self._load(Burst(0.0, seconds, seed, dbfs), ramp=0.05)
+    def play_reference(self, dbfs: float, seconds: float, seed: int = 20240601, sound: str = "noise",
+                       tone_hz: float | None = None) -> None:
+        """`lhlab calibrate`: the reference noise (or tone) at `dbfs` RMS (not a participant burst)."""
+        self._load(Burst(0.0, seconds, seed, dbfs, sound, tone_hz), ramp=0.05)
         self._ref_end = self._ptb.GetSecs() + seconds
         self.sound.play(log=False)
 

@@ -58,6 +58,8 @@ class Burst:
     seconds: float
     seed: int
     level_dbfs: float | None = None
+    sound: str = "noise"            # "noise" (white noise) or "tone" (a sine at tone_hz)
+    tone_hz: float | None = None
 
 
 @dataclass
@@ -147,8 +149,10 @@ class Speaker(Protocol):
     def info(self) -> dict:
         """Provenance: backend, device, sample rate, latency settings."""
 
-    def prepare(self, level_dba: float, seconds: float, seed: int, ramp: float = 0.005) -> Burst:
-        """Generate the noise (checked against the lab limits); nothing plays yet."""
+    def prepare(self, level_dba: float, seconds: float, seed: int, ramp: float = 0.005,
+                sound: str = "noise", tone_hz: float | None = None) -> Burst:
+        """Generate the noise or the tone (checked against the lab limits and the calibration of
+        that sound); nothing plays yet."""
 
     def start(self, burst: Burst, at: float | None = None) -> float:
         """Play the prepared burst from session time `at` (as soon as possible if None); return its onset."""

@@ -20,7 +20,7 @@ class NoSpeaker:
     def info(self) -> dict:
         return {"backend": "none"}
 
-    def prepare(self, level_dba, seconds, seed, ramp=0.005) -> Burst:
+    def prepare(self, level_dba, seconds, seed, ramp=0.005, sound="noise", tone_hz=None) -> Burst:
         raise DeviceError("this session opened no audio output (its protocol plays no noise)")
 
     def start(self, burst, at=None) -> float:
@@ -172,9 +172,9 @@ class SilentSpeaker:
     def info(self) -> dict:
         return {"backend": "simulated"}
 
-    def prepare(self, level_dba, seconds, seed, ramp=0.005) -> Burst:
+    def prepare(self, level_dba, seconds, seed, ramp=0.005, sound="noise", tone_hz=None) -> Burst:
         check_level(level_dba, seconds, self.limits)
-        return Burst(level_dba, seconds, seed)
+        return Burst(level_dba, seconds, seed, sound=sound, tone_hz=tone_hz)
 
     def start(self, burst: Burst, at: float) -> float:
         self.silence()

@@ -33,6 +33,9 @@ def noise_params(default_level: float = 90.0) -> tuple[Param, ...]:
         Param("iti_mean", "number", "mean interval between noises (s); every participant gets exactly this mean",
               14.0, low=0),
         Param("ramp", "number", "onset/offset ramp of each burst (s)", 0.005, low=0, high=0.1),
+        Param("sound", "choice", "the aversive sound: noise (white noise) or tone (a sine at tone_hz); each is "
+                                 "calibrated on its own (lhlab calibrate --sound)", "noise", choices=("noise", "tone")),
+        Param("tone_hz", "number", "frequency of the tone (Hz) when sound is tone", 1000.0, low=20, high=16000),
     )
 
 
@@ -234,7 +237,8 @@ class NoiseEscape(Task):
                                data={"trial": n, "of": len(schedule), "mode": mode, "state": "waiting",
                                      "response": matcher.spec(), "length": length})
                 ctx.screen.show(waiting)
-                burst = spk.prepare(p["noise_level"], length, trial["noise_seed"], ramp=p["ramp"])
+                burst = spk.prepare(p["noise_level"], length, trial["noise_seed"], ramp=p["ramp"], sound=p["sound"],
+                                    tone_hz=p["tone_hz"])
                 xruns = spk.xruns()
                 onset_at = prev_end + trial["iti"]
                 ctx.clock.wait_until(onset_at - START_LEAD)

@@ -155,7 +155,8 @@ class Shuttle(Task):
                         "keys": dict(keys), "warning": p["warning"], "window": p["noise_window"]}
                 ctx.screen.show(View("shuttle", text=p["prompt"], footer=hint, marker=0 if side == "left" else 1,
                                      data={**base, "state": "waiting"}))
-                burst = spk.prepare(p["noise_level"], p["noise_window"], trial["noise_seed"], ramp=p["ramp"])
+                burst = spk.prepare(p["noise_level"], p["noise_window"], trial["noise_seed"], ramp=p["ramp"],
+                                    sound=p["sound"], tone_hz=p["tone_hz"])
                 ctx.clock.wait_until(prev_end + trial["iti"])
                 xruns = spk.xruns()
                 warn = ctx.screen.show(View("shuttle", text=p["text_warning"], footer=hint, light="warning",
