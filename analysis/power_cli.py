@@ -27,7 +27,7 @@ def add_parser(subparsers) -> None:
         description="Simulate --studies studies for every group size of --per-group and every --profile, "
                     "run each through lhlab's task code (in memory) and the planned test `lhlab analyze` "
                     "reports (the protocol's analysis: primary outcome; secondary measures Holm-adjusted), "
-                    "and report power with its 95%% Monte-Carlo interval, the false-positive rate under the "
+                    "and report power with its 95% Monte-Carlo interval, the false-positive rate under the "
                     "no-effect profile (always included), and the smallest n per group reaching --target. "
                     "Writes power.csv, smallest_n.csv, studies.csv, power_curve.svg/png, power.html and "
                     "power.json into --out. The same command gives the same numbers, for any --workers.")

@@ -69,6 +69,12 @@ def main() -> int:
           f"(median {statistics.median(sim) * 1000:.0f}), analyse {statistics.mean(ana) * 1000:.0f} ms "
           f"(median {statistics.median(ana) * 1000:.0f}); "
           f"per session {statistics.mean(sim) / (len(proto.conditions) * args.per_group) * 1000:.1f} ms")
+    sim_cpu = [c["simulate_cpu_s"] for c in run.chunks]
+    ana_cpu = [c["analyse_cpu_s"] for c in run.chunks]
+    per_cpu = statistics.mean(sim_cpu) + statistics.mean(ana_cpu)
+    print(f"per study, CPU time: simulate {statistics.mean(sim_cpu) * 1000:.0f} ms, analyse "
+          f"{statistics.mean(ana_cpu) * 1000:.0f} ms; on {workers} otherwise idle cores {args.studies} studies "
+          f"would take about {per_cpu * args.studies / workers:.0f} s")
     print(f"CPU time of the worker processes: {cpu_children:.0f} s "
           f"({cpu_children / max(wall, 1e-9):.2f} cores busy on average)")
     print(f"load average before/after: {load0[0]:.1f} / {load1[0]:.1f} on {os.cpu_count()} cores "
