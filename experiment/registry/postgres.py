@@ -37,6 +37,7 @@ refused.
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
 import time
@@ -288,7 +289,7 @@ def write_marker(study_dir: Path, location: Location) -> None:
     try:
         if not marker.is_file() or marker.read_text(encoding="utf-8") != text:
             marker.parent.mkdir(exist_ok=True)
-            tmp = marker.with_suffix(".tmp")
+            tmp = marker.with_name(f".{marker.name}.{os.getpid()}.tmp")   # one per process: stations start together
             tmp.write_text(text, encoding="utf-8")
             tmp.replace(marker)
     except OSError as e:
