@@ -13,7 +13,9 @@ millisecond of the key event instead of up to a frame later.
 
 from __future__ import annotations
 
+import math
 import os
+import textwrap
 import time
 
 from psychopy import core, logging, prefs
@@ -62,6 +64,8 @@ class Display:
         self._last_flip = 0.0
         self.view: View | None = None
         self._stims = self._make_stims()
+        self._measure = visual.TextStim(self.win, text="", font=FONT, height=0.035, wrapWidth=100)   # never drawn
+        self._balanced: dict = {}
         self.entry_text_override: str | None = None   # visual simulation types into the box
         self.frames = 0
         self.audit = self._start_audit()       # every frame of the session (experiment.devices.frames)
@@ -145,7 +149,7 @@ class Display:
             height, y = BIG_TEXT.get(view.kind, (0.035, 0.05))
             if s["text"].height != height:
                 s["text"].height, s["text"].pos, s["text"].bold = height, (0, y), view.kind in BIG_TEXT
-            _set(s["text"], view.text)
+            _set(s["text"], self.balanced(view.text, height, s["text"].wrapWidth))
             _set(s["letters"], "")
             _set(s["prompt"], "")
         if view.scale:
@@ -170,6 +174,34 @@ class Display:
                 shape.lineColor = (1, 1, 1)
                 shape.lineWidth = 10 if pat["border"] == "thick" else 2
                 _set(s[f"{side}_letter"], pat["letter"])
+
+    def balanced(self, text: str, height: float, wrap: float) -> str:
+        """`text` with its paragraphs broken into lines of even length, so no word is left alone
+        on a last line (PsychoPy wraps greedily: '...in the consent' / 'form.')."""
+        if not text or len(text) < 40:
+            return text
+        cached = self._balanced.get((text, height, wrap))
+        if cached is not None:
+            return cached
+        m = self._measure
+        out = []
+        for para in text.split("\n"):
+            m.height, m.text = height, para
+            width = m.boundingBox[0] / self.win.size[1] if para.strip() else 0.0
+            n = math.ceil(width / wrap) if width else 1
+            if n > 1 and width / n > 0.92 * wrap:     # room for uneven lines, so PsychoPy does not rewrap
+                n += 1
+            if n <= 1:
+                out.append(para)
+                continue
+            chars = math.ceil(len(para) / n)
+            lines = textwrap.wrap(para, chars)
+            while len(lines) > n:              # a long word: allow a little more per line
+                chars += 1
+                lines = textwrap.wrap(para, chars)
+            out.append("\n".join(lines))
+        self._balanced[(text, height, wrap)] = result = "\n".join(out)
+        return result
 
     def draw(self) -> None:
         s, v = self._stims, self.view
