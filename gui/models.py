@@ -19,7 +19,7 @@ from PyQt6.QtGui import QBrush, QColor, QFont
 
 from experiment import datafile
 from experiment.errors import BadInput, LhlabError
-from experiment.registry import REGISTRY_FILE, Participant, Registry, SessionEntry
+from experiment.registry import Participant, Registry, SessionEntry
 
 PILOT_FOLDER = "_pilot"     # DATA_DIR/_pilot/<study-id>/: pilots never mix with the study's data
 
@@ -80,7 +80,7 @@ class StudyModel(QObject):
         study = self.study_dir
         if study is None:
             return None
-        if not create and not (study / REGISTRY_FILE).exists() and not any(study.glob("sub-*")):
+        if not create and not Registry.exists(study) and not any(study.glob("sub-*")):
             return None
         self.registry = Registry.open(study, self.protocol)
         return self.registry
