@@ -157,3 +157,25 @@ def test_escape_response_of_three_presses_in_one_poll_and_the_rest_stays_pending
     assert take_response(q, ResponseMatcher(["space"], 3), resp, None, since=0.9)
     assert resp.done.t == 1.010 and [k.key for k in resp.presses] == ["space", "space", "x", "space"]
     assert [k.t for k in q.keys] == [1.015]
+
+
+def test_after_a_withdrawal_and_in_the_debriefing_f12_is_not_offered(tmp_path):
+    """The session's own pages (data-only, the screen recording every view): before the
+    withdrawal the footer offers F12; the 'you have chosen to stop' page and the debriefing do not."""
+    import threading
+
+    from experiment.devices.virtual import data_only_devices
+    from experiment.protocol import load_protocol
+    from experiment.session import Session, SessionRequest, prepare
+    from experiment.simulation.participant import participant_for
+    proto = load_protocol(REPO / "protocols" / "demo.yaml")
+    prep = prepare(SessionRequest(proto, "w1", "unsolvable", tmp_path, seed=3, simulate="default,withdraw_rate=1"))
+    devices = data_only_devices(participant_for(prep), proto.keys)
+    devices[1].keep = True
+    assert Session(prep, devices, threading.Event()).run() == 4            # withdrawn
+    pages = [v for _, v in devices[1].shown if v.kind in ("text", "debriefing")]
+    stop = next(i for i, v in enumerate(pages) if v.text == proto.texts["withdrawn"])
+    assert stop > 0 and all("F12" in v.footer for v in pages[:stop])
+    assert all("F12" not in v.footer for v in pages[stop:])
+    debriefing = [v for v in pages[stop:] if v.kind == "debriefing"]
+    assert [v.text for v in debriefing] == proto.debriefing_for("unsolvable")       # the helpless group's own
