@@ -87,17 +87,20 @@ def collect_views() -> list[tuple[str, object, str | None]]:
     shuttle = _run("shuttle", {**noise.phases["shuttle"].params, "n_trials": 1}, burst(31.0, ["right"]), noise,
                    role="test", speaker=SilentSpeaker())
     out.append(("8-shuttle-warning", next(v for v in shuttle if v.data.get("state") == "warning"), None))
+    out.append(("9-shuttle-feedback", next(v for v in shuttle if v.data.get("state") == "feedback"), None))
+    stop = _run("instructions", {"pages": [noise.texts["withdrawn"]]}, burst(0.5, ["space"]), noise, role="debriefing")
+    out.append(("10-withdrawn", stop[0], None))
     deb = _run("instructions", {"pages": noise.debriefing_for("escapable")}, burst(0.5, ["space"]) + burst(2, ["space"]), noise,
                role="debriefing")
-    out.append(("9-debriefing", deb[0], None))
-    out.append(("10-goodbye", replace(deb[0], text=noise.texts["goodbye"], footer=""), None))
+    out.append(("11-debriefing", deb[0], None))
+    out.append(("12-goodbye", replace(deb[0], text=noise.texts["goodbye"], footer=""), None))
     return out
 
 
 def test_screens_of_every_type_and_the_contact_sheet(x_display, tmp_path):
     views = collect_views()
     names = [n for n, _, _ in views]
-    assert "F12" not in views[names.index("9-debriefing")][1].footer       # no "to stop" in the debriefing
+    assert "F12" not in views[names.index("11-debriefing")][1].footer       # no "to stop" in the debriefing
     assert "F12" in views[names.index("1-instructions")][1].footer
     (tmp_path / "views.pkl").write_bytes(pickle.dumps(views))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), str(REPO)])}
