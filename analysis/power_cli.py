@@ -179,7 +179,10 @@ def _print_summary(meta, summary, smallest, page: Path) -> None:
             null = prim[prim["profile"] == NULL_PROFILE]
             rate = null["rejections"].sum() / max(1, null["studies"].sum())
             print(f"  false-positive rate under {NULL_PROFILE}: {rate:.3f} (alpha {meta['alpha']:g})")
+        elif row.n_per_group != row.n_per_group:       # NaN: no group size of the grid reached it
+            best = prim[prim["profile"] == row.profile].sort_values("n_per_group").iloc[-1]
+            print(f"  {row.profile}: power {meta['target']:g} not reached in this grid "
+                  f"(n={best['n_per_group']} per group: {best['power']:.2f})")
         else:
-            n = "not reached in this grid" if row.n_per_group != row.n_per_group else f"{int(row.n_per_group)} per group"
-            print(f"  {row.profile}: power {meta['target']:g} at {n}")
+            print(f"  {row.profile}: power {meta['target']:g} at {int(row.n_per_group)} per group")
     print(page)

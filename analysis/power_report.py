@@ -56,7 +56,7 @@ def figure(summary: pd.DataFrame, meta: dict, svg: Path, png: Path) -> None:
     primary = summary[summary["plan"] == "primary"]
     secondary = summary[summary["plan"] != "primary"]
     panels = 1 + (len(secondary) > 0)
-    fig, axes = plt.subplots(1, panels, figsize=(6.2 * panels, 4.4), squeeze=False)
+    fig, axes = plt.subplots(1, panels, figsize=(6.2 * panels, 5.6), squeeze=False)
     ax = axes[0][0]
     for profile, g in (primary if len(primary) else summary).groupby("profile", sort=False):
         g = g.sort_values("n_per_group")
@@ -66,19 +66,25 @@ def figure(summary: pd.DataFrame, meta: dict, svg: Path, png: Path) -> None:
     ax.axhline(meta["alpha"], color="0.6", ls=":", lw=1, label=f"alpha {meta['alpha']:g}")
     ax.set(xlabel="participants per group", ylabel="power (share of studies with p < alpha)", ylim=(0, 1.02),
            title=f"Primary outcome: {meta.get('primary') or '(none declared)'}")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(0, -0.16), ncol=3, frameon=False)
     ax.grid(alpha=0.3)
     if panels > 1:
+        # one colour per measure, one line style per profile (the no-effect lines are left out
+        # when other profiles are shown: their level is the primary panel's false-positive line)
         ax2 = axes[0][1]
+        shown = [p for p in dict.fromkeys(secondary["profile"]) if p != "no-effect"] or ["no-effect"]
+        colours = {m: f"C{i}" for i, m in enumerate(dict.fromkeys(secondary["measure"]))}
+        styles = dict(zip(shown, ["-", "--", ":", "-."] * 4))
         for (profile, measure), g in secondary.groupby(["profile", "measure"], sort=False):
-            if profile == "no-effect" and secondary["profile"].nunique() > 1:
+            if profile not in styles:
                 continue
             g = g.sort_values("n_per_group")
-            ax2.plot(g["n_per_group"], g["power"], marker=".", label=f"{measure} ({profile})")
+            ax2.plot(g["n_per_group"], g["power"], marker=".", color=colours[measure], ls=styles[profile],
+                     label=f"{measure} ({profile})")
         ax2.axhline(meta["target"], color="0.3", ls="--", lw=1)
         ax2.set(xlabel="participants per group", ylabel="power (Holm-adjusted)", ylim=(0, 1.02),
                 title="Secondary measures (exploratory)")
-        ax2.legend(fontsize=7, loc="lower right")
+        ax2.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0, -0.16), ncol=2, frameon=False)
         ax2.grid(alpha=0.3)
     fig.suptitle(f"{meta['title']}: power by simulation ({meta['studies']} studies per point)", fontsize=10)
     fig.tight_layout()
