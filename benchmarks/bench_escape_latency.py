@@ -1,8 +1,12 @@
 """Escape latency: key event -> stop command -> silence at the sink, two ways of waiting.
 
-    .venv/bin/python benchmarks/bench_escape_latency.py [--trials 30]
+    .venv/bin/python benchmarks/bench_escape_latency.py [--trials 30] [--backend pulseaudio|pipewire|both]
+        [--quantum 64]
 
-Brings its own Xvfb and a private PulseAudio null sink (tests/x11tools.py, tests/audiotools.py).
+Brings its own Xvfb and, per backend, a private null sink: PulseAudio (tests/audiotools.py) and
+PipeWire at 48 kHz with a fixed quantum (tests/pipewiretools.py; 64 frames = 1.33 ms by
+default), psychtoolbox reaching either through ALSA's `default` device and the PulseAudio
+protocol (pipewire-pulse for PipeWire). The results are printed side by side.
 A child process opens the real participant window and the real noise output (PsychoPy sound,
 psychtoolbox backend) and plays a 3 s noise burst per trial; this process presses SPACE
 through XTEST (another process, as a USB keyboard's event would arrive) at a random moment
@@ -74,8 +78,42 @@ def child(trials: int, latency_class: int) -> None:
         while d.now() < t + 0.4:                   # a short gap with the frame loop running
             d.flip()
             d.poll()
+    print(json.dumps({"xruns": spk.xruns(), "timing": {k: v for k, v in spk.timing().items() if k != "bursts"}}),
+          flush=True)
     spk.close()
     d.close()
+
+
+def _lines(proc: subprocess.Popen, timeout: float = 30.0):
+    """The child's next stdout line, or RuntimeError after `timeout` s (a stalled audio stream
+    must end the benchmark, not hang it)."""
+    import queue
+    import threading
+    q: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [q.put(line) for line in proc.stdout] + [q.put("")], daemon=True).start()
+
+    def next_line() -> str:
+        try:
+            line = q.get(timeout=timeout)
+        except queue.Empty:
+            raise RuntimeError(f"the benchmark child sent nothing for {timeout:g} s (audio stream stalled?)") from None
+        if not line:
+            raise RuntimeError("the benchmark child ended early")
+        return line
+    return next_line
+
+
+def sink_gaps(recording, a: float, b: float, min_gap_s: float = 0.001) -> int:
+    """Silent stretches (>= 1 ms of zero samples) inside one heard burst: dropouts the sink got
+    even when the client stream reports no underrun."""
+    import numpy as np
+    seg = np.abs(recording.x[recording.index(a):recording.index(b), 0]) < 1e-4
+    if not seg.any():
+        return 0
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], seg.astype(np.int8), [0]))))
+    runs = edges[1::2] - edges[::2]
+    from audiotools import RATE
+    return int((runs >= min_gap_s * RATE).sum())
 
 
 def percentiles(xs: list[float]) -> tuple[float, float, float]:
@@ -88,6 +126,13 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=30, help="trials per method")
     ap.add_argument("--latency-class", type=int, default=1, help="psychtoolbox latency class (lhlab default 1)")
+    ap.add_argument("--backend", choices=("pulseaudio", "pipewire", "both"), default="both",
+                    help="sound server(s) to measure (default both, side by side)")
+    ap.add_argument("--quantum", type=int, default=64, help="PipeWire quantum in frames at 48 kHz (default 64)")
+    ap.add_argument("--pipewire-latency-msec", type=float, default=5.0,
+                    help="PULSE_LATENCY_MSEC for the PipeWire run (lhlab's lab.json pulse_latency_msec; default 5; "
+                         "0: the server's default). PulseAudio runs at its default: 2-3 ms requests stall it")
+    ap.add_argument("--json", action="store_true", help="also print the results as one JSON line at the end")
     ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child is not None:
@@ -99,40 +144,76 @@ def main() -> int:
                      ("XDG_RUNTIME_DIR", "run")):
         os.environ[var] = str(home / sub)
         (home / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+    from x11tools import Xvfb
+    xvfb = Xvfb()
+    os.environ.update(DISPLAY=xvfb.display, PYTHONUNBUFFERED="1")
+    backends = ("pulseaudio", "pipewire") if args.backend == "both" else (args.backend,)
+    summary = []
+    try:
+        for backend in backends:
+            summary.append((backend, measure(backend, args, xvfb)))
+    finally:
+        xvfb.stop()
+    print(f"\nSide by side: key -> silence at the sink (inject->quiet, ms; poll = lhlab's wait), "
+          f"{args.trials} trials per method")
+    print(f"{'backend':<12}{'client buffer':>28}{'median':>9}{'p95':>9}{'max':>9}{'underruns':>11}{'sink gaps':>11}")
+    for backend, (rows, info) in summary:
+        q = next(r[5] for r in rows if r[0] == "poll")
+        a = info["audio"]
+        buf = f"{a.get('buffer_size')} fr @ {a['sample_rate']} Hz" + (
+            f", {a['pulse_latency_msec']:g} ms" if a.get("pulse_latency_msec") else "")
+        print(f"{backend:<12}{buf:>28}{q[0]:9.2f}{q[1]:9.2f}{q[2]:9.2f}{info.get('xruns', 0):>11}"
+              f"{info.get('sink_gaps', 0):>11}")
+    if args.json:
+        print(json.dumps({backend: {"audio": info["audio"], "xruns": info.get("xruns"), "sink_gaps": info["sink_gaps"],
+                                    **{r[0]: {"escaped": r[1], "trials": r[2], "key_stop_ms": r[3],
+                                              "inject_stop_ms": r[4], "inject_quiet_ms": r[5]} for r in rows}}
+                          for backend, (rows, info) in summary}))
+    return 0
+
+
+def measure(backend: str, args, xvfb) -> tuple[list, dict]:
+    """Run the child against a fresh null sink of `backend`; print and return its table."""
     from audiotools import PulseNullSink, Recorder
-    from x11tools import Keys, Xvfb
-    xvfb, pulse = Xvfb(), PulseNullSink()
-    os.environ.update(DISPLAY=xvfb.display, PULSE_SERVER=pulse.server, PYTHONUNBUFFERED="1")
+    from pipewiretools import PipeWireNullSink
+    from x11tools import Keys
+    pulse = PipeWireNullSink(args.quantum) if backend == "pipewire" else PulseNullSink()
+    os.environ["PULSE_SERVER"] = pulse.server
+    child_env = dict(os.environ)
+    child_env.pop("PULSE_LATENCY_MSEC", None)
+    if backend == "pipewire" and args.pipewire_latency_msec > 0:
+        child_env["LHLAB_PULSE_LATENCY_MSEC"] = f"{args.pipewire_latency_msec:g}"
     rng = random.Random(1)
     results = {"poll": [], "frame": []}
     proc = None
     try:
         rec = Recorder()
         proc = subprocess.Popen([sys.executable, __file__, "--child", str(2 * args.trials),
-                                 "--latency-class", str(args.latency_class)], cwd=REPO,
+                                 "--latency-class", str(args.latency_class)], cwd=REPO, env=child_env,
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        lines = _lines(proc)
         keys = Keys(xvfb.display)
-        info = json.loads(proc.stdout.readline())
+        info = json.loads(lines())
         assert info.get("ready"), info
         keys.focus_window()
         time.sleep(0.3)
         for _ in range(2 * args.trials):
-            start = json.loads(proc.stdout.readline())
+            start = json.loads(lines())
             delay = rng.uniform(0.3, 1.2)
             while time.time() < start["onset"] + delay:
                 time.sleep(0.0005)
             injected = keys.press("space", hold=0.03)
-            end = json.loads(proc.stdout.readline())
+            end = json.loads(lines())
             results[end["mode"]].append({**end, "onset": start["onset"], "inject": injected})
+        final = json.loads(lines())
         proc.wait(60)
         recording = rec.stop()
     finally:
         if proc is not None and proc.poll() is None:
             proc.kill()
         pulse.stop()
-        xvfb.stop()
 
-    rows, skews = [], []
+    rows, skews, gaps = [], [], 0
     for mode, trials in results.items():
         done = [t for t in trials if t["done"]]
         key_stop = [t["stop"] - t["key"] for t in done]
@@ -147,10 +228,16 @@ def main() -> int:
             # from the burst's scheduled onset (psychtoolbox starts it sample-exactly at `when`)
             quiet.append((heard_off - heard_on) - (t["inject"] - t["onset"]))
             skew.append(heard_on - t["onset"])
+            gaps += sink_gaps(recording, heard_on, heard_off)
         skews.extend(skew)
         rows.append((mode, len(done), len(trials), percentiles(key_stop), percentiles(inj_stop), percentiles(quiet)))
-    print(f"\nEscape latency, {args.trials} trials per method, 60 Hz frame pacing, latency class "
-          f"{info['audio']['latency_class']}, {info['audio']['sample_rate']} Hz, device {info['audio']['name']!r}")
+    info["xruns"] = final.get("xruns", 0)
+    info["sink_gaps"] = gaps
+    print(f"\n[{backend}] Escape latency, {args.trials} trials per method, 60 Hz frame pacing, latency class "
+          f"{info['audio']['latency_class']}, {info['audio']['sample_rate']} Hz, buffer "
+          f"{info['audio'].get('buffer_size')} frames, server {info['audio'].get('server')}, device "
+          f"{info['audio']['name']!r}, predicted latency {info['audio']['predicted_latency_s'] * 1000:.1f} ms, "
+          f"underruns {info['xruns']} (reported by psychtoolbox), gaps heard at the sink {gaps}")
     print(f"{'method':<8}{'escaped':>9}   {'key->stop (ms)':>22}   {'inject->stop (ms)':>22}   {'inject->quiet (ms)':>22}")
     print(f"{'':<8}{'':>9}   {'median   p95    max':>22}   {'median   p95    max':>22}   {'median   p95    max':>22}")
     for mode, n, total, ks, ist, q in rows:
@@ -161,7 +248,7 @@ def main() -> int:
           "after the key, counted from the heard onset, i.e. in the sink's own sample clock). The recording's\n"
           f"wall-clock alignment is off by a constant {statistics.median(skews) * 1000:.1f} ms (median heard minus scheduled\n"
           "onset: the null sink renders ahead of real time), so it is not used for inject->quiet.")
-    return 0
+    return rows, info
 
 
 if __name__ == "__main__":

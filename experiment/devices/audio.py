@@ -10,6 +10,7 @@ report at most 2 output channels.
 
 from __future__ import annotations
 
+import os
 import time
 
 from psychopy import logging, prefs
@@ -69,6 +70,10 @@ class RealSpeaker:
 
     # -- opening ----------------------------------------------------------------------------
     def _open(self, name: str, latency_class: int) -> None:
+        from experiment.devices.output import configured_pulse_latency_msec
+        self.pulse_latency_msec = configured_pulse_latency_msec()
+        if self.pulse_latency_msec:          # libpulse reads it when the stream connects (PipeWire/PulseAudio)
+            os.environ["PULSE_LATENCY_MSEC"] = f"{self.pulse_latency_msec:g}"
         _fix_ptb_audio()
         import numpy as np
         import psychtoolbox as ptb
@@ -117,7 +122,7 @@ class RealSpeaker:
                 "index": self.speaker.index, "sample_rate": self.sample_rate, "channels": self.channels,
                 "latency_class": self.latency_class, "predicted_latency_s": round(self.predicted_latency, 6),
                 "buffer_size": self.buffer_size, "server": self.server,
-                "calibration": (self.calibration or {}).get("id")}
+                "pulse_latency_msec": self.pulse_latency_msec, "calibration": (self.calibration or {}).get("id")}
 
     def timing(self) -> dict:
         """Device settings and every burst's scheduled vs reported onset/offset and underruns
@@ -127,7 +132,7 @@ class RealSpeaker:
             return None if not v else {"median": round(v[len(v) // 2], 3), "max": round(v[-1], 3)}
         return {"audited": True, "backend": "psychopy-ptb", "server": self.server,
                 "latency_class": self.latency_class, "buffer_size": self.buffer_size,
-                "sample_rate": self.sample_rate, "predicted_latency_ms": round(self.predicted_latency * 1000, 3),
+                "pulse_latency_msec": self.pulse_latency_msec, "sample_rate": self.sample_rate, "predicted_latency_ms": round(self.predicted_latency * 1000, 3),
                 "xruns_total": self.xruns(), "bursts_n": len(self.bursts),
                 "onset_error_ms": ms(b["onset_error_ms"] for b in self.bursts),
                 "stop_to_offset_ms": ms(b["stop_to_offset_ms"] for b in self.bursts),

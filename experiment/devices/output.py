@@ -10,6 +10,7 @@ import os
 import re
 
 from experiment import os_specific
+from experiment.errors import DeviceError
 from experiment.noise import lab_config
 
 
@@ -33,6 +34,24 @@ def configured_device() -> str:
     """The audio output noise plays on: $LHLAB_AUDIO_DEVICE, else lab.json's audio_device, else
     the system default output ("default": on most Linux PCs PulseAudio/PipeWire's default sink)."""
     return os.environ.get("LHLAB_AUDIO_DEVICE") or str(lab_config().get("audio_device") or "default")
+
+
+def configured_pulse_latency_msec() -> float | None:
+    """The buffer a PulseAudio-protocol client asks the sound server for, in ms ($LHLAB_PULSE_LATENCY_MSEC,
+    else lab.json's pulse_latency_msec; None: the server's default, ~10-20 ms). On PipeWire with a
+    small quantum, 3 ms brings key -> silence at the sink under 4 ms (benchmarks/bench_escape_latency.py);
+    on PulseAudio itself requests of 2-3 ms stall the stream, so leave it unset there."""
+    raw = os.environ.get("LHLAB_PULSE_LATENCY_MSEC") or lab_config().get("pulse_latency_msec")
+    if raw in (None, "", 0, "0"):
+        return None
+    try:
+        ms = float(raw)
+    except (TypeError, ValueError):
+        ms = float("nan")
+    if not 0.5 <= ms <= 500:
+        raise DeviceError(f"pulse_latency_msec must be a number of milliseconds from 0.5 to 500 (got {raw!r}); "
+                          "fix lab.json or LHLAB_PULSE_LATENCY_MSEC")
+    return ms
 
 
 def configured_latency_class() -> int:
