@@ -142,6 +142,11 @@ def add_parser(sub) -> None:
                    help="what to calibrate: white noise (default) or a tone (each tone frequency on its own)")
     p.add_argument("--tone-hz", type=float, default=1000.0, help="the tone's frequency with --sound tone (Hz)")
     p.add_argument("--list", action="store_true", help="list the stored calibrations and exit")
+    p.add_argument("--latency", action="store_true",
+                   help="measure the output instead of calibrating it: play short noise bursts, stop each, record "
+                        "the sink's monitor and print how long the sound went on after the stop command (ms); "
+                        "stores nothing")
+    p.add_argument("--probes", type=int, default=10, metavar="N", help="bursts played with --latency (default 10)")
 
 
 def run(args) -> int:
@@ -157,6 +162,9 @@ def run(args) -> int:
             print(f"{r.get('id')}\t{r.get('date')}\t{r.get('device')}\t{r.get('headphone')}\t{r.get('sound', 'noise')}\t"
                   f"{r.get('reading_dba')} dB(A) at {r.get('reference_dbfs')} dBFS\tvolume {r.get('output_volume')}")
         return 0
+    if args.latency:
+        from experiment import latency
+        return latency.run(args)
     limits = lab_limits()
     device_name = args.device or output.configured_device()
     device = output.output_identity(device_name)

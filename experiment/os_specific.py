@@ -15,10 +15,9 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-import psutil
-from filelock import FileLock
-
 from experiment.errors import LhlabError
+
+# psutil and filelock are imported where used: every `lhlab` command loads this module, few need them.
 
 
 class NotSupportedHere(LhlabError):
@@ -28,6 +27,7 @@ class NotSupportedHere(LhlabError):
 @contextmanager
 def exclusive_lock(path: Path):
     """An exclusive advisory lock on `path` (created if missing) across processes."""
+    from filelock import FileLock
     with FileLock(str(path)):
         yield
 
@@ -39,12 +39,14 @@ def boot_id() -> str:
     try:
         return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
     except OSError:
+        import psutil
         return f"boot-{psutil.boot_time():.0f}"
 
 
 def process_start(pid: int) -> float | None:
     """When process `pid` started (seconds since the epoch), None if there is no such process.
     Recorded with the pid so that a reused pid is not mistaken for the original process."""
+    import psutil
     try:
         return round(psutil.Process(pid).create_time(), 2)
     except (psutil.NoSuchProcess, psutil.ZombieProcess):
@@ -74,6 +76,7 @@ def same_process_alive(proc: dict) -> bool | None:
         return None
     if proc.get("boot_id") and proc["boot_id"] != boot_id():
         return False
+    import psutil
     pid = proc.get("pid")
     if not pid or not psutil.pid_exists(pid):
         return False
@@ -96,6 +99,17 @@ def pactl(*args: str) -> str | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() if out.returncode == 0 else None
+
+
+def record_monitor(rate: int, channels: int = 1) -> subprocess.Popen:
+    """`parec` on the default sink's monitor (PulseAudio or pipewire-pulse): raw s16le on stdout.
+    NotSupportedHere without parec (pulseaudio-utils)."""
+    if not sys.platform.startswith("linux") or not shutil.which("parec"):
+        raise NotSupportedHere("recording the output needs parec (Debian: pulseaudio-utils) and a "
+                               "PulseAudio or PipeWire server")
+    return subprocess.Popen(["parec", "-d", "@DEFAULT_MONITOR@", "--raw", "--format=s16le", f"--rate={rate}",
+                             f"--channels={channels}", "--latency-msec=10"], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, bufsize=0)
 
 
 def require_linux(feature: str) -> None:

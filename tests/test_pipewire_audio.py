@@ -73,3 +73,12 @@ def test_the_escape_benchmark_runs_on_pipewire(pipewire):
     assert res["poll"]["escaped"] == 3 and res["frame"]["escaped"] == 3
     assert res["poll"]["key_stop_ms"][1] < 5                 # the stop command within ms of the key
     assert isinstance(res["sink_gaps"], int) and isinstance(res["xruns"], int)   # both reported, never hidden
+
+
+def test_calibrate_latency_measures_stop_to_silence_at_the_sink(pipewire):
+    out = run_lhlab("calibrate", "--latency", "--probes", 5, timeout=90)
+    assert out.returncode == 0, out.stderr[-2000:]
+    line = out.stdout.strip().splitlines()[-1]
+    assert line.startswith("stop command -> silence at the sink: median ") and "(5 bursts)" in line
+    median = float(line.split("median ")[1].split(" ms")[0])
+    assert 0 <= median < 60 and "pipewire" in out.stderr

@@ -267,6 +267,20 @@ class RealSpeaker:
         self._ref_end = self._ptb.GetSecs() + seconds
         self.sound.play(log=False)
 
+    def play_probe(self, dbfs: float, seconds: float, seed: int) -> float:
+        """`lhlab calibrate --latency`: noise at `dbfs` scheduled 50 ms ahead; returns its
+        scheduled onset (psychtoolbox time = Unix time on Linux)."""
+        self._load(Burst(0.0, seconds, seed, dbfs), ramp=0.0)
+        when = self._ptb.GetSecs() + 0.05
+        self.sound.play(when=when, log=False)
+        return when
+
+    def stop_probe(self) -> float:
+        """Stop the probe now; returns the time of the stop command (Unix time)."""
+        t = self._ptb.GetSecs()
+        self.sound.stop(log=False)
+        return t
+
     def wait_reference(self) -> None:
         while self._ptb.GetSecs() < self._ref_end + 0.05:
             time.sleep(0.01)
