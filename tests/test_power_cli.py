@@ -96,7 +96,7 @@ def test_ctrl_c_writes_the_finished_cells(tmp_path):
     proc = subprocess.Popen([*LHLAB, "power", str(PROTOCOL), "--per-group", "3:30:3", "--studies", "10",
                              "--workers", "2", "--out", str(out)], cwd=REPO, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    time.sleep(8)
+    time.sleep(5)                    # a few cells finish (fewer on a loaded machine: then none is written)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == EXIT_ABORTED, stderr
