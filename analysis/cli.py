@@ -51,7 +51,7 @@ def add_parser(subparsers) -> None:
                         "a study where no session recorded a timing audit")
     p.add_argument("--trial-models", choices=("auto", "on", "off"), default="auto",
                    help="trial-level models of the test phase (mixed model of log latency, logistic model of "
-                        "failures): auto = up to 1,000 participants (default), on, off")
+                        "failures): auto = up to 10,000 participants (default), on, off")
     p.add_argument("--no-plots", action="store_true", help="skip the figures (faster)")
     p.add_argument("--no-trials-csv", action="store_true", help="do not write the (large) trials.csv")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")

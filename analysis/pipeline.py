@@ -50,7 +50,7 @@ class Options:
     yoke_tolerance: float | None = None
     ci: float = 0.95
     protocol: Path | None = None
-    trial_models: str = "auto"     # auto (up to 1,000 participants), on, off
+    trial_models: str = "auto"     # auto (up to 10,000 participants), on, off
     max_dropped_frames: float | None = None     # % of frames (analysis.timing)
 
     def describe(self) -> list[tuple[str, str]]:
@@ -63,7 +63,7 @@ class Options:
         return [("option_session_rule", self.session_rule), ("option_grouping", self.between),
                 ("option_confidence_level", f"{self.ci:g}"), ("option_shuttle_criterion", crit),
                 ("option_yoke_tolerance", tol),
-                ("option_trial_models", self.trial_models + (" (fitted up to 1,000 participants)"
+                ("option_trial_models", self.trial_models + (" (fitted up to 10,000 participants)"
                                                          if self.trial_models == "auto" else "")),
                 ("option_protocol", str(self.protocol) if self.protocol else "(the file the sessions name)"),
                 ("option_max_dropped_frames", f"{self.max_dropped_frames:g}% (given)" if self.max_dropped_frames

@@ -1,8 +1,8 @@
 """Figures for the report and for papers, drawn with matplotlib's Agg canvas (no display, no
 pyplot state).
 
-Each function returns a matplotlib Figure; `save` writes it as PNG (300 dpi), SVG and PDF
-(vector, for journals) and returns the PNG bytes the report embeds. Groups are coloured by
+Each function returns a matplotlib Figure; `save` writes it as PNG (200 dpi), SVG and PDF
+(vector, for journals) and returns that PNG's bytes, which the report embeds. Groups are coloured by
 condition kind: helpless red, controllable blue, control grey. `mark` (e.g. "SIMULATED DATA")
 is printed on the figure itself, so a figure copied out of the report still says so.
 """
@@ -34,6 +34,7 @@ def colours(order: Sequence, kinds: Mapping) -> dict:
 
 MAX_POINTS = 400      # individual points drawn per group and panel (a random subset above this)
 FORMATS = ("png", "svg", "pdf")
+PNG_DPI = 200
 
 
 def _figure(w: float, h: float):
@@ -50,17 +51,17 @@ def _mark(fig, mark: str) -> None:
 
 
 def save(fig, out_dir=None, name: str = "figure") -> bytes:
-    """Write `fig` as out_dir/name.png (300 dpi), .svg and .pdf when `out_dir` is given; return
-    PNG bytes at 100 dpi for the report."""
+    """Write `fig` as out_dir/name.png (200 dpi), .svg and .pdf when `out_dir` is given; return
+    the PNG bytes (one raster render serves the file and the report)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=PNG_DPI if out_dir is not None else 100)
     if out_dir is not None:
         from pathlib import Path
         d = Path(out_dir)
         d.mkdir(parents=True, exist_ok=True)
-        for fmt in FORMATS:
-            fig.savefig(d / f"{name}.{fmt}", format=fmt, dpi=300 if fmt == "png" else 100,
-                        metadata={"Creator": "lhlab analyze"} if fmt != "png" else None)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
+        (d / f"{name}.png").write_bytes(buf.getvalue())
+        for fmt in ("svg", "pdf"):
+            fig.savefig(d / f"{name}.{fmt}", format=fmt, metadata={"Creator": "lhlab analyze"})
     return buf.getvalue()
 
 

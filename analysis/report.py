@@ -275,7 +275,7 @@ def _figures(result, cat, fig_dir=None) -> str:
     mark = getattr(result, "data_mark", "")
     out = ['<h2 id="figures">Figures</h2>']
     if fig_dir is not None:
-        out.append('<p class="note">Each figure is also in <code>figures/</code> as PNG (300 dpi), SVG and PDF.</p>')
+        out.append('<p class="note">Each figure is also in <code>figures/</code> as PNG (200 dpi), SVG and PDF.</p>')
     t = result.tables
     inc = result.included[["participant_id"]].merge(result.study.participants[["participant_id", "session"]],
                                                      on="participant_id")

@@ -6,8 +6,11 @@ groups (the same contrast as the primary test), signed so that positive = helple
 latency
     Linear mixed model of log latency (anagrams: unsolved trials scored at the limit, the
     classic score; shuttle: failures scored at the window's end), fixed effects group and
-    item (sum-coded; anagram item ids), random intercept per participant; REML, statsmodels
-    ``MixedLM``. The effect is exp(estimate): how many times slower the helpless group was.
+    item (sum-coded; anagram item ids), random intercept per participant; REML. Fitted by
+    `random_intercept_reml` (the profiled REML likelihood of this one model, computed from
+    per-participant sums: milliseconds where statsmodels' general ``MixedLM`` takes seconds;
+    tests/test_analysis_trial_models.py checks it against ``MixedLM``). The effect is
+    exp(estimate): how many times slower the helpless group was.
 failure
     Logistic regression of a trial's failure (anagram not solved; shuttle no response), fixed
     effects group and item, SEs robust to the clustering of trials within participants
@@ -31,7 +34,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-MAX_PARTICIPANTS = 1000
+MAX_PARTICIPANTS = 10_000
 COLUMNS = ["phase", "task", "model", "outcome", "method", "n_trials", "n_participants", "n_items", "estimate",
            "se", "ci_low", "ci_high", "statistic", "p", "effect", "effect_ci_low", "effect_ci_high",
            "effect_scale", "converged", "note"]
@@ -79,6 +82,46 @@ def _contrast(params: pd.Series, cov: pd.DataFrame, names: list[str], helpless: 
     return est, se, est - q * se, est + q * se, z, p
 
 
+def random_intercept_reml(y: np.ndarray, X: np.ndarray, groups: np.ndarray) -> dict:
+    """REML fit of y = X b + u_group + e, u ~ N(0, tau2), e ~ N(0, sigma2).
+
+    With gamma = tau2 / sigma2, V_g = sigma2 (I + gamma J) and V_g^-1 = (I - c_g J) / sigma2 with
+    c_g = gamma / (1 + gamma n_g), so X'V^-1 X, X'V^-1 y and y'V^-1 y need only the per-group
+    sums of X and y. The REML log likelihood profiled over b and sigma2 is maximised over
+    log gamma (bounded search). Returns ``params`` (b), ``cov`` (sigma2 (X'V*^-1 X)^-1, as
+    MixedLM's ``cov_params``), ``sigma2``, ``tau2``, ``converged``.
+    """
+    from scipy import optimize
+    codes, g = pd.factorize(groups)
+    n_g = np.bincount(codes).astype(float)
+    n, k = X.shape
+    Sx = np.zeros((len(g), k))
+    np.add.at(Sx, codes, X)
+    Sy = np.bincount(codes, weights=y)
+    XtX, Xty, yty = X.T @ X, X.T @ y, float(y @ y)
+
+    def parts(log_gamma):
+        gamma = np.exp(log_gamma)
+        c = gamma / (1 + gamma * n_g)
+        A = XtX - (Sx * c[:, None]).T @ Sx
+        bvec = Xty - (Sx * c[:, None]).T @ Sy
+        b = np.linalg.solve(A, bvec)
+        rss = yty - (c * Sy * Sy).sum() - b @ bvec          # r'V*^-1 r at the GLS estimate
+        return gamma, A, b, rss
+
+    def neg_reml(log_gamma):
+        gamma, A, _, rss = parts(log_gamma)
+        sign, logdet = np.linalg.slogdet(A)
+        return 0.5 * ((n - k) * np.log(rss / (n - k)) + np.log1p(gamma * n_g).sum() + logdet)
+
+    res = optimize.minimize_scalar(neg_reml, bounds=(-20.0, 10.0), method="bounded",
+                                   options={"xatol": 1e-10, "maxiter": 500})
+    gamma, A, b, rss = parts(res.x)
+    sigma2 = rss / (n - k)
+    return {"params": b, "cov": sigma2 * np.linalg.inv(A), "sigma2": sigma2, "tau2": gamma * sigma2,
+            "converged": bool(res.success)}
+
+
 def fit(trials: pd.DataFrame, between: str, kinds: Mapping, order: list) -> pd.DataFrame:
     """Both models for every test phase of `trials` (from `test_trials`); one row each."""
     import statsmodels.api as sm
@@ -101,18 +144,19 @@ def fit(trials: pd.DataFrame, between: str, kinds: Mapping, order: list) -> pd.D
         # latency: linear mixed model of log latency, random intercept per participant
         lat = d.dropna(subset=["log_latency"])
         row = {**base, "model": "latency", "outcome": "log latency", "n_trials": len(lat),
-               "method": "linear mixed model (REML), random intercept per participant, item fixed; statsmodels MixedLM",
+               "method": "linear mixed model (REML), random intercept per participant, item fixed",
                "effect_scale": "ratio of latencies (helpless / others)"}
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                m = smf.mixedlm("log_latency ~ " + formula, lat, groups=lat["pid"]).fit(
-                    reml=True, method=["nm", "powell"], maxiter=5000)    # statsmodels' gradient methods stall here
-            fe = m.fe_params
-            cov = m.cov_params().loc[fe.index, fe.index]
+                X = design(lat, formula)
+                m = random_intercept_reml(lat["log_latency"].to_numpy(float), X.to_numpy(float),
+                                          lat["pid"].to_numpy())
+            fe = pd.Series(m["params"], index=X.columns)
+            cov = pd.DataFrame(m["cov"], index=X.columns, columns=X.columns)
             est, se, lo, hi, z, p = _contrast(fe, cov, names, helpless, others)
             row.update(estimate=est, se=se, ci_low=lo, ci_high=hi, statistic=z, p=p, effect=np.exp(est),
-                       effect_ci_low=np.exp(lo), effect_ci_high=np.exp(hi), converged=bool(m.converged), note="")
+                       effect_ci_low=np.exp(lo), effect_ci_high=np.exp(hi), converged=m["converged"], note="")
         except Exception as e:            # a singular design (e.g. no variation) is reported, not raised
             row.update(converged=False, note=f"not estimable: {type(e).__name__}: {e}")
         rows.append(row)
@@ -138,3 +182,14 @@ def fit(trials: pd.DataFrame, between: str, kinds: Mapping, order: list) -> pd.D
                 row.update(converged=False, note=f"not estimable: {type(e).__name__}: {e}")
         rows.append(row)
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def design(d: pd.DataFrame, formula: str) -> pd.DataFrame:
+    """The fixed-effects design matrix of `formula` (right-hand side), columns named as
+    statsmodels names them (``C(grp)[level]``, ``C(item, Sum)[S.x]``)."""
+    from formulaic import model_matrix
+    try:
+        return model_matrix(formula, d, output="pandas")
+    except Exception:
+        from patsy import dmatrix
+        return dmatrix(formula, d, return_type="dataframe")

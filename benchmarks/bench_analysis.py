@@ -6,7 +6,7 @@ Studies are simulated once with the real task code (data-only, default profile) 
 --data (default /tmp/lhlab-bench-analysis) and reused on later runs. Each analysis runs in a
 fresh process (`analyze` + `write_outputs`: every CSV including trials.csv, Parquet, the APA
 tables, methods.md, the figures as PNG/SVG/PDF and report.html, pilot data included, and the
-trial-level models, which `--trial-models auto` fits up to 1,000 participants) so its peak
+trial-level models, which `--trial-models auto` fits up to 10,000 participants) so its peak
 RSS is its own. Targets: 1,000 participants in under 10 s and 10,000 in under 60 s on 2 cores.
 """
 

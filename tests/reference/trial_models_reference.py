@@ -1,5 +1,6 @@
 """Reference values for analysis/trial_models.py: NOT from R (R/CRAN was unreachable where these
-were made). They are statsmodels' own results, pinned so that any change of the model, its
+were made). They are lhlab's own results (its REML fit, checked against statsmodels' MixedLM in
+the test; statsmodels' GLM for the logistic model), pinned so that any change of the model, its
 coding or its contrast shows up. Reproduce from the repository root:
 
     .venv/bin/python tests/reference/trial_models_reference.py
