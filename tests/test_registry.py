@@ -3,6 +3,8 @@ and several processes assigning on one study folder at once."""
 
 from __future__ import annotations
 
+import re
+
 import json
 import multiprocessing
 import signal
@@ -191,6 +193,22 @@ def test_duplicate_external_id_is_refused(tmp_path, anagrams):
         with pytest.raises(BadInput, match=f"already registered as {p.label}"):
             reg.add_participant(anagrams, external_id="SONA-4711")
         assert len(reg.participants()) == 1
+
+
+@pytest.mark.parametrize("external_id, reason, words", [
+    ("SONA\n4711", None, "external id must not contain control characters"),
+    ("x" * 201, None, "external id must be at most 200 characters"),
+    ("SONA-\udcff", None, "not valid UTF-8"),
+    (None, "lost\x1b[2Jdata", "reason must not contain control characters"),
+])
+def test_free_text_in_the_registry_is_checked(tmp_path, anagrams, external_id, reason, words):
+    """What goes into the registry, its log and the launcher's table is printable and bounded:
+    refused with one line before anything is stored."""
+    with Registry.open(study_of(tmp_path, anagrams), anagrams, seed=1) as reg:
+        condition = next(iter(anagrams.conditions)) if reason else None
+        with pytest.raises(BadInput, match=re.escape(words)):
+            reg.add_participant(anagrams, external_id=external_id, condition=condition, reason=reason)
+        assert reg.participants() == [] and reg.assignment_log() == []
 
 
 # -- manual override -------------------------------------------------------------------------

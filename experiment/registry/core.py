@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Callable, TypeVar
 
 from experiment import datafile
 from experiment.errors import BadInput
+from experiment.identifiers import check_free_text
 from experiment.registry import sync as _sync_module
 from experiment.registry.location import Location, resolve
 from experiment.registry.vocab import LABEL_PREFIX, PARTICIPANT_STATUSES, RULES, now_iso, station_name
@@ -204,6 +205,10 @@ class Registry:
             if not (reason or "").strip():
                 raise BadInput(f"a manual condition ({condition}) needs a reason, e.g. 'replaces P004 "
                                "whose data were lost'; it is kept in the assignment log")
+        for value, what in ((external_id, "external id"), (reason, "reason")):
+            problem = check_free_text(value, what) if value is not None else None
+            if problem:          # it goes into the registry, the log and the launcher's table
+                raise BadInput(problem)
         if external_id is not None:
             external_id = external_id.strip() or None
         request = self._request_token((protocol.sha256, external_id, condition, reason))
