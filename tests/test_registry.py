@@ -3,10 +3,9 @@ and several processes assigning on one study folder at once."""
 
 from __future__ import annotations
 
-import re
-
 import json
 import multiprocessing
+import re
 import signal
 import sqlite3
 import subprocess
