@@ -134,8 +134,28 @@ def simulate(protocol, data_dir: Path, n: int, seed: int, profile: str = "defaul
                     print(line, file=out, flush=True)
             if bar is not None:
                 bar.update(1)
+            why = _machine_problem(study, outcome)
+            if why:      # a full or broken data folder: every further participant would only take a slot
+                print(f"lhlab simulate: stopped after {outcome.label} (the rest would fail alike and take "
+                      f"slots): {why}", file=sys.stderr, flush=True)
+                break
         reg.sync_sessions()        # registry statuses and participants.tsv, under the registry lock
     return outcomes
+
+
+def _machine_problem(study: Path, outcome: Outcome) -> str | None:
+    """Why no further simulated session can succeed here (data folder refused, or a session
+    crashed: data-only sessions have no devices to fail, so the machine or disk did), or None."""
+    from experiment import datafile
+    if outcome.status == "refused" and outcome.message.startswith("data folder"):
+        return outcome.message
+    if outcome.status != "crashed":
+        return None
+    try:
+        rec = datafile.read_session(datafile.session_json_path(study, outcome.label, outcome.session))
+        return f"its session crashed ({(rec.get('exit') or {}).get('reason') or 'no reason recorded'})"
+    except (OSError, ValueError, TypeError):
+        return "its session crashed"
 
 
 def _run_one(protocol, data_dir: Path, p, seed: int, profile: str, stop: threading.Event) -> Outcome:

@@ -94,6 +94,17 @@ def test_disk_full_mid_session_is_recorded_as_crashed(small_disk, extra_kb):
     assert "crashed" in status.stdout and "disk full" in status.stdout and "Traceback" not in status.stderr
 
 
+def test_simulate_stops_at_a_full_disk_instead_of_using_up_slots(small_disk):
+    _fill(small_disk, RESERVE_KB + 200)
+    out = run_lhlab("simulate", PROTO, "--participants", "30", "--data-dir", small_disk / "data", "--seed", "1",
+                    env={**os.environ, "LHLAB_MIN_FREE_MB": "0"}, timeout=120)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    stopped = [ln for ln in out.stderr.splitlines() if ln.startswith("lhlab simulate: stopped after")]
+    assert len(stopped) == 1 and ("disk full" in stopped[0] or "data folder" in stopped[0]), out.stderr
+    assert "(stopped after" in out.stdout.splitlines()[-1]
+    assert len([ln for ln in out.stdout.splitlines() if ln.startswith("p")]) < 30
+
+
 def test_no_room_for_the_reserve_refuses_before_writing(small_disk):
     _fill(small_disk, RESERVE_KB // 2)
     data = small_disk / "data"
