@@ -39,5 +39,10 @@ def run_argv(protocol: Path, participant: str, condition: str, data_dir: Path, *
     return lhlab_argv(*args)
 
 
-def analyze_argv(study_dir: Path) -> list[str]:
-    return lhlab_argv("analyze", str(Path(study_dir).resolve()))
+def analyze_argv(study_dir: Path, out: Path | None = None, include_pilot: bool = False) -> list[str]:
+    args = ["analyze", str(Path(study_dir).resolve())]
+    if out is not None:
+        args += ["--out", str(Path(out).resolve())]
+    if include_pilot:
+        args.append("--include-pilot")
+    return lhlab_argv(*args)

@@ -110,7 +110,11 @@ class LauncherWindow(QMainWindow):
         self.act_open = a("Open data folder", "Ctrl+D", self.data_actions.open_data_folder,
                           "Open the study's data folder")
         self.act_analyze = a("Analyze", "Ctrl+Shift+A", self.data_actions.analyze,
-                             "Run lhlab analyze on the study folder (report.html and tables)")
+                             "Run lhlab analyze on the study folder into a new dated folder (report.html and tables)")
+        self.act_include_pilots = QAction("Include pilot sessions in the analysis", self)
+        self.act_include_pilots.setCheckable(True)
+        self.act_include_pilots.setStatusTip("Analyze pilot and simulated sessions of the study folder too "
+                                             "(a folder holding only those is analysed with them anyway)")
         self.act_save_note = a("Save note", "Ctrl+S", self.save_note, "Save the note of the selected session")
         self.act_protocols = a("Protocols folder…", "Ctrl+O", self.choose_protocols_dir,
                                "Choose the folder with the protocol files")
@@ -127,7 +131,7 @@ class LauncherWindow(QMainWindow):
         for act in (self.act_new, self.act_start, self.act_pilot, self.act_abort, self.act_refresh, self.act_save_note):
             m.addAction(act)
         m = menu.addMenu("&Data")
-        for act in (self.act_open, self.act_analyze):
+        for act in (self.act_open, self.act_analyze, self.act_include_pilots):
             m.addAction(act)
         menu.addMenu("&Help").addAction(self.act_keys)
 

@@ -39,6 +39,7 @@ class ChildProcess(QObject):
         self.stop_requested = False
         self.killed = False
         self.start_error: str | None = None
+        self.argv: list[str] = []
         self._buffers = {"out": b"", "err": b""}
         self._kill_timer = QTimer(self)
         self._kill_timer.setSingleShot(True)
@@ -48,6 +49,7 @@ class ChildProcess(QObject):
     def start(self, argv: list[str], env: dict[str, str] | None = None, cwd: str | None = None) -> None:
         if self.is_running():
             raise RuntimeError("a child process is already running")
+        self.argv = list(argv)        # what runs now (shown in the log; tests read it)
         self.stderr_tail.clear()
         self.stop_requested = self.killed = False
         self.start_error = None

@@ -316,9 +316,20 @@ def test_open_folder_and_analyze(make_launcher, qtbot, tmp_path):
     w.act_analyze.trigger()
     assert not w.act_analyze.isEnabled() and not w.act_start.isEnabled()
     qtbot.waitUntil(lambda: not w.analysis.is_running(), timeout=60000)
-    report = tmp_path / "data" / "demo" / "derivatives" / "lhlab-analysis" / "report.html"
-    assert report.exists() and "Analysis done" in w.statusBar().currentMessage()
-    assert dialogs.last("confirm")[1] == "Analysis done" and dialogs.opened[-1] == report
+    analyses = tmp_path / "data" / "demo" / "derivatives" / "lhlab-analysis"
+    first = analyses / "latest" / "report.html"
+    assert first.exists() and "Analysis done" in w.statusBar().currentMessage()
+    assert dialogs.last("confirm")[1] == "Analysis done" and dialogs.opened[-1].resolve() == first.resolve()
+    assert "--include-pilot" not in w.analysis.argv
+    # a second run (pilots included) gets its own dated folder; the first report stays as it was
+    before = first.resolve().read_bytes()
+    w.act_include_pilots.setChecked(True)
+    w.act_analyze.trigger()
+    assert "--include-pilot" in w.analysis.argv
+    qtbot.waitUntil(lambda: not w.analysis.is_running(), timeout=60000)
+    runs = sorted(p for p in analyses.iterdir() if not p.is_symlink())
+    assert len(runs) == 2 and (runs[0] / "report.html").read_bytes() == before
+    assert (analyses / "latest").resolve() == runs[1].resolve()
 
 
 @pytest.mark.window
