@@ -23,6 +23,7 @@ from experiment.errors import BadInput, DeviceError             # noqa: E402
 from experiment.noise import DoseMeter, HEADROOM_DBFS, check_level, level_dbfs, signal, sound_name  # noqa: E402
 
 _PTB_FIXED = False
+LOST_AFTER = 0.1              # s: a running stream calls back every few ms; none for this long after onset = lost
 STREAM_START_TIMEOUT = 8.0     # s: a PulseAudio-backed ALSA stream may take ~2 s before it runs
 
 
@@ -179,6 +180,7 @@ class RealSpeaker:
         earliest = self._ptb.GetSecs() + max(0.01, 2 * self.predicted_latency)
         when = earliest if at is None else max(earliest, self._unix(at))
         self._xruns0 = self.xruns()
+        self._calls0 = self._stream_calls()
         self.sound.play(when=when, log=False)
         self._burst, self._onset, self._stop_cmd, self._offset = burst, when, None, None
         self._reported_offset = None
@@ -214,7 +216,18 @@ class RealSpeaker:
                self._session(self._stop_cmd) if self._stop_cmd is not None else None)
         self._audit_burst(offset)
         self._burst = None
+        lost = self._stream_calls() == self._calls0 and self._ptb.GetSecs() > self._onset + LOST_AFTER
+        if lost:        # the output stream stopped calling back during the burst: nothing was heard
+            raise DeviceError("audio device lost: the output stream stopped running during a noise burst (did the "
+                              "PulseAudio/PipeWire server stop or the device disappear?); the trials so far are on disk")
         return out
+
+    def _stream_calls(self) -> int:
+        """Callbacks of the device stream so far (-1 when it cannot be asked: a closed stream)."""
+        try:
+            return int(self.speaker.stream.status["TotalCalls"])
+        except Exception:  # noqa: BLE001
+            return -1
 
     def _audit_burst(self, offset: float) -> None:
         """One burst of the timing audit: scheduled onset (the `when` given to psychtoolbox) vs the
