@@ -17,10 +17,13 @@ failure
     (statsmodels ``GLM`` with ``cov_type="cluster"``). The effect is the odds ratio of
     failing a trial. A group that never (or always) failed makes it not estimable (separation).
 
-Not lme4: statsmodels fits neither a crossed participant x item random-intercept model at
-this scale nor a Laplace-approximated logistic GLMM, so items are fixed effects and the
-logistic model is population-averaged. Reference values in tests/reference/ are statsmodels'
-own (R is not available where they were made), pinned so a change shows.
+Not a crossed lme4 model: statsmodels fits neither a crossed participant x item
+random-intercept model at this scale nor a Laplace-approximated logistic GLMM, so items are
+fixed effects and the logistic model is population-averaged. These two models as specified are
+pinned to R: tests/reference/trial_models_lme4.csv holds lme4's ``lmer(log latency ~ 0 + group +
+item + (1 | participant), REML = TRUE)`` (sum-coded items) and ``glm`` + ``sandwich::vcovCL``
+(type "HC1", the same small-sample correction as statsmodels' cluster SEs) fits of the test
+data, written by tests/reference/trial_models_reference.R; the tests compare lhlab to them.
 Above `MAX_PARTICIPANTS` included participants the models are skipped unless asked for
 (`lhlab analyze --trial-models`): they would dominate the run time.
 """
@@ -89,7 +92,8 @@ def random_intercept_reml(y: np.ndarray, X: np.ndarray, groups: np.ndarray) -> d
     c_g = gamma / (1 + gamma n_g), so X'V^-1 X, X'V^-1 y and y'V^-1 y need only the per-group
     sums of X and y. The REML log likelihood profiled over b and sigma2 is maximised over
     log gamma (bounded search). Returns ``params`` (b), ``cov`` (sigma2 (X'V*^-1 X)^-1, as
-    MixedLM's ``cov_params``), ``sigma2``, ``tau2``, ``converged``.
+    MixedLM's ``cov_params`` and lme4's ``vcov``), ``sigma2``, ``tau2``, ``reml_criterion``
+    (-2 REML log likelihood, lme4's ``REMLcrit``), ``converged``.
     """
     from scipy import optimize
     codes, g = pd.factorize(groups)
@@ -118,8 +122,10 @@ def random_intercept_reml(y: np.ndarray, X: np.ndarray, groups: np.ndarray) -> d
                                    options={"xatol": 1e-10, "maxiter": 500})
     gamma, A, b, rss = parts(res.x)
     sigma2 = rss / (n - k)
+    # -2 x the REML log likelihood with its constant, as lme4's REMLcrit / lmer's "REML criterion"
+    crit = 2 * float(neg_reml(res.x)) + (n - k) * (1 + np.log(2 * np.pi))
     return {"params": b, "cov": sigma2 * np.linalg.inv(A), "sigma2": sigma2, "tau2": gamma * sigma2,
-            "converged": bool(res.success)}
+            "reml_criterion": crit, "converged": bool(res.success)}
 
 
 def fit(trials: pd.DataFrame, between: str, kinds: Mapping, order: list) -> pd.DataFrame:

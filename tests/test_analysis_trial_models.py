@@ -1,15 +1,23 @@
 """Trial-level models of the test phase (analysis/trial_models.py).
 
-Expected values: tests/reference/trial_models_expected.csv, written by
-tests/reference/trial_models_reference.py from lhlab's own fit. They are NOT R/lme4 values (R was
-not available where they were made): they catch changes. The mixed model's fit is checked
-against an independent implementation, statsmodels' MixedLM, below; the logistic model is
-statsmodels' GLM itself. The script holds the lme4 / glm calls that should reproduce the values
-once R is at hand.
+Reference values: tests/reference/trial_models_lme4.csv, R's fits of the same models on
+tests/reference/trial_models_input.csv, written by tests/reference/trial_models_reference.R
+(lme4's lmer with REML for the mixed model, glm + sandwich::vcovCL for the logistic one; the R
+and package versions are in its header). CI needs no R. The mixed model's fit is also checked
+against statsmodels' MixedLM below.
+
+What is compared: the Wald covariance of the fixed effects is the same quantity in lhlab and
+lme4 (sigma2 (X'V*^-1 X)^-1, at the REML estimates), so the fixed effects, their SEs, both
+variance components and the REML criterion are compared directly. The clustered SEs of the
+logistic model differ in definition between statsmodels' default and vcovCL's default for a
+glm: statsmodels scales the meat by G/(G-1) (n-1)/(n-k), vcovCL by G/(G-1) only ("HC0"). The
+R script pins vcovCL(type = "HC1"), which is statsmodels' (and lhlab's) definition, and
+compared with it; vcovCL's default is pinned too and checked to differ by exactly sqrt((n-1)/(n-k)).
 """
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -19,16 +27,82 @@ from test_analysis_cohort import run_sessions
 from test_analysis_stats import REF
 
 KINDS = {"unsolvable": "helpless", "solvable": "controllable", "notraining": "control"}
+REL = 1e-4        # the issue's tolerance; the agreement today is ~1e-7 (lhlab's and lme4's optimisers)
 
 
-def test_models_match_the_pinned_statsmodels_values():
+def _lme4() -> pd.Series:
+    return pd.read_csv(REF / "trial_models_lme4.csv", comment="#").set_index("key")["value"]
+
+
+def _frame_and_design():
     d = pd.read_csv(REF / "trial_models_input.csv")
-    want = pd.read_csv(REF / "trial_models_expected.csv").set_index("key")["value"]
+    f = trial_models._frame(d, "anagram", "condition", KINDS)
+    f = f.assign(grp=pd.Categorical(f["grp"], categories=list(KINDS)))
+    X = trial_models.design(f, "0 + C(grp) + C(item, Sum)")
+    return f, X
+
+
+def _r_terms(columns) -> list[str]:
+    """lhlab's design column names as the R script names the terms: C(grp)[unsolvable] ->
+    grp.unsolvable, C(item, Sum)[S.i00] -> item.i00."""
+    out = []
+    for c in columns:
+        level = c[c.index("[") + 1:-1]
+        out.append("grp." + level if c.startswith("C(grp)") else "item." + level.removeprefix("S."))
+    return out
+
+
+def test_the_mixed_model_matches_lme4():
+    r = _lme4()
+    f, X = _frame_and_design()
+    terms = _r_terms(X.columns)
+    # the same design: lme4's coefficients are exactly lhlab's columns (cell-means groups, sum-coded items)
+    assert sorted(terms) == sorted(k.removeprefix("latency.fe.") for k in r.index if k.startswith("latency.fe."))
+    assert len(f) == r["latency.n_trials"] and f["pid"].nunique() == r["latency.n_participants"]
+    m = trial_models.random_intercept_reml(f["log_latency"].to_numpy(), X.to_numpy(float), f["pid"].to_numpy())
+    assert m["converged"]
+    se = np.sqrt(np.diag(m["cov"]))
+    for i, t in enumerate(terms):
+        assert m["params"][i] == pytest.approx(r[f"latency.fe.{t}"], rel=REL, abs=1e-8), t
+        assert se[i] == pytest.approx(r[f"latency.se.{t}"], rel=REL), t
+    assert m["tau2"] == pytest.approx(r["latency.tau2"], rel=REL)
+    assert m["sigma2"] == pytest.approx(r["latency.sigma2"], rel=REL)
+    assert m["reml_criterion"] == pytest.approx(r["latency.reml_criterion"], rel=1e-8)
+
+
+def test_the_logistic_model_matches_glm_with_vcovcl():
+    import warnings
+
+    import statsmodels.api as sm
+    import statsmodels.formula.api as smf
+    r = _lme4()
+    f, X = _frame_and_design()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        g = smf.glm("failed ~ 0 + C(grp) + C(item, Sum)", data=f, family=sm.families.Binomial()).fit(
+            cov_type="cluster", cov_kwds={"groups": pd.factorize(f["pid"])[0]})
+    assert list(g.params.index) == list(X.columns)
+    for t, b, s in zip(_r_terms(X.columns), g.params, g.bse):
+        assert b == pytest.approx(r[f"failure.fe.{t}"], rel=REL, abs=1e-8), t
+        assert s == pytest.approx(r[f"failure.se.{t}"], rel=REL), t
+    assert g.deviance == pytest.approx(r["failure.deviance"], rel=1e-8)
+    # vcovCL's default for a glm (HC0) lacks the (n - 1) / (n - k) factor, and nothing else
+    n, k = X.shape
+    assert r["failure.contrast.se_hc0"] * np.sqrt((n - 1) / (n - k)) == pytest.approx(r["failure.contrast.se"], rel=1e-9)
+
+
+def test_the_helpless_contrasts_match_r():
+    r = _lme4()
+    d = pd.read_csv(REF / "trial_models_input.csv")
     out = trial_models.fit(d, "condition", KINDS, list(KINDS)).set_index("model")
     assert list(out.index) == ["latency", "failure"] and out["converged"].all()
-    for key, value in want.items():
-        model, col = key.split(".")
-        assert float(out.loc[model, col]) == pytest.approx(value, rel=1e-5, abs=1e-9), key
+    for model in ("latency", "failure"):
+        for col, key in (("estimate", "estimate"), ("se", "se"), ("statistic", "statistic"), ("p", "p")):
+            assert float(out.loc[model, col]) == pytest.approx(r[f"{model}.contrast.{key}"], rel=REL), (model, col)
+        assert out.loc[model, "n_trials"] == r[f"{model}.n_trials"]
+        est, se = r[f"{model}.contrast.estimate"], r[f"{model}.contrast.se"]
+        assert float(out.loc[model, "ci_low"]) == pytest.approx(est - 1.959963984540054 * se, rel=REL)
+        assert float(out.loc[model, "effect"]) == pytest.approx(np.exp(est), rel=REL)
     # the synthetic helpless group is slower and fails more often: positive = helpless worse
     assert out.loc["latency", "effect_ci_low"] > 1 and out.loc["failure", "effect_ci_low"] > 1
 
@@ -36,12 +110,8 @@ def test_models_match_the_pinned_statsmodels_values():
 def test_the_fast_reml_fit_agrees_with_statsmodels_mixedlm():
     import warnings
 
-    import numpy as np
     import statsmodels.formula.api as smf
-    d = pd.read_csv(REF / "trial_models_input.csv")
-    f = trial_models._frame(d, "anagram", "condition", KINDS)
-    f = f.assign(grp=pd.Categorical(f["grp"], categories=list(KINDS)))
-    X = trial_models.design(f, "0 + C(grp) + C(item, Sum)")
+    f, X = _frame_and_design()
     mine = trial_models.random_intercept_reml(f["log_latency"].to_numpy(), X.to_numpy(float), f["pid"].to_numpy())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -1,0 +1,112 @@
+# Reference values for analysis/trial_models.py, computed with R's lme4 (linear mixed model) and
+# glm + sandwich::vcovCL (logistic regression, SEs clustered by participant). Reproduce from the
+# repository root (Debian 12: apt-get install r-base-core r-cran-lme4 r-cran-sandwich) with:
+#
+#   Rscript tests/reference/trial_models_reference.R > tests/reference/trial_models_lme4.csv
+#
+# Input: trial_models_input.csv (written by trial_models_reference.py: a synthetic anagram test
+# phase, 3 groups x 12 participants x 10 items). R is needed only to regenerate this file; the
+# tests read the CSV (tests/test_analysis_trial_models.py), CI needs no R.
+#
+# The design is lhlab's (analysis/trial_models.py, `fit` and `_frame`), reproduced exactly:
+#   - every row is a test trial of an anagram phase (the input holds nothing else);
+#   - latency outcome: log(latency_scored), unsolved trials already scored at the limit (100 s);
+#     trials with latency <= 0 or missing would be dropped (there are none);
+#   - failure outcome: outcome != "solved";
+#   - fixed effects `0 + condition + item_id`: one coefficient per group (cell-means coding, no
+#     intercept; group levels in the protocol's order unsolvable, solvable, notraining) and
+#     sum-coded items (contr.sum: levels sorted i00..i09, the last one dropped), i.e. lhlab's
+#     `0 + C(grp) + C(item, Sum)`; the group coefficients are group means at the average item;
+#   - LMM: random intercept per participant, REML;
+#   - logistic: glm binomial (logit), vcovCL(cluster = ~participant_id, type = "HC1"): the meat
+#     scaled by G / (G - 1) * (n - 1) / (n - k) (G clusters, n trials, k coefficients), which is
+#     what statsmodels' cov_type = "cluster" (use_correction=True, Stata's default) applies and
+#     so lhlab's definition. vcovCL's own default for a glm is type "HC0" (G / (G - 1) only):
+#     its SEs are smaller by sqrt((n - k) / (n - 1)); pinned too (failure.contrast.se_hc0) so
+#     the difference between the two definitions is on record, not a surprise;
+#   - contrast: helpless minus the mean of the other groups, weights c(1, -1/2, -1/2) on the
+#     three group coefficients, SE from the model's covariance (lme4's vcov: sigma^2 (X'V*^-1 X)^-1,
+#     the same Wald covariance lhlab computes), z test.
+# lmer's optimiser tolerances are tightened (the default stops ~1e-6 from the optimum in theta) so
+# the pinned values are the REML optimum itself, not where an optimiser happened to stop.
+#
+# Output: key,value lines (15 significant digits) after '#' comment lines naming the versions.
+# Keys: <model>.fe.<term> and <model>.se.<term> for every fixed effect (terms grp.<level>,
+# item.<level>), <model>.contrast.{estimate,se,statistic,p}, latency.{tau2,sigma2,reml_criterion,
+# n_trials,n_participants}, failure.{contrast.se_hc0,deviance,n_trials}.
+
+suppressPackageStartupMessages({
+  library(lme4)
+  library(sandwich)
+})
+
+d <- read.csv("tests/reference/trial_models_input.csv")
+d <- d[d$role == "test" & d$task == "anagram", ]
+d$condition <- factor(d$condition, levels = c("unsolvable", "solvable", "notraining"))
+d$item_id <- factor(d$item_id, levels = sort(unique(d$item_id)))
+d$participant_id <- factor(d$participant_id)
+d$failed <- as.numeric(d$outcome != "solved")
+d$log_latency <- ifelse(d$latency_scored > 0, log(d$latency_scored), NA)
+options(contrasts = c("contr.sum", "contr.poly"))
+
+out <- data.frame(key = character(), value = numeric())
+put <- function(key, value) {
+  out[nrow(out) + 1, ] <<- list(key, as.numeric(value))
+}
+term_names <- function(nm) {
+  grp <- levels(d$condition)
+  items <- levels(d$item_id)
+  sapply(nm, function(x) {
+    if (startsWith(x, "condition")) paste0("grp.", sub("^condition", "", x))
+    else paste0("item.", items[as.integer(sub("^item_id", "", x))])
+  })
+}
+w <- c(1, -0.5, -0.5)
+contrast <- function(model, b, V) {
+  est <- sum(w * b[1:3])
+  se <- sqrt(drop(t(w) %*% V[1:3, 1:3] %*% w))
+  put(paste0(model, ".contrast.estimate"), est)
+  put(paste0(model, ".contrast.se"), se)
+  put(paste0(model, ".contrast.statistic"), est / se)
+  put(paste0(model, ".contrast.p"), 2 * pnorm(-abs(est / se)))
+}
+
+# latency: linear mixed model of log latency
+lat <- d[!is.na(d$log_latency), ]
+m <- lmer(log_latency ~ 0 + condition + item_id + (1 | participant_id), data = lat, REML = TRUE,
+          control = lmerControl(optimizer = "bobyqa",
+                                optCtrl = list(rhobeg = 0.2, rhoend = 1e-12, maxfun = 1e5)))
+stopifnot(is.null(m@optinfo$conv$lme4$code), m@optinfo$conv$opt == 0)
+b <- fixef(m)
+V <- as.matrix(vcov(m))
+nm <- term_names(names(b))
+for (i in seq_along(b)) put(paste0("latency.fe.", nm[i]), b[i])
+for (i in seq_along(b)) put(paste0("latency.se.", nm[i]), sqrt(V[i, i]))
+contrast("latency", b, V)
+vc <- as.data.frame(VarCorr(m))
+put("latency.tau2", vc$vcov[vc$grp == "participant_id"])
+put("latency.sigma2", sigma(m)^2)
+put("latency.reml_criterion", REMLcrit(m))
+put("latency.n_trials", nrow(lat))
+put("latency.n_participants", nlevels(droplevels(lat$participant_id)))
+
+# failure: logistic regression, SE clustered by participant
+g <- glm(failed ~ 0 + condition + item_id, family = binomial, data = d,
+         control = glm.control(epsilon = 1e-14, maxit = 100))
+stopifnot(g$converged)
+b <- coef(g)
+V <- vcovCL(g, cluster = ~participant_id, type = "HC1")
+nm <- term_names(names(b))
+for (i in seq_along(b)) put(paste0("failure.fe.", nm[i]), b[i])
+for (i in seq_along(b)) put(paste0("failure.se.", nm[i]), sqrt(V[i, i]))
+contrast("failure", b, V)
+V0 <- vcovCL(g, cluster = ~participant_id)   # vcovCL's default for a glm: HC0
+put("failure.contrast.se_hc0", sqrt(drop(t(w) %*% V0[1:3, 1:3] %*% w)))
+put("failure.deviance", deviance(g))
+put("failure.n_trials", nrow(d))
+
+cat(sprintf("# %s; lme4 %s (Matrix %s); sandwich %s\n", R.version.string, packageVersion("lme4"),
+            packageVersion("Matrix"), packageVersion("sandwich")))
+cat("# Rscript tests/reference/trial_models_reference.R > tests/reference/trial_models_lme4.csv\n")
+cat("key,value\n")
+cat(sprintf("%s,%s\n", out$key, trimws(formatC(out$value, digits = 15, format = "g"))), sep = "")
