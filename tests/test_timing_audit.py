@@ -124,8 +124,9 @@ def test_a_stalled_frame_loop_flags_its_trial_and_the_session_keeps_every_frame(
                                  .decode().splitlines(), delimiter="\t"))
     assert record["timing"]["frames_file"] == "sub-t1/ses-1/sub-t1_ses-1_frames.tsv.gz"
     assert len(frames) == screen["frames"] + screen["idle_ticks"]
-    stall = max(frames[1:], key=lambda r: float(r["interval"]))
-    assert float(stall["interval"]) >= 0.29 and stall["window"] == "letters" and int(stall["dropped"]) >= 16
+    # the stall is in the letters window (a loaded machine may add other long frames elsewhere)
+    stalls = [r for r in frames[1:] if r["window"] == "letters" and float(r["interval"]) >= 0.29]
+    assert stalls and int(max(stalls, key=lambda r: float(r["interval"]))["dropped"]) >= 16, stalls
     assert "*_frames.tsv.gz" in (data / "timing" / ".bidsignore").read_text().splitlines()
     validator = REPO / ".venv/bin/bids-validator-deno"
     out = subprocess.run([str(validator) if validator.exists() else "bids-validator-deno", "--format", "json",

@@ -67,10 +67,10 @@ def test_typed_answers_reach_the_trial_file(x_display, tmp_path):
                 time.sleep(0.1)
                 keys.press("right"); time.sleep(0.05); keys.press("right"); time.sleep(0.05)
                 keys.press("return")
-        s.wait_for("debriefing")
+        s.wait_for("page", kind="debriefing")                     # the debriefing page is up
         time.sleep(0.2)
         keys.press("space")
-        s.wait_for("page")                                         # the repair task's own introduction
+        s.wait_for("page", phase="repair")                         # the repair task's own introduction
         time.sleep(0.1)
         keys.press("space")
         for n, trial in enumerate(plan["repair"]["trials"], 1):
@@ -125,7 +125,7 @@ def test_withdraw_key_shows_debriefing_and_marks_withdrawn(x_display, tmp_path):
         s.wait_for("page")                     # "you have chosen to stop"
         time.sleep(0.1)
         keys.press("space")
-        s.wait_for("debriefing")
+        s.wait_for("page", kind="debriefing")
         time.sleep(0.1)
         keys.press("space")
         assert s.finish() == 4
