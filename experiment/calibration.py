@@ -21,7 +21,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from experiment.errors import BadInput
-from experiment.noise import HEADROOM_DBFS, LabLimits, config_dir, level_dbfs, sound_name
+from experiment.labconfig import config_dir
+from experiment.noise import HEADROOM_DBFS, LabLimits, level_dbfs, sound_name
 
 REFERENCE_DBFS = -20.0          # RMS of the reference noise played during calibration
 SCHEMA = 1

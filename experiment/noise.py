@@ -10,15 +10,13 @@ Digital levels are RMS dBFS per channel (0 dBFS = a full-scale square wave).
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 
 from experiment.errors import BadInput
+from experiment.labconfig import lab_config, lab_config_path
 
 # -- lab-wide safety limits ---------------------------------------------------------------------
 # Built-in ceilings. A lab may LOWER them in lab.json (see `lab_config_path`), never raise them:
@@ -32,16 +30,6 @@ HEADROOM_DBFS = -12.0          # loudest RMS the noise may have digitally (Gauss
 NIOSH_CRITERION_DBA = 85.0     # 100 % dose = 8 h at 85 dB(A)
 NIOSH_CRITERION_S = 8 * 3600.0
 NIOSH_EXCHANGE_DB = 3.0        # +3 dB halves the allowed time
-
-
-def config_dir() -> Path:
-    """Per-machine settings: $XDG_CONFIG_HOME/lhlab (default ~/.config/lhlab)."""
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "lhlab"
-
-
-def lab_config_path() -> Path:
-    return Path(os.environ.get("LHLAB_LAB_CONFIG") or config_dir() / "lab.json")
 
 
 @dataclass(frozen=True)
@@ -62,21 +50,6 @@ class LabLimits:
 
     def too_long(self, seconds: float) -> bool:
         return seconds > self.max_burst_s + 1e-9
-
-
-def lab_config() -> dict:
-    """The machine's lab.json ({} if there is none). Keys: limits, audio_device, latency_class."""
-    path = lab_config_path()
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError) as e:     # RecursionError: absurdly nested JSON
-        raise BadInput(f"{path}: cannot read the lab settings ({type(e).__name__}: {str(e)[:200]}); fix or "
-                       "delete the file") from None
-    if not isinstance(data, dict):
-        raise BadInput(f"{path}: must be a JSON object")
-    return data
 
 
 def lab_limits() -> LabLimits:

@@ -11,7 +11,7 @@ import re
 
 from experiment import os_specific
 from experiment.errors import DeviceError
-from experiment.noise import lab_config
+from experiment.labconfig import lab_config
 
 
 def output_identity(device: str) -> dict:

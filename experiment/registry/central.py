@@ -26,7 +26,7 @@ from pathlib import Path
 from experiment import datafile
 from experiment.errors import BadInput
 from experiment.registry.core import Registry
-from experiment.registry.location import lab_config_path, read_lab_json
+from experiment.labconfig import lab_config, lab_config_path
 from experiment.registry.vocab import now_iso
 
 ENV_VAR = "LHLAB_CENTRAL"
@@ -46,7 +46,7 @@ def central_folder(to: str | Path | None) -> Path:
         return Path(to)
     if os.environ.get(ENV_VAR):
         return Path(os.environ[ENV_VAR])
-    value = read_lab_json().get("central")
+    value = lab_config().get("central")
     if isinstance(value, str) and value.strip():
         return Path(value)
     raise BadInput(f"no central folder: pass --to DIR, set {ENV_VAR}, or add \"central\": DIR to {lab_config_path()}")

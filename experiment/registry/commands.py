@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from experiment.errors import EXIT_BAD_INPUT, BadInput
+from experiment.labconfig import lab_config_path
 from experiment.registry import admin, location
 
 REGISTRY_OPTION_ON = ("simulate", "launch")
@@ -114,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
         return _run_sqlite(command, target)
     if command == "init":
         print(f"{target.shown}: ready ({admin.server_init(target)}); stations use --registry {target.shown}, "
-              f"{location.ENV_VAR}, or \"registry\" in {location.lab_config_path()}")
+              f"{location.ENV_VAR}, or \"registry\" in {lab_config_path()}")
         return 0
     if command == "migrate" and args.from_study:
         print(admin.import_sqlite(target, args.from_study))

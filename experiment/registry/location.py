@@ -15,14 +15,13 @@ the other libpq environment variables. Every message lhlab prints shows the URL 
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 from experiment.errors import BadInput
+from experiment.labconfig import lab_config, lab_config_path
 
 ENV_VAR = "LHLAB_REGISTRY"
 SQLITE = "sqlite"
@@ -34,11 +33,6 @@ def mask(text: str) -> str:
     """`text` with every password in a PostgreSQL URL or conninfo replaced by ***."""
     text = re.sub(r"(?i)(postgres(?:ql)?://[^:@/\s]*):[^/\s]*@", r"\1:***@", text)    # up to the last @
     return _PASSWORD_PARAM.sub(r"\1***", text)
-
-
-def lab_config_path() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "lhlab" / "lab.json"
 
 
 @dataclass(frozen=True)
@@ -86,25 +80,9 @@ def resolve(url: str | None = None) -> Location:
     if env:
         return parse(env, ENV_VAR)
     path = lab_config_path()
-    value = read_lab_json().get("registry")
+    value = lab_config().get("registry")
     if value is not None:
         if not isinstance(value, str):
             raise BadInput(f"{path}: \"registry\" must be a URL string (got {type(value).__name__})")
         return parse(value, str(path))
     return Location(SQLITE, SQLITE, "default")
-
-
-def read_lab_json() -> dict:
-    """This PC's lab.json ({} if there is none); one line for a damaged one."""
-    path = lab_config_path()
-    if not path.is_file():
-        return {}
-    # (read the way experiment/noise.lab_config reads the same file for its own keys)
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError) as e:     # RecursionError: absurdly nested JSON
-        raise BadInput(f"{path}: cannot read the lab settings ({type(e).__name__}: {str(e)[:200]}); fix or "
-                       "delete the file") from None
-    if not isinstance(config, dict):
-        raise BadInput(f"{path}: must be a JSON object")
-    return config
