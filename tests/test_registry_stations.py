@@ -593,6 +593,12 @@ def test_registry_is_chosen_by_flag_env_lab_json_then_sqlite(tmp_path, monkeypat
         lab.write_text(damaged, encoding="utf-8")
         with pytest.raises(BadInput, match="lab.json: (cannot read|must be a JSON object)"):
             location.resolve()
+    # LHLAB_LAB_CONFIG names another settings file: the registry reads the same file as the noise limits
+    other = tmp_path / "elsewhere.json"
+    other.write_text('{"registry": "postgresql://lab@server2/lhlab", "limits": {"max_level_dba": 80}}')
+    monkeypatch.setenv("LHLAB_LAB_CONFIG", str(other))
+    from experiment.noise import lab_limits
+    assert location.resolve().source == str(other) and lab_limits().max_level_dba == 80
     assert location.mask("x postgresql://u:p@h/db?sslmode=require&password=p2 y") == \
         "x postgresql://u:***@h/db?sslmode=require&password=*** y"
     assert location.mask("postgres://u:p@ss:w@rd@h:5/db?host=/tmp") == "postgres://u:***@h:5/db?host=/tmp"
