@@ -43,6 +43,13 @@ class LiveSession:
         raise AssertionError(f"no {event} {match} within {timeout}s; seen {[e['event'] for e in self.seen][-8:]}; "
                              f"rc={self.proc.poll()} stderr={err}")
 
+    def pass_debriefing(self, keys, settle: float = 0.1) -> None:
+        """Press the continue key once the debriefing page is on screen. (The `debriefing` event
+        comes before the page, and a press made before a page's onset is ignored by design.)"""
+        self.wait_for("page", kind="debriefing")
+        time.sleep(settle)
+        keys.press("space")
+
     def finish(self, timeout: float = 60) -> int:
         rc = self.proc.wait(timeout)
         while not self.events.empty():

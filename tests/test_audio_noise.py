@@ -141,9 +141,7 @@ def test_escape_stops_real_noise_and_a_yoked_participant_hears_the_same_duration
         s.wait_for("trial_start", phase="check", trial=1)
         time.sleep(0.1)
         keys.press("return")
-        s.wait_for("debriefing")
-        time.sleep(0.1)
-        keys.press("space")
+        s.pass_debriefing(keys)
         assert s.finish() == 0, s.proc.stderr.read()[-2000:]
     finally:
         s.kill()

@@ -67,9 +67,7 @@ def test_typed_answers_reach_the_trial_file(x_display, tmp_path):
                 time.sleep(0.1)
                 keys.press("right"); time.sleep(0.05); keys.press("right"); time.sleep(0.05)
                 keys.press("return")
-        s.wait_for("page", kind="debriefing")                     # the debriefing page is up
-        time.sleep(0.2)
-        keys.press("space")
+        s.pass_debriefing(keys, settle=0.2)
         s.wait_for("page", phase="repair")                         # the repair task's own introduction
         time.sleep(0.1)
         keys.press("space")
@@ -125,9 +123,7 @@ def test_withdraw_key_shows_debriefing_and_marks_withdrawn(x_display, tmp_path):
         s.wait_for("page")                     # "you have chosen to stop"
         time.sleep(0.1)
         keys.press("space")
-        s.wait_for("page", kind="debriefing")
-        time.sleep(0.1)
-        keys.press("space")
+        s.pass_debriefing(keys)
         assert s.finish() == 4
     finally:
         if s.proc.poll() is None:

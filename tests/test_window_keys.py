@@ -99,9 +99,7 @@ def test_key_bursts_reach_every_task_in_order(x_display, tmp_path):
         s.wait_for("trial_start", phase="test", trial=2)
         time.sleep(0.1)
         keys.burst(list(words[1]) + ["return"], gap=0.005)
-        s.wait_for("debriefing")
-        time.sleep(0.2)
-        keys.press("space")
+        s.pass_debriefing(keys, settle=0.2)
         assert s.finish() == 0
     finally:
         s.kill()

@@ -79,9 +79,7 @@ def test_key_bursts_reach_the_escape_response_and_the_shuttle(calibrated, x_disp
             time.sleep(0.2)                                          # within the 1.5 s warning
             keys.burst(burst, gap=0.010)
             s.wait_for("trial", phase="shuttle", trial=n)
-        s.wait_for("debriefing")
-        time.sleep(0.1)
-        keys.press("space")
+        s.pass_debriefing(keys)
         assert s.finish() == 0, s.proc.stderr.read()[-2000:]
     finally:
         s.kill()
