@@ -32,7 +32,8 @@ def pct(values, q):
 
 def bench_simulation(n: int = 200) -> None:
     from experiment.protocol import load_protocol
-    from experiment.session import SessionRequest, prepare, run_data_only
+    from experiment.preflight import SessionRequest, prepare
+    from experiment.session import run_data_only
     proto = load_protocol(REPO / "protocols/unsolvable-anagrams.yaml")
     conds = list(proto.conditions)
     with tempfile.TemporaryDirectory() as d:

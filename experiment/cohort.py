@@ -160,7 +160,8 @@ def _machine_problem(study: Path, outcome: Outcome) -> str | None:
 
 def _run_one(protocol, data_dir: Path, p, seed: int, profile: str, stop: threading.Event) -> Outcome:
     from experiment.errors import STATUS_FOR_EXIT
-    from experiment.session import SessionRequest, prepare, run_data_only
+    from experiment.preflight import SessionRequest, prepare
+    from experiment.session import run_data_only
     req = SessionRequest(protocol=protocol, participant=p.label, condition=p.condition, data_dir=data_dir,
                          seed=session_seed(seed, p.label), simulate=profile, mode="data-only",
                          yoked_to=p.yoked_to, pilot=True)

@@ -15,14 +15,13 @@ import sys
 import threading
 import time
 import traceback
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TextIO
 
 from experiment import datafile
 from experiment.errors import EXIT_ERROR, EXIT_FOR_STATUS, Aborted, BadInput, SessionEnded, Withdrawn
-from experiment.preflight import Prepared, SessionRequest, prepare  # noqa: F401 - the session's inputs
+from experiment.preflight import Prepared
 from experiment.protocol import Phase, Protocol
 from experiment.tasks import TASKS
 from experiment.tasks.base import PhaseContext

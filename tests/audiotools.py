@@ -191,7 +191,8 @@ def run_session(protocol, data_dir: Path, label: str, condition: str, seed: int 
     """One data-only simulated session through the real task code; returns (record, study dir)."""
     from experiment import datafile
     from experiment.protocol import load_protocol
-    from experiment.session import SessionRequest, prepare, run_data_only
+    from experiment.preflight import SessionRequest, prepare
+    from experiment.session import run_data_only
     proto = load_protocol(protocol) if not hasattr(protocol, "phases") else protocol
     req = SessionRequest(protocol=proto, participant=label, condition=condition, data_dir=Path(data_dir), seed=seed,
                          simulate=profile, yoked_to=yoked_to)

@@ -47,7 +47,8 @@ def run_sessions(data_dir: Path, n_participants: int, profile: str = "default", 
     `lhlab simulate`): conditions in turn, labels p00001..., session seed = seed * 1_000_003 + i.
     For large reference studies and the benchmark; same task code, same files."""
     from experiment.protocol import load_protocol
-    from experiment.session import SessionRequest, prepare, run_data_only
+    from experiment.preflight import SessionRequest, prepare
+    from experiment.session import run_data_only
     proto = load_protocol(protocol)
     conditions = list(proto.conditions)
     for i in range(start, start + n_participants):

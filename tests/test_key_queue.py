@@ -166,7 +166,8 @@ def test_after_a_withdrawal_and_in_the_debriefing_f12_is_not_offered(tmp_path):
 
     from experiment.devices.virtual import data_only_devices
     from experiment.protocol import load_protocol
-    from experiment.session import Session, SessionRequest, prepare
+    from experiment.preflight import SessionRequest, prepare
+    from experiment.session import Session
     from experiment.simulation.participant import participant_for
     proto = load_protocol(REPO / "protocols" / "demo.yaml")
     prep = prepare(SessionRequest(proto, "w1", "unsolvable", tmp_path, seed=3, simulate="default,withdraw_rate=1"))

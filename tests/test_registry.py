@@ -88,7 +88,8 @@ def write_yoked_protocol(folder: Path, study_id: str = "yoketest", block_size: i
 def run_session(proto, data_dir: Path, label: str, condition: str, yoked_to: str | None = None,
                 profile: str = "default", seed: int = 1) -> dict:
     """One real data-only session, as `lhlab run --simulate` would run it; returns its record."""
-    from experiment.session import SessionRequest, prepare, run_data_only
+    from experiment.preflight import SessionRequest, prepare
+    from experiment.session import run_data_only
     req = SessionRequest(protocol=proto, participant=label, condition=condition, data_dir=data_dir, seed=seed,
                          simulate=profile, yoked_to=yoked_to)
     prepared = prepare(req)

@@ -11,7 +11,8 @@ import pytest
 from experiment import datafile
 from experiment.errors import BadInput
 from experiment.protocol import load_protocol
-from experiment.session import SessionRequest, prepare, run_data_only
+from experiment.preflight import SessionRequest, prepare
+from experiment.session import run_data_only
 from experiment.simulation.participant import parse_profile
 
 REPO = Path(__file__).resolve().parent.parent
