@@ -30,7 +30,7 @@ DEFAULT_TEXTS = {
     "goodbye": "Thank you! The session is over. Please let the experimenter know.",
 }
 TOP_KEYS = {"schema_version", "study", "keys", "texts", "phases", "conditions", "debriefing", "analysis"}
-STUDY_KEYS = {"id", "title", "description", "reference", "block_size"}
+STUDY_KEYS = {"id", "title", "description", "reference", "block_size", "planned_n"}
 PHASE_KEYS = {"task", "role", "instructions"}
 CONDITION_KEYS = {"kind", "description", "phases", "yoked_to"}
 DEBRIEF_KEYS = {"pages", "repair"}
@@ -70,6 +70,7 @@ class Protocol:
     repair_phase: str | None
     debriefing_by_condition: dict[str, list[str]] = field(default_factory=dict)
     raw: dict = field(repr=False, default_factory=dict)
+    planned_n: dict[str, int] = field(default_factory=dict)   # study.planned_n per condition ({}: none planned)
 
     @property
     def base_dir(self) -> Path:
@@ -205,6 +206,8 @@ class _Validator:
             self.err(("study", "block_size"),
                      f"must be a multiple of the number of conditions ({len(conditions)}) so blocks balance")
 
+        planned_n = self.planned_n(study.get("planned_n"), conditions)
+
         debrief = self.mapping(top.get("debriefing"), ("debriefing",), DEBRIEF_KEYS) \
             if "debriefing" in top else self.err(("debriefing",), "is required: every session ends with a debriefing") or {}
         debrief_pages, by_condition = self.debriefing_pages(debrief, conditions) if debrief else ([], {})
@@ -221,7 +224,31 @@ class _Validator:
         return Protocol(path=path, sha256=sha, study_id=study_id, title=title, block_size=block_size,
                         keys=keys, texts=texts, phases=phases, conditions=conditions,
                         debriefing_pages=debrief_pages, repair_phase=repair, raw=top,
-                        debriefing_by_condition=by_condition)
+                        debriefing_by_condition=by_condition, planned_n=planned_n)
+
+    def planned_n(self, value, conditions: dict) -> dict[str, int]:
+        """study.planned_n: one whole number for every condition, or condition -> number
+        (a condition left out has no planned n, so the study is never full)."""
+        where = ("study", "planned_n")
+        if value is None:
+            return {}
+
+        def whole(n) -> bool:
+            return isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= 100_000
+        if not isinstance(value, dict):
+            if not whole(value):
+                self.err(where, f"must be a whole number from 1 to 100000, or condition: number (got {value!r})")
+                return {}
+            return {c: value for c in conditions}
+        out = {}
+        for c, n in value.items():
+            if c not in conditions:
+                self.err(where + (str(c),), f"is not a condition; use one of: {', '.join(conditions)}")
+            elif not whole(n):
+                self.err(where + (c,), f"must be a whole number from 1 to 100000 (got {n!r})")
+            else:
+                out[c] = n
+        return out
 
     def debriefing_pages(self, debrief: dict, conditions: dict) -> tuple[list[str], dict[str, list[str]]]:
         """debriefing.pages: a text or list for everyone, or a mapping of condition -> pages with
