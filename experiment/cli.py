@@ -10,8 +10,8 @@ import threading
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from experiment.errors import (EXIT_ABORTED, EXIT_BAD_INPUT, EXIT_COMPLETE, EXIT_ERROR, EXIT_WITHDRAWN, BadInput,
-                               LhlabError, ProtocolError)
+from experiment.errors import (EXIT_ABORTED, EXIT_BAD_INPUT, EXIT_COMPLETE, EXIT_DECLINED, EXIT_ERROR,
+                               EXIT_WITHDRAWN, BadInput, LhlabError, ProtocolError)
 from experiment.datafile import DEFAULT_DATA_DIR
 from experiment.suggest import hint
 
@@ -24,11 +24,14 @@ exit codes:
   {EXIT_BAD_INPUT:<4} refused: bad protocol, arguments or data folder; nothing was written
   {EXIT_ABORTED:<4} aborted: the experimenter pressed Escape, or SIGINT/SIGTERM
   {EXIT_WITHDRAWN:<4} withdrawn: the participant pressed F12
+  {EXIT_DECLINED:<4} declined: the participant declined consent (a consent phase); only the
+       consent record was written
   130  interrupted (Ctrl-C) before the session was set up
 
 keys (the defaults; a protocol may change them under `keys:`):
   F12     the participant withdraws, at any time: the session ends `withdrawn`
-          (exit {EXIT_WITHDRAWN}) and the debriefing is still shown (F12 again ends it)
+          (exit {EXIT_WITHDRAWN}) and the debriefing is still shown (F12 again ends it);
+          on the consent screen it declines (exit {EXIT_DECLINED}, no debriefing)
   Escape  the experimenter aborts at once: the session ends `aborted` (exit {EXIT_ABORTED}),
           no debriefing
   Space   continue to the next instruction page
@@ -44,13 +47,14 @@ participant, session; from the first phase on also phase and role
   session_start  condition, study, data (the session folder), phases (phase ids),
                  expected_s (longest expected duration)
   phase_start    task, trials (how many)
-  page           kind (text or debriefing): an instruction or debriefing page
+  page           kind (text, consent or debriefing): an instruction, consent or
+                 debriefing page
   trial_start    trial, of
   trial          trial, of, outcome, rt (s; null without a response; no rt for
                  ratings)
   phase_end      trials_done
   debriefing     (none): the debriefing starts
-  session_end    status (complete, aborted, withdrawn or crashed), reason
+  session_end    status (complete, aborted, withdrawn, declined or crashed), reason
 Other lines on stdout (e.g. PsychoPy warnings) are not JSON; errors go to stderr.
 """
 
@@ -125,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="dry run: print every preflight check (the launcher's), write nothing; exit 0 or 2")
     p.add_argument("--yoked-to", metavar="LABEL", help="yoked condition: the escapable partner whose recorded "
                                                        "noise durations and intervals are replayed")
+    p.add_argument("--override-full", metavar="REASON", help="add this new participant although every condition "
+                                                             "reached its planned n (study.planned_n); the reason "
+                                                             "is kept in the assignment log")
 
     from experiment import calibration as calibrate_cmd    # lhlab calibrate (experiment/calibration.py)
     calibrate_cmd.add_parser(sub)
@@ -159,8 +166,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lhlab: {command!r} is not an lhlab command; {hint(command, subcommands(parser))}", file=sys.stderr)
         return EXIT_BAD_INPUT
     args = parser.parse_args(argv)
+    return call(args.func, args)
+
+
+def call(func, args) -> int:
+    """`func(args)` with lhlab's exit codes: bad input is one stderr line and exit 2, other lhlab
+    errors one line and exit 1 (also the prewarmed runner's, experiment.runner)."""
     try:
-        return args.func(args)
+        return func(args)
     except ProtocolError as e:
         print("\n".join(e.problems), file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -226,7 +239,12 @@ def cmd_run(args) -> int:
         stop.set()
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    return run_session(args, stop)
 
+
+def run_session(args, stop: threading.Event, prewarmed=None) -> int:
+    """`lhlab run` after its signal handlers: preflight, then the session. Also what a prewarmed
+    runner (experiment.runner) calls with its hidden window as `prewarmed`: one code path."""
     from experiment import datafile
     from experiment.preflight import SessionRequest, check_protocol_file, preflight
     from experiment.session import Session
@@ -241,7 +259,8 @@ def cmd_run(args) -> int:
     req = SessionRequest(protocol=proto, participant=args.participant, condition=args.condition,
                          data_dir=args.data_dir, session=args.session, seed=args.seed,
                          experimenter=args.experimenter, simulate=args.simulate, mode=args.mode,
-                         speed=args.speed, pilot=args.pilot, yoked_to=args.yoked_to)
+                         speed=args.speed, pilot=args.pilot, yoked_to=args.yoked_to,
+                         override_full=getattr(args, "override_full", None))
     pf = preflight(req)
     if args.check:       # the launcher's verdict, for a script: nothing is written either way
         print("\n".join([f"OK  {check.name}: {check.message}", pf.report()]))
@@ -255,9 +274,17 @@ def cmd_run(args) -> int:
                 datafile.settle_crashed(path)     # an earlier session that crashed says so in its file
             except OSError:
                 pass        # a full disk: the reserve below refuses the session with one line
-    devices, info, closer = _open_devices(args, prepared, stop)
+    devices, info, closer = _open_devices(args, prepared, stop, prewarmed)
+    from experiment.registry import station     # heartbeats, then registry + central copy (never the session's fault)
+
+    def say(line: str) -> None:
+        print(f"lhlab run: {line}", file=sys.stderr, flush=True)
+    session = writer = None
     try:
         session = Session(prepared, devices, stop, sys.stdout, info)
+        writer = station.heartbeat(prepared, say)
+        if writer is not None:
+            session.progress.listeners.append(writer.event)
         code = session.run()
         if code == EXIT_ERROR:      # the details are in the session JSON; the experimenter gets one line
             print(f"lhlab run: sub-{req.participant} ses-{prepared.session} crashed: "
@@ -265,9 +292,11 @@ def cmd_run(args) -> int:
         return code
     finally:
         closer()
+        if session is not None and session.record:
+            station.after_session(prepared, session.record, writer, say)
 
 
-def _open_devices(args, prepared, stop):
+def _open_devices(args, prepared, stop, prewarmed=None):
     """(clock, screen, keyboard, speaker), extra provenance, and a function that closes them."""
     from experiment.devices.virtual import data_only_devices
     from experiment.simulation.participant import participant_for
@@ -276,10 +305,12 @@ def _open_devices(args, prepared, stop):
     if args.simulate:
         participant = participant_for(prepared)
         if args.mode == "data-only":
+            if prewarmed is not None:
+                prewarmed.close()
             return data_only_devices(participant, proto.keys, stop), {}, lambda: None
     from experiment.devices import lab    # imports PsychoPy: real devices only
     return lab.open_devices(proto.keys, stop, windowed=args.windowed, screen=args.screen,
-                            participant=participant, speed=args.speed, audio=prepared.audio)
+                            participant=participant, speed=args.speed, audio=prepared.audio, prewarmed=prewarmed)
 
 
 def cmd_tasks(args) -> int:
@@ -318,10 +349,15 @@ def cmd_status(args) -> int:
         print(f"lhlab status: {args.study_dir}: could not update the records ({e.strerror}); "
               "listing them read-only", file=sys.stderr)
     from experiment.identifiers import printable     # values from the folder never drive the terminal
-    print("participant\tsession\tcondition\tstatus\tstarted\treason")
+    from experiment.registry import central
+    synced = central.synced_sessions(args.study_dir)    # None: no central folder configured
+    print("participant\tsession\tcondition\tstatus\tstarted\treason" + ("\tsynced" if synced is not None else ""))
     for rec in datafile.all_sessions(args.study_dir):
         fields = (f"sub-{rec.get('participant')}", f"ses-{rec.get('session')}", rec.get("condition"),
                   rec["effective_status"], rec.get("started", ""), (rec.get("exit") or {}).get("reason", ""))
+        if synced is not None:
+            fields += ("-" if rec["effective_status"] == "running" else
+                       "yes" if (rec.get("participant"), rec.get("session")) in synced else "no",)
         print("\t".join(printable(f) for f in fields))
     return 0
 

@@ -45,21 +45,17 @@ class Display:
     """The window, the keyboard queue, the current view and the frame loop: shared by the
     Clock, Screen and Keyboard facades below."""
 
-    def __init__(self, keys: dict, stop_flag, windowed: bool, screen: int, speed: float):
+    def __init__(self, keys: dict, stop_flag, windowed: bool, screen: int, speed: float, hidden: bool = False):
+        """Open the window on `screen` and start the session clock. `hidden=True` (a prewarmed
+        runner, experiment.runner) opens it unmapped and stops there: `start()` shows it later."""
         self.keys, self.stop_flag, self.speed = keys, stop_flag, speed
-        try:
-            self.win = visual.Window(size=(1024, 768), fullscr=not windowed, screen=screen, color=(-0.6, -0.6, -0.6),
-                                     units="height", allowGUI=windowed, checkTiming=False, winType="pyglet")
-        except Exception as e:  # noqa: BLE001 - any failure to open a window is a device error
-            raise DeviceError(f"cannot open the participant window ({e}); is a display available (DISPLAY)?") from None
+        self.windowed, self.screen = windowed, screen
+        self.win = _open_window(windowed, screen, hidden)
         self.win.mouseVisible = False
         self.kb = ptb_keyboard.Keyboard(backend="ptb")
-        self.kb.clearEvents()
         self._seen: set[int] = set()
         self.queue = KeyQueue()       # every press and typed character until a wait takes it
         self.win.winHandle.push_handlers(on_text=self._on_text, on_text_motion=self._on_text_motion)
-        self.t0 = core.getTime()
-        self.t0_unix = time.time() - (core.getTime() - self.t0)   # GetSecs is Unix time on Linux
         self.frame_period = 1.0 / FRAME_HZ_WITHOUT_VSYNC
         self._last_flip = 0.0
         self.view: View | None = None
@@ -68,7 +64,39 @@ class Display:
         self._balanced: dict = {}
         self.entry_text_override: str | None = None   # visual simulation types into the box
         self.frames = 0
+        self.audit: FrameAudit | None = None
+        if not hidden:
+            self.start()
+
+    def start(self, keys: dict | None = None, stop_flag=None, speed: float | None = None) -> None:
+        """Show the window (a no-op if it is visible), drop keys pressed before, start the session
+        clock and the timing audit. A prewarmed Display gets its session's keys, stop flag and
+        speed here."""
+        if keys is not None:
+            self.keys, self.stop_flag = keys, stop_flag
+        if speed is not None:
+            self.speed = speed
+        self.win.winHandle.set_visible(True)
+        self.kb.clearEvents()
+        self.queue.clear()
+        self.t0 = core.getTime()
+        self.t0_unix = time.time() - (core.getTime() - self.t0)   # GetSecs is Unix time on Linux
         self.audit = self._start_audit()       # every frame of the session (experiment.devices.frames)
+
+    def warm_up(self) -> None:
+        """Lay out and draw (without flipping) each kind of text once, so the fonts' glyphs are
+        rendered before the first page of a session instead of during it (~50 ms)."""
+        sample = "".join(map(chr, range(32, 127))) + " äöüßéèàç"
+        for view in (View("text", text=sample, footer=sample), View("feedback", text=sample),
+                     View("anagram", letters="ABCDEFGHIJKLMNOPQRSTUVWXYZ", text=sample, entry=True)):
+            self.set_view(view)
+            self.draw()
+        self.view = None
+        self.queue.clear()
+
+    def matches(self, windowed: bool, screen: int) -> bool:
+        """Whether this (prewarmed) window is the one a session with these options needs."""
+        return (self.windowed, self.screen) == (bool(windowed), int(screen))
 
     # -- time ------------------------------------------------------------------------------
     def now(self) -> float:
@@ -323,6 +351,28 @@ class Display:
             self.win.close()
         except Exception:  # noqa: BLE001 - closing is best effort at exit
             pass
+
+
+def _open_window(windowed: bool, screen: int, hidden: bool):
+    """The PsychoPy window; `hidden`: created unmapped (pyglet's `visible=False`, which PsychoPy
+    does not pass on), so nothing shows on the participant screen until Display.start()."""
+    from psychopy.visual.backends import pygletbackend
+    pyglet = pygletbackend.pyglet             # the module PsychoPy creates its window through
+    platform_window = pyglet.window.Window
+
+    class HiddenWindow(platform_window):
+        def __init__(self, *args, **kwargs):
+            kwargs["visible"] = False
+            super().__init__(*args, **kwargs)
+    if hidden:
+        pyglet.window.Window = HiddenWindow      # only while PsychoPy creates this one window
+    try:
+        return visual.Window(size=(1024, 768), fullscr=not windowed, screen=screen, color=(-0.6, -0.6, -0.6),
+                             units="height", allowGUI=windowed, checkTiming=False, winType="pyglet")
+    except Exception as e:  # noqa: BLE001 - any failure to open a window is a device error
+        raise DeviceError(f"cannot open the participant window ({e}); is a display available (DISPLAY)?") from None
+    finally:
+        pyglet.window.Window = platform_window
 
 
 def _set(stim, text: str) -> None:
