@@ -8,10 +8,11 @@ EXIT_ERROR = 1        # a bug or a device failure: the session is marked `crashe
 EXIT_BAD_INPUT = 2    # refused before anything was written
 EXIT_ABORTED = 3      # experimenter abort key, SIGINT or SIGTERM
 EXIT_WITHDRAWN = 4    # the participant used the withdraw key
+EXIT_DECLINED = 5     # the participant declined consent: nothing but the consent record was written
 
 # A session's final status and `lhlab run`'s exit code, both ways (the launcher reads the code).
 EXIT_FOR_STATUS = {"complete": EXIT_COMPLETE, "aborted": EXIT_ABORTED, "withdrawn": EXIT_WITHDRAWN,
-                   "crashed": EXIT_ERROR}
+                   "declined": EXIT_DECLINED, "crashed": EXIT_ERROR}
 STATUS_FOR_EXIT = {**{code: status for status, code in EXIT_FOR_STATUS.items()}, EXIT_BAD_INPUT: "refused"}
 
 
@@ -51,3 +52,10 @@ class Withdrawn(SessionEnded):
     """The participant pressed the withdraw key."""
 
     status = "withdrawn"
+
+
+class Declined(SessionEnded):
+    """The participant declined consent (the decline key, or the withdraw key on the consent
+    screen): the session ends before any other data, without a debriefing."""
+
+    status = "declined"
