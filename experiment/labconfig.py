@@ -38,3 +38,18 @@ def lab_config() -> dict:
     if not isinstance(data, dict):
         raise BadInput(f"{path}: must be a JSON object")
     return data
+
+
+def station() -> str:
+    """This PC's name in the lab monitor: `"station"` in lab.json, else the host name."""
+    import socket
+
+    from experiment.identifiers import check_free_text
+    value = lab_config().get("station")
+    if value is None:
+        return socket.gethostname() or "station"
+    problem = check_free_text(value, '"station"')
+    if problem or not value.strip() or len(value) > 64:
+        raise BadInput(f"{lab_config_path()}: {problem or 'station must be a name of 1 to 64 characters'}; "
+                       "fix it (e.g. \"cubicle-2\") or remove it to use the host name")
+    return value.strip()

@@ -40,6 +40,7 @@ class SessionRequest:
     speed: float = 1.0
     yoked_to: str | None = None
     pilot: bool = False
+    override_full: str | None = None  # why a new participant is added although the study is full
 
 
 @dataclass
@@ -119,6 +120,12 @@ def preflight(req: SessionRequest) -> Preflight:
         result.checks.append(_verdict("participant", history))
     if not result.ok:
         return result
+    if proto.planned_n and req.participant is not None and not previous:
+        full = _verdict("study", lambda: _check_study_full(req, study))
+        if full.message:
+            result.checks.append(full)
+        if not result.ok:
+            return result
     seed = req.seed if req.seed is not None else secrets.randbelow(2**31)
     conditions = [req.condition] if req.condition is not None else list(proto.conditions)
     prepared = Prepared(req, study, result.session or 0, seed,
@@ -241,6 +248,35 @@ def _check_history(req: SessionRequest, study: Path) -> tuple[str, list, int]:
     return f"sub-{label}: first session (ses-{session})", previous, session
 
 
+def _check_study_full(req: SessionRequest, study: Path) -> str:
+    """A new participant of a study whose every condition reached its planned n (study.planned_n)
+    is refused unless --override-full gives a reason (logged). Counts are the registry's."""
+    from experiment.registry import Registry
+    from experiment.registry.live import full_message, is_full
+    if req.override_full is not None:
+        problem = check_free_text(req.override_full, "--override-full") or \
+            (None if req.override_full.strip() else "--override-full needs a reason, e.g. 'replaces P004'")
+        if problem:
+            raise BadInput(problem)
+    try:
+        if not Registry.exists(study):
+            return ""
+        with Registry.open(study) as reg:
+            known = {p.label for p in reg.participants()}
+            progress = reg.progress_by_condition()
+    except BadInput as e:         # the server is down: a session never waits for it
+        return f"planned n not checked ({e})"
+    if req.participant in known:
+        return ""                 # registered before the study was full (or with an override)
+    planned = {c: (progress.get(c, (0, None))[0], n) for c, n in req.protocol.planned_n.items()}
+    planned.update({c: (done, None) for c, (done, _) in progress.items() if c not in planned})
+    if not is_full(planned):
+        return ""
+    if req.override_full is None:
+        raise BadInput(full_message(req.protocol.study_id, planned, "pass --override-full REASON"))
+    return f"study full; sub-{req.participant} added anyway: {req.override_full.strip()}"
+
+
 def _prepare_yoke(prepared: Prepared) -> str:
     """A yoked condition: the partner's recorded noise schedule replaces the drawn one (refused
     when the partner is missing or incomplete). Returns '' where nothing is yoked."""
@@ -262,14 +298,28 @@ def _prepare_yoke(prepared: Prepared) -> str:
     for i, (phase, trials, expected) in enumerate(prepared.schedule):
         if phase not in replays:
             continue
-        partner = read_partner(prepared.study, req.yoked_to, cond.yoked_to,
-                               partner_phase_id(proto, req.condition, phase), len(trials),
-                               pilot_ok=bool(req.simulate or req.pilot))
+        args = (req.yoked_to, cond.yoked_to, partner_phase_id(proto, req.condition, phase), len(trials))
+        if datafile.sessions_of(prepared.study, req.yoked_to):
+            partner = read_partner(prepared.study, *args, pilot_ok=bool(req.simulate or req.pilot))
+        else:                    # the partner ran on another station: their schedule is in the registry
+            partner = _partner_from_registry(prepared.study, *args, pilot_ok=bool(req.simulate or req.pilot))
         new = apply_yoke(trials, partner)
         prepared.schedule[i] = (phase, new, sum(t["iti"] + t["noise_duration"] for t in new))
         yoke["phases"][phase.id] = {k: v for k, v in partner.items() if k != "trials"}
     prepared.yoke = yoke
-    return f"yoked to sub-{req.yoked_to} (training complete)"
+    elsewhere = {p.get("partner_station") for p in yoke["phases"].values() if p.get("source") == "registry"}
+    return f"yoked to sub-{req.yoked_to} (training complete" + (
+        f", schedule from the registry, run on {', '.join(sorted(map(str, elsewhere)))})" if elsewhere else ")")
+
+
+def _partner_from_registry(study: Path, partner: str, partner_condition: str, phase_id: str, n_trials: int,
+                           pilot_ok: bool) -> dict:
+    from experiment.registry import Registry, partner as partners
+    if not Registry.exists(study):
+        raise BadInput(f"--yoked-to {partner}: sub-{partner} has no session in {study} and this study has no "
+                       "registry to look them up in; run the partner (an escapable participant) first")
+    with Registry.open(study) as reg:
+        return partners.read(reg, partner, partner_condition, phase_id, n_trials, pilot_ok)
 
 
 def _prepare_audio(prepared: Prepared, conditions: list[str]) -> str:

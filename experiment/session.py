@@ -40,12 +40,20 @@ class Progress:
     def __init__(self, out: TextIO | None, t0: float):
         self.out, self.t0 = out, t0
         self.context: dict = {}
+        self.listeners: list = []      # called with each event (e.g. the registry heartbeat); never raise into us
 
     def __call__(self, event: str, **fields) -> None:
-        if self.out is None:
+        if self.out is None and not self.listeners:
             return
         msg = {"event": event, "time": round(time.time(), 4), "elapsed": round(time.monotonic() - self.t0, 3),
                **self.context, **fields}
+        for listener in self.listeners:
+            try:
+                listener(msg)
+            except Exception:  # noqa: BLE001 - a listener's problem is its own, never the session's
+                pass
+        if self.out is None:
+            return
         try:
             self.out.write(json.dumps(msg) + "\n")
             self.out.flush()
@@ -91,6 +99,7 @@ class Session:
             "condition": req.condition,
             "condition_kind": proto.conditions[req.condition].kind,
             "yoked_to": req.yoked_to,
+            **({"override_full": req.override_full} if req.override_full else {}),
             "status": "running",
             "started": now_iso(),
             "ended": None,

@@ -122,10 +122,13 @@ _COPY = {  # table: columns copied from SQLite to the server, in the order rows 
     "sessions": ("label", "number", "started", "ended", "status", "data_path", "experimenter", "training_complete",
                  "notes"),
     "assignment_log": ("label", "condition", "rule", "block", "slot", "seed", "yoked_to", "reason",
-                       "protocol_sha256", "time", "request", "station"),
+                       "protocol_sha256", "time", "request", "station", "override_full"),
     "audit": ("time", "action", "label", "detail", "station"),
+    "partner_schedules": ("label", "session", "phase", "condition", "schedule", "sha256", "pilot", "station",
+                          "stored"),
 }
-_ORDER = {"participants": "id", "sessions": "label, number", "assignment_log": "id", "audit": "id"}
+_ORDER = {"participants": "id", "sessions": "label, number", "assignment_log": "id", "audit": "id",
+          "partner_schedules": "label, session, phase"}
 
 
 def import_sqlite(location: Location, study_dir: Path) -> str:

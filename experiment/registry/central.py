@@ -52,6 +52,31 @@ def central_folder(to: str | Path | None) -> Path:
     raise BadInput(f"no central folder: pass --to DIR, set {ENV_VAR}, or add \"central\": DIR to {lab_config_path()}")
 
 
+def synced_sessions(study: Path) -> set[tuple[str, int]] | None:
+    """(label, number) of the sessions in the central folder (the registry's record, else the
+    share itself); None when no central folder is configured. Never raises for a share or a
+    server that is down: what cannot be confirmed counts as not synced."""
+    try:
+        root = central_folder(None)
+    except BadInput:
+        return None
+    done: set[tuple[str, int]] = set()
+    try:
+        if Registry.exists(study):
+            with Registry.open(study) as reg:
+                done = {(s.label, s.number) for s in reg.sessions() if s.central}
+    except BadInput:
+        pass
+    central = Path(root) / Path(study).name
+    try:
+        for ses in central.glob("sub-*/ses-*"):
+            if ses.name[4:].isdigit():
+                done.add((ses.parent.name[4:], int(ses.name[4:])))
+    except OSError:
+        pass
+    return done
+
+
 def manifest(folder: Path) -> tuple[str, dict[str, str]]:
     """(checksum of the folder, {relative path: sha256}) over every file, in path order."""
     files = {}
@@ -85,8 +110,9 @@ def _copy_verified(source: Path, target: Path, want: dict[str, str]) -> None:
         shutil.rmtree(partial, ignore_errors=True)
 
 
-def sync(study: Path, to: str | Path | None = None) -> SyncReport:
-    """Copy every finished session of `study` that is not yet in the central folder."""
+def sync(study: Path, to: str | Path | None = None, only: set[tuple[str, int]] | None = None) -> SyncReport:
+    """Copy every finished session of `study` (or those in `only`: (label, number)) that is not
+    yet in the central folder."""
     study = Path(study)
     if not (study / "dataset_description.json").is_file():
         raise BadInput(f"{study} is not an lhlab study folder (no dataset_description.json)")
@@ -106,6 +132,8 @@ def sync(study: Path, to: str | Path | None = None) -> SyncReport:
             for rec in datafile.all_sessions(study):
                 label, number = rec.get("participant"), rec.get("session")
                 if not isinstance(label, str) or not isinstance(number, int):
+                    continue
+                if only is not None and (label, number) not in only:
                     continue
                 where = f"sub-{label}/ses-{number}"
                 if rec.get("effective_status") == "running":

@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING, Callable, TypeVar
 from experiment import datafile
 from experiment.errors import BadInput
 from experiment.identifiers import check_free_text
+from experiment.registry import live as _live
 from experiment.registry import sync as _sync_module
+from experiment.registry.live import LiveSession
 from experiment.registry.location import Location, resolve
 from experiment.registry.vocab import LABEL_PREFIX, PARTICIPANT_STATUSES, RULES, now_iso, station_name
 
@@ -78,6 +80,7 @@ class Assignment:
     reason: str | None            # typed reason (manual) or where it came from (command-line)
     protocol_sha256: str | None
     time: str
+    override_full: str | None = None     # why this participant was added to a full study (study.planned_n)
 
 
 def block_order(seed: int, block: int, conditions: list[str], block_size: int) -> list[str]:
@@ -188,13 +191,16 @@ class Registry:
 
     # -- participants ----------------------------------------------------------------------
     def add_participant(self, protocol: Protocol, external_id: str | None = None,
-                        condition: str | None = None, reason: str | None = None) -> Participant:
+                        condition: str | None = None, reason: str | None = None,
+                        override_reason: str | None = None) -> Participant:
         """Register a new participant with a generated label and an assigned condition.
 
         Without `condition` the permuted-block rule assigns one (see the package docstring).
         With `condition` the assignment is manual and `reason` must say why; it is logged.
         A yoked condition always gets the oldest free partner, or BadInput if none is free
         (manual) - the block rule then simply uses another slot.
+        When every condition has reached its planned n (study.planned_n) the study is full and
+        the registration is refused unless `override_reason` says why; it is logged.
         """
         if condition is None and reason is not None:
             raise BadInput("a reason is only recorded with a manual condition; pass the condition too")
@@ -205,19 +211,23 @@ class Registry:
             if not (reason or "").strip():
                 raise BadInput(f"a manual condition ({condition}) needs a reason, e.g. 'replaces P004 "
                                "whose data were lost'; it is kept in the assignment log")
-        for value, what in ((external_id, "external id"), (reason, "reason")):
+        if override_reason is not None and not override_reason.strip():
+            raise BadInput("--override-full needs a reason, e.g. 'replaces P004 whose data were lost'; it is kept "
+                           "in the assignment log")
+        for value, what in ((external_id, "external id"), (reason, "reason"),
+                            (override_reason, "override reason")):
             problem = check_free_text(value, what) if value is not None else None
             if problem:          # it goes into the registry, the log and the launcher's table
                 raise BadInput(problem)
         if external_id is not None:
             external_id = external_id.strip() or None
-        request = self._request_token((protocol.sha256, external_id, condition, reason))
+        request = self._request_token((protocol.sha256, external_id, condition, reason, override_reason))
 
         def body() -> str:
             done = self._x("SELECT label FROM assignment_log WHERE request = ?", (request,)).fetchone()
             if done:                       # this very request committed before the connection dropped
                 return done[0]
-            return self._add(protocol, external_id, condition, reason, request)
+            return self._add(protocol, external_id, condition, reason, request, override_reason)
         label = self._transaction(body, request)
         return self.participant(label)
 
@@ -227,9 +237,14 @@ class Registry:
         return secrets.token_hex(16)
 
     def _add(self, protocol: Protocol, external_id: str | None, condition: str | None, reason: str | None,
-             request: str) -> str:
+             request: str, override_reason: str | None = None) -> str:
         self._bind(protocol, None)
         self._sync()
+        progress = _live.progress_by_condition(self)
+        if not _live.is_full(progress):
+            override_reason = None          # nothing was overridden: nothing to log
+        elif override_reason is None:
+            raise BadInput(_live.full_message(protocol.study_id, progress, "pass --override-full REASON"))
         if external_id is not None:
             owner = self._external_owner(external_id)
             if owner:
@@ -256,9 +271,10 @@ class Registry:
         if external_id is not None and not self._ids_in_registry:
             self._store_external(label, external_id)
         self._x("INSERT INTO assignment_log (label, condition, rule, block, slot, seed, yoked_to, reason, "
-                "protocol_sha256, time, request, station) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "protocol_sha256, time, request, station, override_full) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (label, condition, rule, block, slot, seed, partner, logged_reason, protocol.sha256, now,
-                 request, station_name()))
+                 request, station_name(), override_reason.strip() if override_reason else None))
         return label
 
     def participants(self) -> list[Participant]:
@@ -285,8 +301,28 @@ class Registry:
     def assignment_log(self) -> list[Assignment]:
         """The whole assignment log, in the order assignments were made."""
         rows = self._read(lambda: self._x("SELECT label, condition, rule, block, slot, seed, yoked_to, reason, "
-                                          "protocol_sha256, time FROM assignment_log ORDER BY id").fetchall())
+                                          "protocol_sha256, time, override_full FROM assignment_log ORDER BY id"
+                                          ).fetchall())
         return [Assignment(*r) for r in rows]
+
+    # -- the lab monitor (live.py) ------------------------------------------------------------
+    def live_sessions(self, stale_after_s: float = 15.0) -> list[LiveSession]:
+        """Every station's current session from its heartbeats: 'running', 'lost' (no beat for
+        `stale_after_s` s and never finished) or 'finished'; a station's older sessions drop out."""
+        return _live.live_sessions(self, stale_after_s)
+
+    def progress_by_condition(self) -> dict[str, tuple[int, int | None]]:
+        """{condition: (participants with a complete session, planned n or None)} (as of the last sync)."""
+        return _live.progress_by_condition(self)
+
+    def is_full(self) -> bool:
+        """Every condition has reached its planned n (study.planned_n)."""
+        return _live.is_full(self.progress_by_condition())
+
+    def yoke_queue(self) -> list[tuple[str, str]]:
+        """(label, condition): partners whose finished training waits to be replayed, oldest first,
+        then yoked participants still without a partner."""
+        return _live.yoke_queue(self)
 
     def free_partner(self, condition: str) -> str | None:
         """The label a new participant of yoked `condition` would be yoked to now, or None."""
@@ -373,6 +409,9 @@ class Registry:
                   "yoked": {c.name: c.yoked_to for c in protocol.conditions.values() if c.yoked_to},
                   "block_size": protocol.block_size}
         stored = self._meta("study_id")
+        planned = json.dumps(protocol.planned_n, sort_keys=True)
+        if self._meta("planned_n") != planned:         # may change during a study (not part of the design)
+            self._set_meta("planned_n", planned)
         if stored is None:
             if len(design["yoked"]) == len(design["conditions"]):
                 raise BadInput(f"{protocol.path}: every condition is yoked; at least one condition must be "

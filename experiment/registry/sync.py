@@ -77,7 +77,9 @@ def _add_from_disk(reg, label: str, rec: dict, problems: list[str]) -> None:
     created = rec.get("started") or now_iso()
     reg._x("INSERT INTO participants (label, condition, yoked_to, status, created) "
            "VALUES (?, ?, ?, 'registered', ?)", (label, rec["condition"], partner, created))
+    override = rec.get("override_full")        # `lhlab run --override-full REASON` on a full study
     reg._x("INSERT INTO assignment_log (label, condition, rule, yoked_to, reason, protocol_sha256, time, "
-           "station) VALUES (?, ?, 'command-line', ?, ?, ?, ?, ?)",
+           "station, override_full) VALUES (?, ?, 'command-line', ?, ?, ?, ?, ?, ?)",
            (label, rec["condition"], partner, "session found on disk (lhlab run --condition)",
-            (rec.get("protocol") or {}).get("sha256"), now_iso(), station_name()))
+            (rec.get("protocol") or {}).get("sha256"), now_iso(), station_name(),
+            override if isinstance(override, str) else None))
