@@ -28,13 +28,14 @@ from experiment import os_specific
 NA = "n/a"
 DEFAULT_DATA_DIR = Path("data")      # where studies live unless --data-dir says otherwise
 BIDS_VERSION = "1.10.0"
-SESSION_STATUSES = ("running", "complete", "aborted", "withdrawn", "crashed")
+SESSION_STATUSES = ("running", "complete", "aborted", "withdrawn", "declined", "crashed")
 
 PARTICIPANT_COLUMNS = {
     "participant_id": "Pseudonymous label, sub-<label>.",
     "condition": "Condition assigned.",
     "yoked_to": "Participant whose noise schedule this one replayed (n/a if not yoked).",
-    "status": "Status of the latest session.",
+    "status": "Status of the latest session: complete, withdrawn, declined (consent declined: nothing but the "
+              "consent record was written), aborted, crashed or running.",
     "sessions": "Number of sessions started.",
 }
 
@@ -488,34 +489,94 @@ def ensure_dataset_files(study: Path, title: str, protocol_sha: str | None = Non
 
 
 def _participant_row(record: dict, sessions: int) -> dict:
-    return {"participant_id": f"sub-{record['participant']}", "condition": record.get("condition"),
-            "yoked_to": record.get("yoked_to"), "status": record.get("effective_status", record.get("status")),
-            "sessions": sessions}
+    row = {"participant_id": f"sub-{record['participant']}", "condition": record.get("condition"),
+           "yoked_to": record.get("yoked_to"), "status": record.get("effective_status", record.get("status")),
+           "sessions": sessions}
+    row.update(demographic_values(record))
+    return row
+
+
+def demographic_values(record: dict) -> dict:
+    """The participants.tsv cells a session's demographics phase answered ({} without one);
+    a question answered 'prefer not to say' is None (n/a)."""
+    demo = record.get("demographics")
+    answers = demo.get("answers") if isinstance(demo, dict) else None
+    if not isinstance(answers, dict):
+        return {}
+    return {k: v for k, v in answers.items() if isinstance(k, str) and k not in PARTICIPANT_COLUMNS}
+
+
+def demographic_columns(record: dict) -> dict:
+    """participants.json entries ({column: {Description, Levels | Units}}) of a session's demographics."""
+    demo = record.get("demographics")
+    cols = demo.get("columns") if isinstance(demo, dict) else None
+    if not isinstance(cols, dict):
+        return {}
+    return {k: v for k, v in cols.items() if isinstance(k, str) and isinstance(v, dict) and k not in PARTICIPANT_COLUMNS}
+
+
+def _read_participants(study: Path) -> tuple[list[str], dict[str, dict]]:
+    """(header, rows by participant_id) of participants.tsv as it is ([], {} without one)."""
+    path = study / "participants.tsv"
+    if not path.exists():
+        return [], {}
+    rows: dict[str, dict] = {}
+    with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:   # a spreadsheet may add a BOM
+        reader = csv.DictReader(f, delimiter="\t")
+        header = [c for c in (reader.fieldnames or []) if isinstance(c, str) and c]
+        for r in reader:
+            if (r.get("participant_id") or "").startswith("sub-"):
+                rows[r["participant_id"]] = r
+    return header, rows
 
 
 def upsert_participant(study: Path, record: dict) -> None:
     """Put one participant's latest session into participants.tsv (locked read-modify-write,
-    so concurrent sessions in one study folder do not lose each other's rows)."""
+    so concurrent sessions in one study folder do not lose each other's rows). Demographic
+    answers become columns (described in participants.json); columns a lab added are kept."""
     with os_specific.exclusive_lock(study / ".lock-participants"):
-        path = study / "participants.tsv"
-        rows: dict[str, dict] = {}
-        if path.exists():
-            with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:   # a spreadsheet may add a BOM
-                for r in csv.DictReader(f, delimiter="\t"):
-                    if (r.get("participant_id") or "").startswith("sub-"):
-                        rows[r["participant_id"]] = r
+        header, rows = _read_participants(study)
         sid = f"sub-{record['participant']}"
         sessions = max(int(record.get("session", 1)), int(rows.get(sid, {}).get("sessions", 0) or 0))
-        rows[sid] = _participant_row(record, sessions)
-        _write_participants(study, rows)
+        new = _participant_row(record, sessions)
+        rows[sid] = {**{k: v for k, v in rows.get(sid, {}).items() if k not in PARTICIPANT_COLUMNS}, **new}
+        _describe_columns(study, demographic_columns(record))
+        _write_participants(study, rows, _columns(header, [new]))
 
 
-def _write_participants(study: Path, rows: dict[str, dict]) -> None:
+def _columns(header: list[str], rows) -> list[str]:
+    """participants.tsv's columns: lhlab's own first, then the file's others, then new demographic ones."""
+    out = list(PARTICIPANT_COLUMNS)
+    for c in [*header, *(k for r in rows for k in r)]:
+        if c not in out:
+            out.append(c)
+    return out
+
+
+def _describe_columns(study: Path, columns: dict) -> None:
+    """Add the descriptions of new participants.tsv columns to participants.json (existing
+    entries, e.g. a lab's own, are kept); called under the participants lock."""
+    if not columns:
+        return
+    pj = study / "participants.json"
+    try:
+        current = json.loads(pj.read_text(encoding="utf-8")) if pj.exists() else {}
+    except (OSError, ValueError):
+        current = None
+    if not isinstance(current, dict):       # unreadable: lhlab's own descriptions, then the new ones
+        current = {k: {"Description": v} for k, v in PARTICIPANT_COLUMNS.items()}
+    missing = {k: v for k, v in columns.items() if k not in current}
+    if missing:
+        write_json_atomic(pj, {**current, **missing})
+
+
+def _write_participants(study: Path, rows: dict[str, dict], columns: list[str] | None = None) -> None:
+    columns = columns or list(PARTICIPANT_COLUMNS)
     buf = io.StringIO()
     w = csv.writer(buf, delimiter="\t", lineterminator="\n")
-    w.writerow(list(PARTICIPANT_COLUMNS))
+    w.writerow(columns)
     for key in sorted(rows):
-        w.writerow([_format(rows[key].get(c)) if rows[key].get(c) != NA else NA for c in PARTICIPANT_COLUMNS])
+        w.writerow([_format(rows[key].get(c)) if rows[key].get(c) != NA else NA for c in columns])
     path = study / "participants.tsv"
     fd, tmp = tempfile.mkstemp(prefix=".participants.", dir=study)
     try:
@@ -530,16 +591,25 @@ def _write_participants(study: Path, rows: dict[str, dict]) -> None:
 
 
 def update_participants_tsv(study: Path) -> None:
-    """Rebuild participants.tsv from all session records (used by `lhlab status`)."""
+    """Rebuild participants.tsv from all session records (used by `lhlab status`); the columns a
+    lab added to the file keep their values."""
     rows: dict[str, dict] = {}
+    described: dict = {}
     for rec in all_sessions(study):
         if not rec.get("participant"):
             continue
         sid = f"sub-{rec['participant']}"
         n = rows.get(sid, {}).get("sessions", 0) + 1
-        rows[sid] = _participant_row(rec, n)
+        answers = {k: v for k, v in rows.get(sid, {}).items() if k not in PARTICIPANT_COLUMNS}
+        rows[sid] = {**answers, **_participant_row(rec, n)}     # a later session's answers win
+        described.update(demographic_columns(rec))
     with os_specific.exclusive_lock(study / ".lock-participants"):
-        _write_participants(study, rows)
+        header, old = _read_participants(study)
+        for sid, row in rows.items():
+            kept = {k: v for k, v in old.get(sid, {}).items() if k not in PARTICIPANT_COLUMNS and k not in row}
+            row.update(kept)
+        _describe_columns(study, described)
+        _write_participants(study, rows, _columns(header, rows.values()))
 
 
 def _version() -> str:

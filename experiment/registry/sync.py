@@ -23,7 +23,7 @@ def sync(reg) -> list[str]:
     # registration stays fast however many participants the study has.
     finished = {}
     for label, number, status in reg._x(
-            "SELECT label, number, status FROM sessions WHERE status IN ('complete', 'withdrawn', 'aborted')"
+            "SELECT label, number, status FROM sessions WHERE status IN ('complete', 'withdrawn', 'declined', 'aborted')"
     ).fetchall():
         finished[(label, number)] = status
     for rec in datafile.all_sessions(reg.study_dir, skip=set(finished)):

@@ -6,7 +6,8 @@ import os
 import socket
 from datetime import datetime, timezone
 
-PARTICIPANT_STATUSES = ("registered", "running", "complete", "aborted", "withdrawn", "crashed", "erased")
+PARTICIPANT_STATUSES = ("registered", "running", "complete", "aborted", "withdrawn", "declined", "crashed",
+                        "erased")
 RULES = ("block", "manual", "command-line")
 LABEL_PREFIX = "P"
 
