@@ -36,8 +36,10 @@ class DataActions(QObject):
             return w.dialogs.error(w, "Cannot open the data folder", f"{folder}: {e.strerror}",
                                    "Choose another data folder (Ctrl+Shift+O).")
         if not w.dialogs.open_path(folder):
-            w.dialogs.warning(w, "Cannot open the data folder", f"No file manager opened {folder}.",
-                              "Open it by hand; the path is selectable in this message.")
+            w.log.add(f"could not open {folder}: no file manager opened it")
+            w.statusBar().showMessage(f"Could not open {folder}", 10000)
+            return w.dialogs.error(w, "Cannot open the data folder",
+                                   f"No file manager opened the data folder. Open it by hand:\n\n{folder}")
         w.log.add(f"opened {folder}")
 
     def analyze(self) -> None:

@@ -17,13 +17,19 @@ class NewParticipantRequest:
     external_id: str | None
     condition: str | None        # None: the registry assigns one
     reason: str | None           # required with a manual condition
+    override_full: str | None = None     # required when the study is full: why one more participant
 
 
 class NewParticipantDialog(QDialog):
-    """External id (optional); automatic assignment, or a condition by hand with a typed reason."""
+    """External id (optional); automatic assignment, or a condition by hand with a typed reason.
 
-    def __init__(self, parent: QWidget | None, conditions: list[str], hint: str = ""):
+    `initial`: what was typed last time (the dialog reopens with it after a refusal, with the
+    refusal in `problem`); `full`: the study is full, so a typed override reason is required."""
+
+    def __init__(self, parent: QWidget | None, conditions: list[str], hint: str = "",
+                 initial: NewParticipantRequest | None = None, problem: str = "", full: bool = False):
         super().__init__(parent)
+        self.full = full
         self.setWindowTitle("New participant")
         self.external = QLineEdit()
         self.external.setPlaceholderText("optional, e.g. the participant-pool code (never a name)")
@@ -43,6 +49,20 @@ class NewParticipantDialog(QDialog):
         form.addRow(self.manual)
         form.addRow("Condition:", self.condition)
         form.addRow("Reason:", self.reason)
+        self.override = QLineEdit()
+        self.override.setPlaceholderText("required: why one more, e.g. 'replaces P012 who withdrew'")
+        self.full_label = QLabel("The study is full: every condition has reached its planned n. "
+                                 "Type why this participant is added anyway; the reason is kept with the session.")
+        self.full_label.setWordWrap(True)
+        self.full_label.setStyleSheet("QLabel { color: #c62828; font-weight: bold; }")
+        if full:
+            form.addRow(self.full_label)
+            form.addRow("Why one more:", self.override)
+        self.problem = QLabel(problem)
+        self.problem.setWordWrap(True)
+        self.problem.setStyleSheet("QLabel { color: #c62828; }")
+        self.problem.setVisible(bool(problem))
+        form.addRow(self.problem)
         self.info = QLabel(hint)
         self.info.setWordWrap(True)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
@@ -53,7 +73,14 @@ class NewParticipantDialog(QDialog):
         layout.addLayout(form)
         layout.addWidget(self.info)
         layout.addWidget(self.buttons)
-        for signal in (self.manual.toggled, self.reason.textChanged):
+        if initial is not None:
+            self.external.setText(initial.external_id or "")
+            if initial.condition:
+                self.manual.setChecked(True)
+                self.condition.setCurrentText(initial.condition)
+            self.reason.setText(initial.reason or "")
+            self.override.setText(initial.override_full or "")
+        for signal in (self.manual.toggled, self.reason.textChanged, self.override.textChanged):
             signal.connect(self._update)
         self._update()
 
@@ -61,16 +88,47 @@ class NewParticipantDialog(QDialog):
         manual = self.manual.isChecked()
         self.condition.setEnabled(manual)
         self.reason.setEnabled(manual)
-        ok = not manual or bool(self.reason.text().strip())
-        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(ok)
-        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setToolTip(
-            "" if ok else "A condition chosen by hand needs a reason; it is kept in the assignment log")
+        why = ""
+        if manual and not self.reason.text().strip():
+            why = "A condition chosen by hand needs a reason; it is kept in the assignment log"
+        elif self.full and not self.override.text().strip():
+            why = "The study is full: type why this participant is added anyway"
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(not why)
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setToolTip(why)
 
     def request(self) -> NewParticipantRequest:
         manual = self.manual.isChecked()
         return NewParticipantRequest(external_id=self.external.text().strip() or None,
                                      condition=self.condition.currentText() if manual else None,
-                                     reason=self.reason.text().strip() if manual else None)
+                                     reason=self.reason.text().strip() if manual else None,
+                                     override_full=self.override.text().strip() or None if self.full else None)
+
+
+class ReasonDialog(QDialog):
+    """One line of text that must not be empty (e.g. why a full study gets one more session)."""
+
+    def __init__(self, parent: QWidget | None, title: str, text: str):
+        super().__init__(parent)
+        self.setWindowTitle(title)
+        label = QLabel(text)
+        label.setWordWrap(True)
+        self.edit = QLineEdit()
+        self.edit.setPlaceholderText("required")
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(label)
+        layout.addWidget(self.edit)
+        layout.addWidget(self.buttons)
+        self.edit.textChanged.connect(self._update)
+        self._update()
+
+    def _update(self, *_) -> None:
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(bool(self.reason()))
+
+    def reason(self) -> str:
+        return self.edit.text().strip()
 
 
 class Dialogs:
@@ -97,10 +155,16 @@ class Dialogs:
         box.exec()
         return box.clickedButton() is ok
 
-    def new_participant(self, parent: QWidget | None, conditions: list[str], hint: str = "") \
+    def new_participant(self, parent: QWidget | None, conditions: list[str], hint: str = "",
+                        initial: NewParticipantRequest | None = None, problem: str = "", full: bool = False) \
             -> NewParticipantRequest | None:
-        dialog = NewParticipantDialog(parent, conditions, hint)
+        dialog = NewParticipantDialog(parent, conditions, hint, initial, problem, full)
         return dialog.request() if dialog.exec() == QDialog.DialogCode.Accepted else None
+
+    def ask_reason(self, parent: QWidget | None, title: str, text: str) -> str | None:
+        """A typed reason (required: OK stays disabled while it is empty), or None if cancelled."""
+        dialog = ReasonDialog(parent, title, text)
+        return dialog.reason() if dialog.exec() == QDialog.DialogCode.Accepted else None
 
     def choose_folder(self, parent: QWidget | None, title: str, start: Path) -> Path | None:
         path = QFileDialog.getExistingDirectory(parent, title, str(start))

@@ -13,6 +13,8 @@ study, which actions are enabled, the log and closing. The parts live in their o
     gui.data_actions       DataActions: open the data folder, run the analysis
     gui.study_bar          StudyBar: study list, folders, what is wrong with the study
     gui.panels             display only: the live-session panel, session options, the log
+    gui.lab_view           LabView: every station's live session, progress, yoke queue, sync (dock)
+    gui.study_log          StudyLog: the log saved in DATA_DIR/<study>/lhlab/logs/
     gui.models             StudyModel (registry of one study folder), the table model
 
 The window is a thin view: the registry (gui.models.StudyModel over experiment.registry)
@@ -23,6 +25,7 @@ dialog goes through `Dialogs` (gui.dialogs) so tests never block on a modal box.
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 from pathlib import Path
 
@@ -33,6 +36,7 @@ from PyQt6.QtWidgets import QDockWidget, QLabel, QMainWindow, QSplitter, QTableV
 from experiment.errors import BadInput, ProtocolError
 from gui.data_actions import DataActions
 from gui.dialogs import Dialogs
+from gui.lab_view import LabView
 from gui.models import StudyModel, pilot_data_dir
 from gui.notes import NotesPanel
 from gui.panels import LogView, SessionOptions, SessionPanel
@@ -40,6 +44,7 @@ from gui.participants_view import EMPTY_PILOT, EMPTY_STUDY, ParticipantsTabs
 from gui.session_flow import SessionFlow
 from gui.session_runner import ChildProcess, SessionRunner
 from gui.study_bar import StudyBar, list_protocols
+from gui.study_log import StudyLog
 
 SETTINGS_ORG, SETTINGS_APP = "lhlab", "launcher"
 SHORTCUTS = (("Ctrl+N", "New participant"), ("Ctrl+R", "Start session (selected participant)"),
@@ -69,6 +74,8 @@ class LauncherWindow(QMainWindow):
             self.runner.stop_timeout_s = stop_timeout_s
         self.analysis = ChildProcess(self)
         self.log = LogView()
+        self.study_log = StudyLog(on_problem=lambda text: self.statusBar().showMessage(text, 15000))
+        self.log.sink = self.study_log.write
         self.flow = SessionFlow(self)
         self.data_actions = DataActions(self)
 
@@ -201,6 +208,14 @@ class LauncherWindow(QMainWindow):
         dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, dock)
         self.log_dock = dock
+        self.lab = LabView()
+        lab = QDockWidget("Lab monitor", self)
+        lab.setObjectName("lab-dock")
+        lab.setWidget(self.lab)
+        lab.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, lab)
+        self.splitDockWidget(lab, dock, Qt.Orientation.Horizontal)
+        self.lab_dock = lab
 
         self.session_status = QLabel("idle")
         self.statusBar().addPermanentWidget(self.session_status)
@@ -226,7 +241,8 @@ class LauncherWindow(QMainWindow):
         if isinstance(state, QByteArray) and not state.isEmpty():
             self.restoreState(state)
         else:
-            self.resizeDocks([self.log_dock], [150], Qt.Orientation.Vertical)
+            self.resizeDocks([self.lab_dock], [250], Qt.Orientation.Vertical)
+            self.resizeDocks([self.lab_dock, self.log_dock], [780, 500], Qt.Orientation.Horizontal)
         split = self.settings.value("splitter")
         if isinstance(split, QByteArray) and not split.isEmpty():
             self.splitter.restoreState(split)
@@ -276,6 +292,9 @@ class LauncherWindow(QMainWindow):
         self.tables.protocol_invalid = bool(self.protocol_problems)
         self.study.set_study(self.protocol, self.data_dir if self.protocol else None)
         self.pilot.set_study(self.protocol, self.data_dir if self.protocol else None)
+        self.lab.set_study(self.study.study_dir)
+        self.study_log.set_study(self.study.study_dir, f"{datetime.now():%Y-%m-%d %H:%M:%S}  launcher opened "
+                                 f"{self.protocol_path} (pid {os.getpid()})")
         title = self.protocol.title if self.protocol else (self.protocol_path.name if self.protocol_path else "")
         self.setWindowTitle(f"lhlab launcher – {title}" if title else "lhlab launcher")
         self._update_banner()
@@ -329,6 +348,9 @@ class LauncherWindow(QMainWindow):
     def _selection_changed(self) -> None:
         model, _ = self.tables.current()
         label = self.tables.selected_label(model)
+        shown = self.session_panel.shown
+        if shown and not self.runner.is_running() and shown != ("pilot" if model.pilot else "session", label):
+            self.session_panel.clear()        # never another participant's session beside this one
         if self.notes.is_showing(model, label):
             self.update_actions()
             return
@@ -401,6 +423,7 @@ class LauncherWindow(QMainWindow):
             self.analysis.stop()
         self.notes.autosave()
         self.save_settings()
+        self.lab.shutdown()
         self.study.close()
         self.pilot.close()
         event.accept()

@@ -11,10 +11,11 @@ looking at a study never writes into an empty data folder.
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
-from PyQt6.QtCore import QAbstractTableModel, QModelIndex, QObject, Qt, pyqtSignal
+from PyQt6.QtCore import QAbstractTableModel, QModelIndex, QObject, QSortFilterProxyModel, Qt, pyqtSignal
 from PyQt6.QtGui import QBrush, QColor, QFont
 
 from experiment import datafile
@@ -25,6 +26,71 @@ PILOT_FOLDER = "_pilot"     # DATA_DIR/_pilot/<study-id>/: pilots never mix with
 
 STATUS_COLORS = {"registered": None, "running": "#1565c0", "complete": "#2e7d32", "aborted": "#e65100",
                  "withdrawn": "#6d4c41", "crashed": "#c62828"}
+
+
+SORT_ROLE = Qt.ItemDataRole.UserRole          # the value a column sorts by (numbers as numbers)
+STALE_AFTER_S = 15.0                           # a station silent this long is LOST
+LAB_API = ("live_sessions", "progress_by_condition", "yoke_queue")
+
+
+@dataclass(frozen=True)
+class LabSnapshot:
+    """What the lab monitor shows, read from the registry in one go (gui.lab_view).
+
+    `sessions`: Registry.live_sessions() rows (station, label, condition, session, phase,
+    trial, elapsed_s, last_beat, state); `progress`: condition -> (completed, planned n or
+    None); `yoke_queue`: (label, condition) waiting for a partner; `unsynced`: finished
+    sessions not yet in the central folder ('sub-P001 ses-1'), None when no central folder
+    is set; `problem`: one line saying why the registry could not be read (None: it could)."""
+
+    sessions: list = field(default_factory=list)
+    progress: dict = field(default_factory=dict)
+    yoke_queue: list = field(default_factory=list)
+    unsynced: list | None = None
+    problem: str | None = None
+    taken_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+
+    @property
+    def full(self) -> bool:
+        """Every condition has reached its planned n (never when a condition has none)."""
+        return study_full(self.progress)
+
+
+def study_full(progress: dict) -> bool:
+    return bool(progress) and all(planned is not None and done >= planned for done, planned in progress.values())
+
+
+def central_configured() -> bool:
+    """Whether a central folder is set (LHLAB_CENTRAL or lab.json), i.e. whether 'not synced' means anything."""
+    from experiment.registry.central import central_folder
+    try:
+        central_folder(None)
+    except BadInput:
+        return False
+    return True
+
+
+def unsynced_sessions(reg) -> list[str]:
+    """Finished sessions of this station's study folder that the registry has no central copy of."""
+    return [f"sub-{s.label} ses-{s.number}" for s in reg.sessions()
+            if s.status not in ("running", "erased") and not s.central]
+
+
+def lab_snapshot(reg, stale_after_s: float = STALE_AFTER_S, central: bool | None = None) -> LabSnapshot:
+    """Read everything the lab monitor shows from `reg` (a Registry). Never raises: a registry
+    that cannot be read gives a snapshot whose `problem` says why, in one line."""
+    missing = [name for name in LAB_API if not callable(getattr(reg, name, None))]
+    if missing:
+        return LabSnapshot(problem=f"this registry cannot report {', '.join(missing)}; update lhlab on this PC")
+    try:
+        central = central_configured() if central is None else central
+        return LabSnapshot(sessions=list(reg.live_sessions(stale_after_s=stale_after_s)),
+                           progress=dict(reg.progress_by_condition()), yoke_queue=list(reg.yoke_queue()),
+                           unsynced=unsynced_sessions(reg) if central else None)
+    except (BadInput, LhlabError) as e:
+        return LabSnapshot(problem=str(e))
+    except Exception as e:  # noqa: BLE001 - a background poll: one line in the view, never a dead thread
+        return LabSnapshot(problem=f"cannot read the registry ({type(e).__name__}: {e}); press F5 to retry")
 
 
 def pilot_data_dir(data_dir: Path) -> Path:
@@ -46,6 +112,7 @@ class StudyModel(QObject):
         self.registry: Registry | None = None
         self.error: str | None = None     # why the registry cannot be used (shown instead of the table)
         self.rows: list[Participant] = []
+        self.override_reasons: dict[str, str] = {}     # label -> why it was added to a full study
 
     # -- which study -------------------------------------------------------------------------
     @property
@@ -108,6 +175,24 @@ class StudyModel(QObject):
     def participant(self, label: str) -> Participant | None:
         return next((p for p in self.rows if p.label == label), None)
 
+    @property
+    def yoked(self) -> bool:
+        """Whether the study has a yoked condition (the Partner column means something)."""
+        return self.protocol is not None and any(c.yoked_to for c in self.protocol.conditions.values())
+
+    def progress(self) -> dict[str, tuple[int, int | None]]:
+        """condition -> (completed sessions, planned n or None); {} before the first participant."""
+        if self.registry is None or not callable(getattr(self.registry, "progress_by_condition", None)):
+            return {}
+        try:
+            return dict(self.registry.progress_by_condition())
+        except (BadInput, LhlabError):
+            return {}
+
+    def is_full(self) -> bool:
+        """Every condition has reached its planned n: a new participant needs an override reason."""
+        return study_full(self.progress())
+
     def sessions(self, label: str) -> list[SessionEntry]:
         return self.registry.sessions(label) if self.registry is not None else []
 
@@ -119,13 +204,17 @@ class StudyModel(QObject):
 
     # -- changing ----------------------------------------------------------------------------
     def add_participant(self, external_id: str | None = None, condition: str | None = None,
-                        reason: str | None = None) -> Participant:
-        """Register a participant; the registry assigns the condition (or logs the manual one)."""
+                        reason: str | None = None, override_full: str | None = None) -> Participant:
+        """Register a participant; the registry assigns the condition (or logs the manual one).
+        `override_full`: why a participant is added to a full study; kept for their session
+        (`lhlab run --override-full`)."""
         if self.protocol is None:
             raise BadInput("no study is selected; pick a protocol in the study list first")
         reg = self._open(create=True)
         participant = reg.add_participant(self.protocol, external_id=external_id or None, condition=condition,
                                           reason=reason)
+        if override_full:
+            self.override_reasons[participant.label] = override_full
         self.rows = reg.participants()
         self.changed.emit()
         return participant
@@ -184,6 +273,9 @@ class ParticipantsModel(QAbstractTableModel):
             return self.COLUMNS[section]
         return None
 
+    def column(self, name: str) -> int:
+        return self.COLUMNS.index(name)
+
     def participant(self, row: int) -> Participant | None:
         return self.study.rows[row] if 0 <= row < len(self.study.rows) else None
 
@@ -199,6 +291,10 @@ class ParticipantsModel(QAbstractTableModel):
             return {"Label": p.label, "External id": p.external_id or "", "Condition": p.condition,
                     "Partner": p.yoked_to or "", "Status": p.status, "Sessions": p.sessions,
                     "Registered": _short_time(p.created)}[col]
+        if role == SORT_ROLE:
+            return {"Label": p.label, "External id": (p.external_id or "").casefold(), "Condition": p.condition,
+                    "Partner": p.yoked_to or "", "Status": p.status, "Sessions": p.sessions,
+                    "Registered": p.created or ""}[col]
         if role == Qt.ItemDataRole.ForegroundRole and col == "Status" and STATUS_COLORS.get(p.status):
             return QBrush(QColor(STATUS_COLORS[p.status]))
         if role == Qt.ItemDataRole.FontRole and col in ("Label", "Status"):
@@ -215,6 +311,26 @@ class ParticipantsModel(QAbstractTableModel):
                 bits.append(f"note: {p.notes}")
             return "\n".join(bits)
         return None
+
+
+class ParticipantsProxy(QSortFilterProxyModel):
+    """The table as shown: sorted by a clicked column, filtered by the filter box (any column,
+    case-insensitive). `participant(row)` and `row_of(label)` speak in the rows shown."""
+
+    def __init__(self, source: ParticipantsModel, parent: QObject | None = None):
+        super().__init__(parent)
+        self.setSourceModel(source)
+        self.setSortRole(SORT_ROLE)
+        self.setFilterKeyColumn(-1)
+        self.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+
+    def participant(self, row: int) -> Participant | None:
+        source = self.mapToSource(self.index(row, 0))
+        return self.sourceModel().participant(source.row()) if source.isValid() else None
+
+    def row_of(self, label: str) -> int:
+        row = self.sourceModel().row_of(label)
+        return -1 if row < 0 else self.mapFromSource(self.sourceModel().index(row, 0)).row()
 
 
 def _short_time(iso: str | None) -> str:

@@ -44,8 +44,20 @@ class SessionPanel(QGroupBox):
         layout.addLayout(form)
         layout.addWidget(self.progress_bar)
         layout.addWidget(self.abort_button)
+        self.shown: tuple[str, str] | None = None     # (kind 'session'|'pilot', label) on show
+
+    def clear(self) -> None:
+        """Back to idle: nothing of another participant's session stays on show."""
+        self.shown = None
+        self.who_label.setText("No session running.")
+        self.state_label.setText("idle")
+        for w in (self.phase_label, self.trial_label, self.elapsed_label):
+            w.setText("-")
+        self.event_label.setText(IDLE_HINT)
+        self.progress_bar.setValue(0)
 
     def show_starting(self, kind: str, label: str, session, condition: str) -> None:
+        self.shown = (kind, label)
         pilot = "PILOT (simulated) " if kind == "pilot" else ""
         self.who_label.setText(f"{pilot}{label} · session {session} · {condition}")
         self.state_label.setText("starting: opening the participant window…")
@@ -172,7 +184,11 @@ class LogView(QPlainTextEdit):
         super().__init__(parent)
         self.setReadOnly(True)
         self.setMaximumBlockCount(5000)
+        self.sink = None            # also called with every line (gui.study_log.StudyLog.write)
 
     def add(self, text: str, source: str = "launcher") -> None:
         stamp = datetime.now().strftime("%H:%M:%S")
-        self.appendPlainText(f"{stamp}  {source:<8} {text}")
+        line = f"{stamp}  {source:<8} {text}"
+        self.appendPlainText(line)
+        if self.sink is not None:
+            self.sink(line)

@@ -1,15 +1,17 @@
 """The launcher's two participant tables: the study's participants and the pilot runs.
 
 One tab per StudyModel (gui.models); each table sits on a stack with a hint shown while it is
-empty. Everything here is about the view: which model a tab shows, which row is selected.
+empty, sorts by a clicked column and is filtered by the filter box in the tabs' corner.
+Everything here is about the view: which model a tab shows, which row is selected. Row
+numbers are the rows shown (gui.models.ParticipantsProxy), never the registry's order.
 """
 
 from __future__ import annotations
 
 from PyQt6.QtCore import Qt, pyqtSignal
-from PyQt6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QStackedWidget, QTableView, QTabWidget
+from PyQt6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QLineEdit, QStackedWidget, QTableView, QTabWidget
 
-from gui.models import ParticipantsModel, StudyModel
+from gui.models import ParticipantsModel, ParticipantsProxy, StudyModel
 
 EMPTY_STUDY = "No participants yet: press Ctrl+N to add the first one."
 EMPTY_PILOT = ("No pilot runs yet: press Ctrl+P to run a simulated participant in the real participant window.\n"
@@ -33,6 +35,12 @@ class ParticipantsTabs(QTabWidget):
         super().__init__(parent)
         self.study, self.pilot = study, pilot
         self.protocol_invalid = False           # the chosen protocol file does not validate
+        self.filter_edit = QLineEdit()
+        self.filter_edit.setPlaceholderText("Filter: label, id, condition, status…")
+        self.filter_edit.setClearButtonEnabled(True)
+        self.filter_edit.setMinimumWidth(160)
+        self.filter_edit.setToolTip("Show only the participants whose row contains this text (any column)")
+        self.setCornerWidget(self.filter_edit, Qt.Corner.TopRightCorner)
         self.study_table, self.study_stack = self._table(study, EMPTY_STUDY)
         self.pilot_table, self.pilot_stack = self._table(pilot, EMPTY_PILOT)
         self.addTab(self.study_stack, "Participants")
@@ -41,7 +49,12 @@ class ParticipantsTabs(QTabWidget):
 
     def _table(self, model: StudyModel, empty_text: str) -> tuple[QTableView, QStackedWidget]:
         view = QTableView()
-        view.setModel(ParticipantsModel(model, self))
+        proxy = ParticipantsProxy(ParticipantsModel(model, self), self)
+        view.setModel(proxy)
+        self.filter_edit.textChanged.connect(proxy.setFilterFixedString)
+        view.horizontalHeader().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)     # registration order
+        view.setSortingEnabled(True)
+        view.horizontalHeader().setSortIndicatorClearable(True)
         view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -69,6 +82,7 @@ class ParticipantsTabs(QTabWidget):
         else:
             view.empty_label.setText(EMPTY_PILOT if model.pilot else EMPTY_STUDY)
         stack.setCurrentIndex(1 if model.rows else 0)
+        view.setColumnHidden(ParticipantsModel.COLUMNS.index("Partner"), not model.yoked)
         count = len(model.rows)
         self.setTabText(self.index_of(model), ("Pilot runs" if model.pilot else "Participants")
                         + (f" ({count})" if count else ""))

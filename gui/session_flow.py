@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from gui.launcher import LauncherWindow
 
 ENDED_NORMALLY = ("complete", "aborted", "withdrawn")
+NO_EXPERIMENTER = ("no experimenter id: type yours in the Experimenter box of the toolbar (it is recorded with "
+                   "the session); only pilots run without one")
 
 
 class SessionFlow(QObject):
@@ -47,6 +49,8 @@ class SessionFlow(QObject):
 
     # ================================================================ before a session
     def new_participant(self) -> None:
+        """Ask for the participant (with a typed reason if the study is full), register them; a
+        refusal reopens the dialog with what was typed and why it was refused."""
         w = self.w
         if w.protocol is None:
             return w.dialogs.error(w, "No study selected", "Pick a valid protocol in the Study list first.")
@@ -57,18 +61,28 @@ class SessionFlow(QObject):
                 hints.append(f"{name} is yoked to {cond.yoked_to}: "
                              + (f"next partner {partner}." if partner else "no partner has finished training yet, "
                                 "so the registry will assign another condition now and keep the yoked slot waiting."))
-        request = w.dialogs.new_participant(w, list(w.protocol.conditions), "\n".join(hints))
-        if request is None:
-            return
-        try:
-            p = w.study.add_participant(request.external_id, request.condition, request.reason)
-        except (BadInput, LhlabError) as e:
-            return w.dialogs.error(w, "Participant not added", str(e))
+        full = w.study.is_full()
+        request, problem = None, ""
+        while True:
+            request = w.dialogs.new_participant(w, list(w.protocol.conditions), "\n".join(hints),
+                                                initial=request, problem=problem, full=full)
+            if request is None:
+                return
+            if full and not (request.override_full or "").strip():
+                problem = "The study is full: type why this participant is added anyway."
+                continue
+            try:
+                p = w.study.add_participant(request.external_id, request.condition, request.reason,
+                                            override_full=request.override_full if full else None)
+                break
+            except (BadInput, LhlabError) as e:
+                problem = f"Not added: {e}"
+                w.log.add(f"participant not added: {e}")
         w.tables.show_model(w.study)
         w.tables.select(w.study, p.label)
         how = f"by hand ({request.reason})" if request.condition else "by the registry"
         w.log.add(f"added {p.label}: condition {p.condition}{' yoked to ' + p.yoked_to if p.yoked_to else ''}, "
-                  f"assigned {how}")
+                  f"assigned {how}" + (f"; study full, added because: {request.override_full}" if full else ""))
         w.statusBar().showMessage(f"{p.label} added: {p.condition}. Press Ctrl+R to start the session.", 10000)
 
     def start_session(self) -> None:
@@ -88,18 +102,28 @@ class SessionFlow(QObject):
         p = w.study.participant(label)
         if p is None:
             return w.dialogs.error(w, "Participant not found", f"{label} is no longer in the registry; press F5.")
-        pf = self._preflight(w.study, label, p.condition, p.yoked_to)
+        override = w.study.override_reasons.get(label)
+        if override is None and p.status != "complete" and w.study.is_full():
+            override = w.dialogs.ask_reason(w, "Study full", f"Every condition has reached its planned n. Type why "
+                                            f"{label}'s session is run anyway (kept with the session):")
+            if not override:
+                return w.statusBar().showMessage("Not started: the study is full and no reason was given", 10000)
+            w.study.override_reasons[label] = override
+        pf = self._preflight(w.study, label, p.condition, p.yoked_to, override)
         if pf is None:
             return
         opts = w.options
         text = (f"Start session {pf.session} of {label}?\n\nCondition: {p.condition}"
                 + (f" (yoked to {p.yoked_to})" if p.yoked_to else "")
                 + f"\nParticipant screen: {opts.screen}, {'windowed' if opts.windowed else 'full screen'}"
-                + f"\nExperimenter: {opts.experimenter or '(not set)'}\nData: {w.study.study_dir}")
-        if not w.dialogs.confirm(w, "Start session", text, pf.report(), yes="Start"):
+                + f"\nExperimenter: {opts.experimenter}\nData: {w.study.study_dir}"
+                + (f"\nStudy full, run because: {override}" if override else "")
+                + f"\n\nChecks:\n{pf.report()}")
+        if not w.dialogs.confirm(w, "Start session", text, yes="Start"):
             return
         argv = commands.run_argv(w.protocol_path, label, p.condition, w.study.run_data_dir, screen=opts.screen,
-                                 windowed=opts.windowed, experimenter=opts.experimenter, yoked_to=p.yoked_to)
+                                 windowed=opts.windowed, experimenter=opts.experimenter, yoked_to=p.yoked_to,
+                                 override_full=override)
         self._launch(w.study, argv, label, pf.session, p.condition)
 
     def run_pilot(self) -> None:
@@ -128,13 +152,17 @@ class SessionFlow(QObject):
         self._launch(w.pilot, argv, p.label, 1, p.condition)
 
     def _preflight(self, model: StudyModel, label: str | None, condition: str | None,
-                   yoked_to: str | None) -> preflight.Preflight | None:
-        """Run the checks for a session of `model`; on failure show what to fix and return None."""
+                   yoked_to: str | None, override_full: str | None = None) -> preflight.Preflight | None:
+        """Run the checks for a session of `model`; on failure show what to fix and return None.
+        A real session (not a pilot) also needs the experimenter's id."""
         w, opts = self.w, self.w.options
         pf = preflight.preflight(w.protocol_path, model.run_data_dir, label, condition, yoked_to=yoked_to,
                                  experimenter=opts.experimenter,
                                  simulate=commands.PILOT_PROFILE if model.pilot else None,
-                                 screens=opts.screens_known(), screen=opts.screen)
+                                 screens=opts.screens_known(), screen=opts.screen, override_full=override_full)
+        if not model.pilot:
+            pf.checks.insert(1, preflight.Check("experimenter", bool(opts.experimenter),
+                                                opts.experimenter or NO_EXPERIMENTER))
         for note in pf.notes:
             w.log.add(f"preflight note: {note}")
         if pf.protocol is not None and w.protocol is not None and pf.protocol.sha256 != w.protocol.sha256:
@@ -149,7 +177,9 @@ class SessionFlow(QObject):
             problems = "\n\n".join(f"• {c.name}: {c.message}" for c in pf.problems)
             w.log.add("preflight failed: " + " | ".join(f"{c.name}: {c.message}" for c in pf.problems))
             w.statusBar().showMessage(f"Cannot start: {pf.problems[0].name} — {pf.problems[0].message}", 15000)
-            w.dialogs.error(w, "Cannot start the session", f"Fix this first:\n\n{problems}", pf.report())
+            w.dialogs.error(w, "Cannot start the session", f"Fix this first:\n\n{problems}\n\nChecks:\n{pf.report()}")
+            if any(c.name == "experimenter" for c in pf.problems):
+                opts.experimenter_edit.setFocus()
             return None
         return pf
 

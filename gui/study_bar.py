@@ -46,10 +46,12 @@ class StudyBar(QWidget):
         self.combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.combo.setToolTip("The study = a protocol file in the protocols folder; its data live in "
                               "DATA/<study-id>/")
+        self.combo.currentIndexChanged.connect(
+            lambda i: self.combo.setToolTip(self.combo.itemData(i, Qt.ItemDataRole.ToolTipRole) or ""))
         slay = QHBoxLayout(self)
         slay.setContentsMargins(4, 2, 4, 2)
         slay.addWidget(QLabel("Study:"))
-        slay.addWidget(self.combo, 3)
+        slay.addWidget(self.combo, 5)
         slay.addSpacing(12)
         slay.addWidget(QLabel("Protocols:"))
         slay.addWidget(self.protocols_edit, 2)
@@ -72,19 +74,25 @@ class StudyBar(QWidget):
             edit.setCursorPosition(0)
 
     def list_studies(self, entries: list[tuple[Path, object | None, list[str]]], keep: str | None) -> None:
-        """Fill the list (without signals) from list_protocols(); select `keep`, else the demo, else the first."""
+        """Fill the list (without signals) from list_protocols(), by title (files that do not
+        validate last, by name); select `keep`, else the demo, else the first. Each entry shows
+        its whole title (the open list is as wide as the longest); the file is in its tooltip."""
         combo = self.combo
         combo.blockSignals(True)
         combo.clear()
+        entries = sorted(entries, key=lambda e: (e[1] is None, (e[1].title if e[1] else e[0].name).casefold()))
         for path, proto, problems in entries:
-            text = f"{proto.title} [{path.name}]" if proto else f"{path.name}  (invalid)"
-            combo.addItem(text, str(path))
-            if problems:
-                combo.setItemData(combo.count() - 1, problems[0], Qt.ItemDataRole.ToolTipRole)
+            combo.addItem(proto.title if proto else f"{path.name}  (invalid)", str(path))
+            tip = f"{proto.title}\n{path}" if proto else (problems[0] if problems else str(path))
+            combo.setItemData(combo.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
+        metrics = combo.view().fontMetrics()
+        widest = max((metrics.horizontalAdvance(combo.itemText(i)) for i in range(combo.count())), default=0)
+        combo.view().setMinimumWidth(widest + 40)
         index = combo.findData(keep) if keep else -1
         if index < 0 and entries:
             index = next((i for i, (_, p, _) in enumerate(entries) if p is not None and p.study_id == "demo"), 0)
         combo.setCurrentIndex(index)
+        combo.setToolTip(combo.itemData(index, Qt.ItemDataRole.ToolTipRole) if index >= 0 else "")
         combo.blockSignals(False)
 
     def show_problems(self, protocols_dir: Path, protocol_path: Path | None, protocol_problems: list[str],

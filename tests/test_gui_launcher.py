@@ -34,6 +34,9 @@ class RecordingDialogs:
         self.requests: list[NewParticipantRequest] = []
         self.opened: list[Path] = []
         self.folders: list[Path] = []
+        self.reopened: list[tuple] = []        # (initial, problem, full) of each New participant dialog
+        self.reasons: list[str] = []           # answers to ask_reason
+        self.open_ok = True
 
     def _record(kind):
         def method(self, parent, title, text, detail=""):
@@ -48,16 +51,24 @@ class RecordingDialogs:
             self.on_confirm(title)
         return self.confirm_answer
 
-    def new_participant(self, parent, conditions, hint=""):
-        self.shown.append(("new_participant", "New participant", hint, ""))
-        return self.requests.pop(0) if self.requests else NewParticipantRequest(None, None, None)
+    def new_participant(self, parent, conditions, hint="", initial=None, problem="", full=False):
+        """A reopened dialog (after a refusal) with nothing queued is cancelled."""
+        self.shown.append(("new_participant", "New participant", hint, problem))
+        self.reopened.append((initial, problem, full))
+        if self.requests:
+            return self.requests.pop(0)
+        return None if initial is not None else NewParticipantRequest(None, None, None)
+
+    def ask_reason(self, parent, title, text):
+        self.shown.append(("ask_reason", title, text, ""))
+        return self.reasons.pop(0) if self.reasons else None
 
     def choose_folder(self, parent, title, start):
         return self.folders.pop(0) if self.folders else None
 
     def open_path(self, path):
         self.opened.append(Path(path))
-        return True
+        return self.open_ok
 
     def titles(self, kind: str) -> list[str]:
         return [s[1] for s in self.shown if s[0] == kind]
@@ -130,9 +141,10 @@ def test_empty_state_new_participant_and_shortcuts(make_launcher, qtbot, tmp_pat
 
     dialogs.requests.append(NewParticipantRequest("POOL-17", None, None))      # the same person again
     w.act_new.trigger()
-    kind, title, text, _ = dialogs.last("error")
-    assert title == "Participant not added" and "already registered as P001" in text
-    assert len(w.study.rows) == 2
+    # refused: the dialog comes back with what was typed and why (then cancelled here)
+    initial, problem, full = dialogs.reopened[-1]
+    assert initial == NewParticipantRequest("POOL-17", None, None) and "already registered as P001" in problem
+    assert len(w.study.rows) == 2 and not dialogs.titles("error")
 
 
 def test_manual_condition_needs_a_typed_reason(make_launcher, qtbot):
@@ -190,7 +202,9 @@ def test_preflight_refuses_with_what_to_do(make_launcher, monkeypatch, tmp_path)
     assert title == "Cannot start the session"
     assert "display: no X display: DISPLAY is not set" in text
     assert "lhlab needs 1000000000000 MB" in text and "protocol" not in text.split("•")[0]
-    assert "OK  protocol: demo.yaml is valid" in detail
+    assert "• experimenter: no experimenter id: type yours in the Experimenter box" in text    # a real session
+    checklist = text.split("Checks:\n")[1]           # the whole checklist is in the message, not behind a button
+    assert "OK  protocol: demo.yaml is valid" in checklist and "NO  experimenter" in checklist and not detail
     assert not w.runner.is_running() and not dialogs.titles("confirm")
 
     # A participant who already completed a session is never run twice by accident.
@@ -291,7 +305,9 @@ def test_protocol_broken_after_preflight_is_refused_with_the_reason(make_launche
             text = (protocols / "demo.yaml").read_text().replace("time_limit: 20", "time_limit: -5", 1)
             (protocols / "demo.yaml").write_text(text)
     dialogs.on_confirm = break_protocol
+    w.experimenter_edit.setText("E1")
     w.act_start.trigger()
+    assert "OK  experimenter: E1" in dialogs.last("confirm")[2]
     assert w.runner.is_running() and w.runner.kind == "session"
     assert f"--participant {label}" in " ".join(w.runner.argv) and "--simulate" not in w.runner.argv
     qtbot.waitUntil(lambda: not w.runner.is_running(), timeout=20000)
