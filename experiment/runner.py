@@ -88,19 +88,18 @@ def _prewarm(opts):
     from experiment.simulation import participant  # noqa: F401 - pilots (visual simulation)
     from experiment.versions import session_versions
     session_versions(real_devices=True)     # warms its package-metadata lookups
-    from experiment.devices import lab  # noqa: F401 - opens the devices of the request
-    from experiment.devices.window import Display
+    try:
+        from experiment.devices import lab  # noqa: F401 - opens the devices of the request
+        from experiment.devices.window import Display
+        display = Display({}, None, opts.windowed, opts.screen, 1.0, hidden=True)
+        display.warm_up()
+    except Exception as e:  # noqa: BLE001 - e.g. no display: the request then fails as `lhlab run` would
+        print(f"lhlab runner: no prewarmed window ({type(e).__name__}: {e})", file=sys.stderr, flush=True)
+        return None
     try:
         from experiment.devices import audio  # noqa: F401 - noise protocols: PsychoPy's sound module
     except Exception as e:  # noqa: BLE001 - a session that needs audio reports it when it opens it
         print(f"lhlab runner: audio module not preloaded ({type(e).__name__}: {e})", file=sys.stderr, flush=True)
-    from experiment.errors import DeviceError
-    try:
-        display = Display({}, None, opts.windowed, opts.screen, 1.0, hidden=True)
-    except DeviceError as e:
-        print(f"lhlab runner: no prewarmed window ({e})", file=sys.stderr, flush=True)
-        return None
-    display.warm_up()
     return display
 
 

@@ -62,6 +62,8 @@ def main(data_dir: Path | None = None, protocols_dir: Path | None = None) -> int
               file=sys.stderr)
         return 2
     app, window = build(data_dir, protocols_dir, sys.argv[:1])
+    # one prewarmed session runner waits between sessions (gui.session_runner): Start -> first frame ~0.3 s
+    window.runner.enable_prewarm(lambda: (window.options.screen, window.options.windowed))
     window.show()
     return app.exec()
 

@@ -7,15 +7,28 @@ session's live progress (gui.progress.LiveProgress) and its final status.
 
 Nothing here waits: the launcher's event loop keeps running while a session runs, and a child
 that crashes only ends up as a `finished` signal with its exit status and stderr tail.
+
+Prewarmed start (`SessionRunner.enable_prewarm`): between sessions one spare child waits,
+`python -m experiment.runner` with PsychoPy imported and the participant window open but
+hidden. Start sends it the `lhlab run` arguments on stdin and follows it like a fresh child
+(same events, same exit codes, the same session code inside); Start -> first frame then skips
+the ~2 s of imports and window set-up. The spare holds no participant and writes nothing
+until that request. After each session a new spare is started; if the spare has died, Start
+runs a fresh `lhlab run` and says so in the log.
 """
 
 from __future__ import annotations
 
 import collections
+import json
+import sys
 import time
+from pathlib import Path
+from typing import Callable
 
-from PyQt6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, pyqtSignal
+from PyQt6.QtCore import QCoreApplication, QObject, QProcess, QProcessEnvironment, QTimer, pyqtSignal
 
+from gui.commands import lhlab_argv
 from gui.progress import LiveProgress, describe, parse_line, status_for_exit
 
 STOP_TIMEOUT_S = 10.0        # SIGTERM -> this long -> SIGKILL (lhlab run stops in ~0.35 s)
@@ -72,6 +85,21 @@ class ChildProcess(QObject):
 
     def is_running(self) -> bool:
         return self.proc is not None and self.proc.state() != QProcess.ProcessState.NotRunning
+
+    def is_alive(self) -> bool:
+        """Running, and not a process that has died without Qt having noticed yet (a zombie)."""
+        if not self.is_running():
+            return False
+        try:
+            state = Path(f"/proc/{self.proc.processId()}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return True           # no /proc (not Linux): trust Qt
+        return state not in ("Z", "X")
+
+    def send(self, line: str) -> None:
+        """Write one line to the child's stdin and close it (the prewarmed runner reads one request)."""
+        self.proc.write((line.rstrip("\n") + "\n").encode("utf-8"))
+        self.proc.closeWriteChannel()
 
     def pid(self) -> int | None:
         return int(self.proc.processId()) if self.is_running() else None
@@ -138,7 +166,8 @@ class SessionRunner(QObject):
 
     Signals: `lineEvent(dict)` for every progress line, `progressChanged()` after each one,
     `output(str)` for other output lines (stderr included), `warning(str)`, and
-    `finished(dict)` with {status, code, by_signal, killed, stopped, stderr_tail, progress, kind, meta}.
+    `finished(dict)` with {status, code, by_signal, killed, stopped, stderr_tail, progress, kind, meta,
+    prewarmed}.
     """
 
     lineEvent = pyqtSignal(dict)
@@ -150,17 +179,29 @@ class SessionRunner(QObject):
 
     def __init__(self, parent: QObject | None = None, stop_timeout_s: float = STOP_TIMEOUT_S):
         super().__init__(parent)
-        self.child = ChildProcess(self, stop_timeout_s)
-        self.child.stdoutLine.connect(self._line)
-        self.child.stderrLine.connect(lambda line: self.output.emit(f"stderr: {line}"))
-        self.child.warning.connect(self.warning)
-        self.child.finished.connect(self._finished)
-        self.child.started.connect(lambda pid: self.output.emit(f"started pid {pid}"))
+        # Two children that swap roles: `child` runs the session, `spare` is the prewarmed runner.
+        self.child = self._new_child(stop_timeout_s)
+        self.spare = self._new_child(stop_timeout_s)
+        self.spare_ready = False              # the spare said runner_ready
+        self.spare_lost: str | None = None    # why the last spare ended on its own, until the next Start
+        self.prewarm_options: Callable[[], tuple[int, bool]] | None = None    # () -> (screen, windowed)
+        self.prewarmed_start = False          # whether the running session went to a prewarmed runner
         self.progress: LiveProgress | None = None
         self.state = "idle"
         self.kind = "session"
         self.meta: dict = {}
         self.argv: list[str] = []
+
+    def _new_child(self, stop_timeout_s: float) -> ChildProcess:
+        c = ChildProcess(self, stop_timeout_s)
+        c.stdoutLine.connect(lambda line: self._line(line) if c is self.child else self._spare_line(line))
+        c.stderrLine.connect(lambda line: self.output.emit(f"stderr: {line}" if c is self.child
+                                                           else f"prewarmed runner stderr: {line}"))
+        c.warning.connect(lambda text: self.warning.emit(text) if c is self.child else self.output.emit(text))
+        c.finished.connect(lambda code, sig: self._finished(code, sig) if c is self.child
+                           else self._spare_finished(code, sig))
+        c.started.connect(lambda pid: self.output.emit(f"started pid {pid}") if c is self.child else None)
+        return c
 
     @property
     def stop_timeout_s(self) -> float:
@@ -168,7 +209,76 @@ class SessionRunner(QObject):
 
     @stop_timeout_s.setter
     def stop_timeout_s(self, value: float) -> None:
-        self.child.stop_timeout_s = value
+        self.child.stop_timeout_s = self.spare.stop_timeout_s = value
+
+    # -- the prewarmed runner -----------------------------------------------------------------
+    def enable_prewarm(self, options: Callable[[], tuple[int, bool]]) -> None:
+        """Keep one prewarmed runner waiting between sessions; `options()` gives the participant
+        screen and windowed flag it opens its hidden window with (a request for another screen
+        still runs, on a window the runner opens then). The spare is stopped when the app quits."""
+        self.prewarm_options = options
+        app = QCoreApplication.instance()
+        if app is not None:
+            app.aboutToQuit.connect(self.close_spare)
+        QTimer.singleShot(0, self.start_spare)
+
+    def start_spare(self) -> None:
+        """Start a prewarmed runner unless one is there, a session runs, or prewarming is off."""
+        if self.prewarm_options is None or self.spare.is_running() or self.is_running():
+            return
+        screen, windowed = self.prewarm_options()
+        argv = [sys.executable, "-m", "experiment.runner", "--screen", str(int(screen))]
+        if windowed:
+            argv.append("--windowed")
+        self.spare_ready = False
+        self.spare.start(argv)
+
+    def close_spare(self) -> None:
+        """Stop the waiting runner (it holds nothing: SIGTERM ends it at once)."""
+        self.prewarm_options = None
+        if self.spare.is_running():
+            self.spare.proc.terminate()
+            if not self.spare.proc.waitForFinished(3000):
+                self.spare.proc.kill()
+                self.spare.proc.waitForFinished(3000)
+
+    def spare_pid(self) -> int | None:
+        return self.spare.pid()
+
+    def _spare_line(self, line: str) -> None:
+        ev = parse_line(line)
+        if ev is not None and ev.get("event") == "runner_ready":
+            self.spare_ready = True
+            self.output.emit(f"prewarmed runner ready (pid {ev.get('pid')}, {ev.get('prepare_s')} s): the next "
+                             "session starts in it")
+        elif line.strip():
+            self.output.emit(f"prewarmed runner: {line}")
+
+    def _spare_finished(self, code, by_signal: bool) -> None:
+        if self.prewarm_options is None:
+            return                      # closed on purpose
+        how = "was killed by a signal" if by_signal else f"ended with exit code {code}"
+        tail = f" ({self.spare.stderr_tail[-1]})" if self.spare.stderr_tail else ""
+        self.spare_lost = f"the prewarmed runner (pid {self.spare.proc.processId() or '?'}) {how}{tail}"
+        self.output.emit(f"{self.spare_lost}; the next session starts in a fresh lhlab run")
+
+    def _start_prewarmed(self, argv: list[str]) -> bool:
+        """Hand `lhlab run` argv to the waiting runner; False (and a log line) if there is none."""
+        run_prefix = lhlab_argv("run")
+        if self.prewarm_options is None or argv[:len(run_prefix)] != run_prefix:
+            return False
+        if not self.spare.is_alive():
+            why = self.spare_lost or ("the prewarmed runner is not running" if not self.spare.is_running()
+                                      else f"the prewarmed runner (pid {self.spare.pid()}) has died")
+            self.output.emit(f"{why}: starting the session in a fresh lhlab run instead (slower start)")
+            self.spare_lost = None
+            return False
+        self.child, self.spare = self.spare, self.child
+        self.child.argv = list(argv)
+        self.child.send(json.dumps({"run": argv[len(run_prefix):]}))
+        self.output.emit(f"session sent to the prewarmed runner, pid {self.child.pid()}"
+                         + ("" if self.spare_ready else " (still starting up)"))
+        return True
 
     def is_running(self) -> bool:
         return self.state != "idle"
@@ -183,7 +293,9 @@ class SessionRunner(QObject):
         self.kind, self.meta, self.argv = kind, dict(meta or {}), list(argv)
         self.progress = LiveProgress(started_at=time.monotonic())
         self._set_state("starting")
-        self.child.start(argv)
+        self.prewarmed_start = self._start_prewarmed(argv)
+        if not self.prewarmed_start:
+            self.child.start(argv)
 
     def abort(self) -> bool:
         """Graceful stop (SIGTERM); the session ends `aborted`. False if nothing runs."""
@@ -204,6 +316,9 @@ class SessionRunner(QObject):
             if line.strip():
                 self.output.emit(f"stdout: {line}")
             return
+        if ev.get("event") == "runner_ready":      # a runner that got the request before it was ready
+            self.output.emit(f"prewarmed runner ready (pid {ev.get('pid')}, {ev.get('prepare_s')} s)")
+            return
         self.progress.apply(ev, time.monotonic())
         if self.state == "starting":
             self._set_state("running")
@@ -219,8 +334,10 @@ class SessionRunner(QObject):
                   "stopped": self.child.stop_requested, "stderr_tail": list(self.child.stderr_tail),
                   "progress": progress, "kind": self.kind, "meta": self.meta,
                   "reason": progress.end_reason if progress else None}
+        result["prewarmed"] = self.prewarmed_start
         self._set_state("idle")
         self.finished.emit(result)
+        QTimer.singleShot(0, self.start_spare)        # the next session's prewarmed runner
 
 
 __all__ = ["ChildProcess", "SessionRunner", "describe"]
