@@ -228,10 +228,10 @@ class SQLiteRegistry(Registry):
         if self._keys_attached:
             self._x("DELETE FROM keys.identities WHERE label = ?", (label,))
 
-    def add_participant(self, protocol, external_id=None, condition=None, reason=None):
+    def add_participant(self, protocol, external_id=None, condition=None, reason=None, override_reason=None):
         if external_id is not None and external_id.strip():
             self._attach_keys(create=True)        # ATTACH cannot run inside the transaction
-        return super().add_participant(protocol, external_id, condition, reason)
+        return super().add_participant(protocol, external_id, condition, reason, override_reason)
 
     def _begin(self, raw: bool = False) -> None:
         try:
