@@ -56,3 +56,36 @@ def events(stdout: str) -> list[dict]:
 @pytest.fixture
 def lhlab():
     return run_lhlab
+
+
+# -- the registry's PostgreSQL server (tests/pgserver.py): one per test run, shared by every module --
+@pytest.fixture(scope="session")
+def pg_server():
+    from pgserver import PgServer, pg_bin
+    if pg_bin() is None:
+        pytest.skip("PostgreSQL is not installed: apt-get install postgresql (scripts/setup.sh does it)")
+    server = PgServer()
+    yield server
+    server.destroy()
+
+
+@pytest.fixture(scope="session")
+def pg_database(pg_server):
+    return pg_server.create_database("lhlab_tests")
+
+
+@pytest.fixture
+def pg_url(pg_server, pg_database, monkeypatch):
+    """An empty lab database on the test server; the registry of every Registry.open in this test."""
+    pg_server.reset("lhlab_tests")
+    monkeypatch.setenv("LHLAB_REGISTRY", pg_database)
+    return pg_database
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request, monkeypatch):
+    """Each registry backend in turn (LHLAB_REGISTRY set for the test)."""
+    if request.param == "sqlite":
+        monkeypatch.setenv("LHLAB_REGISTRY", "sqlite")
+        return "sqlite"
+    return request.getfixturevalue("pg_url")

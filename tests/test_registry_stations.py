@@ -22,7 +22,7 @@ from experiment import datafile
 from experiment.errors import BadInput
 from experiment.protocol import load_protocol
 from experiment.registry import Registry, schema
-from pgserver import PASSWORD, PASSWORD_ROLE, PgServer, pg_bin
+from pgserver import PASSWORD, PASSWORD_ROLE
 from test_registry import ANAGRAMS, anagrams, write_yoked_protocol, yoked  # noqa: F401  (fixtures)
 
 FORK = multiprocessing.get_context("fork")
@@ -48,34 +48,7 @@ def _cli(capsys, *args, rc: int) -> _Ran:
     return ran
 
 
-@pytest.fixture(scope="session")
-def pg_server():
-    if pg_bin() is None:
-        pytest.skip("PostgreSQL is not installed: apt-get install postgresql (scripts/setup.sh does it)")
-    server = PgServer()
-    yield server
-    server.destroy()
-
-
-@pytest.fixture(scope="session")
-def pg_database(pg_server):
-    return pg_server.create_database("lhlab_tests")
-
-
-@pytest.fixture
-def pg_url(pg_server, pg_database, monkeypatch):
-    """An empty lab database on the test server; the registry of every Registry.open in this test."""
-    pg_server.reset("lhlab_tests")
-    monkeypatch.setenv("LHLAB_REGISTRY", pg_database)
-    return pg_database
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def backend(request, monkeypatch):
-    if request.param == "sqlite":
-        monkeypatch.setenv("LHLAB_REGISTRY", "sqlite")
-        return "sqlite"
-    return request.getfixturevalue("pg_url")
+# pg_server, pg_database, pg_url and backend are in conftest.py (one server for every test module)
 
 
 # -- the SQLite tests, unchanged, on PostgreSQL ----------------------------------------------------
@@ -326,6 +299,10 @@ def test_a_commit_whose_answer_was_lost_is_not_counted_twice(pg_url, tmp_path, a
 # -- schema versions and migrations ----------------------------------------------------------------
 def _downgrade(execute, version: int) -> None:
     """Make a current registry look like one of schema `version` (what an older lhlab wrote)."""
+    if version < 5:
+        execute("DROP TABLE heartbeats")
+        execute("DROP TABLE partner_schedules")
+        execute("ALTER TABLE assignment_log DROP COLUMN override_full")
     if version < 4:
         for column in ("central", "central_sha256", "synced"):
             execute(f"ALTER TABLE sessions DROP COLUMN {column}")

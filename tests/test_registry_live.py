@@ -1,0 +1,273 @@
+"""The lab across stations: heartbeats of running sessions (running, lost, finished), planned N
+and 'study full', yoking to a partner who ran on another station (through the registry), the
+automatic copy to the central folder after each session, and the schema 4 -> 5 migration."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+import test_registry
+from experiment import datafile
+from experiment.errors import BadInput, ProtocolError
+from experiment.protocol import load_protocol
+from experiment.registry import Registry, schema
+from test_noise_safety import noise_protocol
+from test_registry_stations import _cli, _downgrade, _in_process, _one_line_exit_2
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def lab(tmp_path, monkeypatch):
+    """This PC's lab.json names the station; heartbeats every 50 ms."""
+    cfg = tmp_path / "lab.json"
+    cfg.write_text(json.dumps({"station": "cubicle-3"}), encoding="utf-8")
+    monkeypatch.setenv("LHLAB_LAB_CONFIG", str(cfg))
+    monkeypatch.setenv("LHLAB_HEARTBEAT_S", "0.05")
+    monkeypatch.delenv("LHLAB_CENTRAL", raising=False)
+    return cfg
+
+
+def two_group_protocol(folder: Path, planned: str = "1") -> Path:
+    """The yoked test study without its yoked group, blocks of 2, `planned_n: <planned>`."""
+    text = test_registry.write_yoked_protocol(folder, block_size=2).read_text()
+    text = text.replace("  yoked:\n    kind: helpless\n    yoked_to: escape\n    phases: [trainunsolvable, check, test]\n",
+                        "")
+    text = text.replace("  block_size: 2\n", f"  block_size: 2\n  planned_n: {planned}\n")
+    path = folder / "twogroups.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def run(capsys, proto: Path, data: Path, label: str, condition: str, *extra) -> object:
+    return _in_process(capsys, "run", proto, "--participant", label, "--condition", condition, "--simulate",
+                       "default", "--data-dir", data, *extra)
+
+
+# -- heartbeats ------------------------------------------------------------------------------------
+def test_heartbeats_show_a_running_session_then_its_end(backend, lab, tmp_path, capsys, monkeypatch):
+    """A data-only `lhlab run`, slowed at the start of its test phase: meanwhile the registry
+    shows it running there, on the station named in lab.json; afterwards finished."""
+    from experiment import session as session_mod
+    proto_path = test_registry.write_yoked_protocol(tmp_path)
+    data, seen = tmp_path / "data", []
+    real_call = session_mod.Progress.__call__
+
+    def slowed(self, event, **fields):
+        real_call(self, event, **fields)
+        if event == "phase_start" and self.context.get("phase") == "test":
+            time.sleep(0.4)                  # ~8 beats
+            with Registry.open(datafile.study_dir(data, "yoketest")) as reg:
+                seen.append(reg.live_sessions())
+    monkeypatch.setattr(session_mod.Progress, "__call__", slowed)
+    ran = run(capsys, proto_path, data, "A1", "escape")
+    assert ran.returncode == 0 and ran.stderr == "", ran.stderr
+    [live] = seen[0]
+    assert (live.station, live.label, live.condition, live.session, live.phase, live.state) == \
+        ("cubicle-3", "A1", "escape", 1, "test", "running")
+    assert 0.3 < live.elapsed_s < 30
+    with Registry.open(datafile.study_dir(data, "yoketest")) as reg:
+        [end] = reg.live_sessions()
+    assert (end.label, end.state, end.status) == ("A1", "finished", "complete")
+    assert end.last_beat > live.last_beat
+
+
+_KILLED = textwrap.dedent("""\
+    import sys, time
+    from experiment.registry import Registry
+    from experiment.registry.live import HeartbeatWriter
+    w = HeartbeatWriter(lambda: Registry.open(sys.argv[1]), "B7", 2, "escape", "cubicle-9", interval=0.05)
+    w.event({"event": "session_start", "elapsed": 0.0})
+    w.event({"event": "trial", "elapsed": 0.5, "phase": "trainsolvable", "trial": 2})
+    time.sleep(60)
+    """)
+
+
+def test_a_killed_session_goes_lost_and_a_later_one_replaces_it(backend, lab, tmp_path):
+    study = tmp_path / "data" / "yoketest"
+    Registry.open(study).close()
+    child = subprocess.Popen([sys.executable, "-c", _KILLED, str(study)], cwd=REPO, env=os.environ.copy())
+    try:
+        deadline = time.monotonic() + 20
+        with Registry.open(study) as reg:
+            while not reg.live_sessions() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.2)
+            [alive] = reg.live_sessions(stale_after_s=1.0)
+            assert (alive.station, alive.label, alive.session, alive.phase, alive.trial, alive.state) == \
+                ("cubicle-9", "B7", 2, "trainsolvable", 2, "running")
+            child.send_signal(signal.SIGKILL)
+            child.wait(10)
+            time.sleep(0.4)
+            [lost] = reg.live_sessions(stale_after_s=0.3)
+            assert (lost.label, lost.state, lost.status) == ("B7", "lost", "running")
+            assert reg.live_sessions()[0].state == "running"        # within the default 15 s it still looks alive
+    finally:
+        child.kill()
+        child.wait(10)
+    # the station's next session replaces the lost one in the view
+    from experiment.registry.live import HeartbeatWriter
+    w = HeartbeatWriter(lambda: Registry.open(study), "B8", 1, "none", "cubicle-9", interval=0.05)
+    w.event({"event": "session_start", "elapsed": 0.0})
+    assert w.finish("complete") is None
+    with Registry.open(study) as reg:
+        assert [(s.label, s.state) for s in reg.live_sessions(stale_after_s=0.3)] == [("B8", "finished")]
+
+
+def test_a_registry_that_cannot_be_reached_never_touches_the_session(lab, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("LHLAB_REGISTRY", f"postgresql://nobody@/nodb?host={tmp_path}/no-server&port=1")
+    proto_path = test_registry.write_yoked_protocol(tmp_path)
+    ran = run(capsys, proto_path, tmp_path / "data", "A1", "escape")
+    assert ran.returncode == 0, ran.stderr
+    lines = ran.stderr.splitlines()
+    assert any("no heartbeat to the registry" in ln and "the session goes on" in ln for ln in lines), lines
+    assert "Traceback" not in ran.stderr and len(lines) <= 3
+    rec = datafile.read_session(datafile.session_json_path(tmp_path / "data" / "yoketest", "A1", 1))
+    assert rec["status"] == "complete"
+    assert any(w.startswith("registry heartbeats:") for w in rec["warnings"])
+
+
+# -- planned N and 'study full' ------------------------------------------------------------------------
+def test_planned_n_is_validated_in_one_line_each(tmp_path):
+    path = two_group_protocol(tmp_path, "{escape: 0, nope: 3}")
+    with pytest.raises(ProtocolError) as e:
+        load_protocol(path)
+    text = "\n".join(e.value.problems)
+    assert "study.planned_n.escape: must be a whole number from 1 to 100000 (got 0)" in text
+    assert "study.planned_n.nope: is not a condition; use one of: escape, none" in text
+    assert load_protocol(two_group_protocol(tmp_path, "{escape: 5}")).planned_n == {"escape": 5}
+    assert load_protocol(two_group_protocol(tmp_path, "3")).planned_n == {"escape": 3, "none": 3}
+
+
+def test_a_full_study_refuses_new_participants_unless_overridden(backend, lab, tmp_path, capsys):
+    from experiment import cohort
+    path = two_group_protocol(tmp_path, "1")
+    proto, data = load_protocol(path), tmp_path / "data"
+    study = datafile.study_dir(data, proto.study_id)
+    cohort.simulate(proto, data, 2, seed=3)              # one complete session in each condition
+    with Registry.open(study, proto) as reg:
+        assert reg.progress_by_condition() == {"escape": (1, 1), "none": (1, 1)} and reg.is_full()
+        with pytest.raises(BadInput, match=r"yoketest is full: .*escape 1/1, none 1/1.*--override-full REASON"):
+            reg.add_participant(proto)
+        extra = reg.add_participant(proto, override_reason="replaces P001 (noise in the corridor)")
+    # the command line: the same verdict from --check and run, one line, exit 2, nothing written
+    check = _in_process(capsys, "run", path, "--participant", "X9", "--condition", "none", "--data-dir", data,
+                        "--check")
+    assert check.returncode == 2 and "NO  study: study yoketest is full" in check.stdout
+    _one_line_exit_2(run(capsys, path, data, "X9", "none"), "is full", "--override-full REASON")
+    assert not (study / "sub-X9").exists()
+    ok = run(capsys, path, data, "X9", "none", "--override-full", "pilot of the new room")
+    assert ok.returncode == 0, ok.stderr
+    with Registry.open(study) as reg:
+        log = {a.label: a for a in reg.assignment_log()}
+        registered = reg.participant(extra.label)
+    assert log[extra.label].override_full == "replaces P001 (noise in the corridor)"
+    assert (log["X9"].rule, log["X9"].override_full) == ("command-line", "pilot of the new room")
+    assert all(a.override_full is None for a in log.values() if a.label not in (extra.label, "X9"))
+    # a participant registered before the study filled up still runs
+    assert run(capsys, path, data, registered.label, registered.condition).returncode == 0
+
+
+# -- yoking across stations ------------------------------------------------------------------------
+def test_a_yoked_participant_replays_a_partner_run_on_another_station(pg_url, lab, tmp_path, capsys, monkeypatch):
+    """Stations A and B have their own study folders and share the server: B's yoked participant
+    replays the noise A's partner heard, read from the registry (checksummed)."""
+    path = noise_protocol(tmp_path)
+    proto = load_protocol(path)
+    a_data, b_data = tmp_path / "A", tmp_path / "B"
+    with Registry.open(datafile.study_dir(a_data, proto.study_id), proto, seed=5) as reg:
+        partner = test_registry.conditions_until(reg, proto, "escapable")[-1]
+    assert run(capsys, path, a_data, partner.label, "escapable").returncode == 0
+    b_study = datafile.study_dir(b_data, proto.study_id)
+    with Registry.open(b_study, proto) as reg:
+        assert (partner.label, "escapable") in reg.yoke_queue()
+        yoked = test_registry.conditions_until(reg, proto, "yoked")[-1]
+    assert yoked.yoked_to == partner.label
+    check = _in_process(capsys, "run", path, "--participant", yoked.label, "--condition", "yoked", "--yoked-to",
+                        partner.label, "--simulate", "default", "--data-dir", b_data, "--check")
+    assert check.returncode == 0 and "schedule from the registry, run on cubicle-3" in check.stdout, check.stdout
+    ran = run(capsys, path, b_data, yoked.label, "yoked", "--yoked-to", partner.label)
+    assert ran.returncode == 0, ran.stderr
+    assert not (b_study / f"sub-{partner.label}").exists()
+    a_rows, _ = datafile.read_trials(next((a_data / proto.study_id).glob("sub-*/ses-1/beh/*task-escape_beh.tsv")))
+    b_rows, _ = datafile.read_trials(next(b_study.glob("sub-*/ses-1/beh/*task-yoked_beh.tsv")))
+    assert [r["noise_duration"] for r in b_rows] == [r["noise_duration"] for r in a_rows]
+    assert [r["iti"] for r in b_rows] == [r["iti"] for r in a_rows]
+    rec = datafile.read_session(datafile.session_json_path(b_study, yoked.label, 1))
+    assert rec["yoke"]["phases"]["yoked"]["source"] == "registry"
+    # a stored schedule that no longer matches its checksum is refused, in one line
+    from psycopg import connect
+    with connect(pg_url, autocommit=True) as db:
+        db.execute(f'SET search_path TO "lhlab/{proto.study_id}"')
+        db.execute("UPDATE partner_schedules SET schedule = replace(schedule, '\"iti\":', '\"iti\": ')")
+    check = _in_process(capsys, "run", path, "--participant", "Z1", "--condition", "yoked", "--yoked-to",
+                        partner.label, "--simulate", "default", "--data-dir", b_data, "--check")
+    assert check.returncode == 2 and "fails its checksum" in check.stdout
+
+
+# -- automatic copy to the central folder --------------------------------------------------------------
+def test_each_session_is_copied_to_the_central_folder_or_said_not_to_be(lab, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("LHLAB_REGISTRY", "sqlite")
+    path = test_registry.write_yoked_protocol(tmp_path)
+    data, share = tmp_path / "data", tmp_path / "share"
+    study = data / "yoketest"
+    share.mkdir()
+    monkeypatch.setenv("LHLAB_CENTRAL", str(share))
+    assert run(capsys, path, data, "A1", "escape").returncode == 0
+    from experiment.registry.central import manifest
+    copy = share / "yoketest" / "sub-A1" / "ses-1"
+    assert manifest(copy)[0] == manifest(study / "sub-A1" / "ses-1")[0]
+    with Registry.open(study) as reg:
+        assert reg.sessions("A1")[0].central == str(copy)
+    # the share is down: the session is complete all the same, one line says it was not copied
+    monkeypatch.setenv("LHLAB_CENTRAL", str(tmp_path / "unmounted"))
+    ran = run(capsys, path, data, "A2", "none")
+    assert ran.returncode == 0
+    assert ran.stderr.count("\n") == 1 and "sub-A2 ses-1 not copied to the central folder" in ran.stderr
+    assert "not mounted" in ran.stderr
+    rec = datafile.read_session(datafile.session_json_path(study, "A2", 1))
+    assert rec["status"] == "complete" and any("not copied to the central folder" in w for w in rec["warnings"])
+    status = _cli(capsys, "status", study, rc=0).stdout.splitlines()
+    assert status[0].endswith("\tsynced")
+    assert [ln.split("\t")[-1] for ln in status[1:]] == ["yes", "no"]
+    # back up: lhlab sync copies what was left behind
+    monkeypatch.setenv("LHLAB_CENTRAL", str(share))
+    assert _cli(capsys, "sync", study, rc=0).stdout.startswith("1 sessions copied, 1 already there")
+    assert [ln.split("\t")[-1] for ln in _cli(capsys, "status", study, rc=0).stdout.splitlines()[1:]] == \
+        ["yes", "yes"]
+
+
+# -- schema 4 -> 5 ---------------------------------------------------------------------------------------
+def test_a_schema_4_study_is_migrated_and_keeps_its_participants(backend, lab, tmp_path, capsys):
+    proto = load_protocol(two_group_protocol(tmp_path, "1"))
+    study = tmp_path / "data" / proto.study_id
+    with Registry.open(study, proto, seed=2) as reg:
+        first = reg.add_participant(proto)
+    if backend == "sqlite":
+        import sqlite3
+        db = sqlite3.connect(study / "registry.sqlite", isolation_level=None)
+        _downgrade(db.execute, 4)
+        db.close()
+    else:
+        from psycopg import connect
+        with connect(backend, autocommit=True) as db:
+            db.execute(f'SET search_path TO "lhlab/{proto.study_id}"')
+            _downgrade(db.execute, 4)
+        with pytest.raises(BadInput, match="has registry schema 4; .* run lhlab registry migrate"):
+            Registry.open(study, proto)
+        assert "yoketest: schema 4 -> 5" in _cli(capsys, "registry", "migrate", backend, rc=0).stdout
+    with Registry.open(study, proto) as reg:               # SQLite: upgraded in place on opening
+        assert reg.participant(first.label).condition == first.condition
+        assert reg.live_sessions() == [] and reg.progress_by_condition()[first.condition] == (0, 1)
+        assert reg.add_participant(proto).label == "P002"
+        assert reg.assignment_log()[0].override_full is None
+    assert schema.SCHEMA_VERSION == 5
