@@ -98,11 +98,31 @@ def run(args: argparse.Namespace) -> int:
         what = "nothing was kept" if fresh else "the files there are incomplete"
         raise LhlabError(f"could not write the outputs to {out} ({e.strerror or e}); {what}: free space or "
                          "choose another --out and run lhlab analyze again") from None
+    if not args.quiet:
+        planned = _planned_n_line(study)
+        if planned:
+            print(f"lhlab analyze: {planned}", file=sys.stderr)
     n_ex = result.tables["exclusions"]["participant_id"].nunique()
     mark = f" [{result.data_mark}]" if result.data_mark else ""
     print(f"{report}  ({len(result.included)} participants analysed, {n_ex} excluded, "
           f"{len(problems)} load problem(s)){mark}")
     return 0
+
+
+def _planned_n_line(study: Path) -> str | None:
+    """Progress toward study.planned_n from the study's registry (--registry), or None."""
+    from experiment.registry import Registry
+    try:
+        if not Registry.exists(study):
+            return None
+        with Registry.open(study) as reg:
+            progress = reg.progress_by_condition()
+    except BadInput as e:
+        return f"warning: planned n not read from the registry ({e})"
+    if not any(n for _, n in progress.values()):
+        return None
+    return "planned n (registry, complete sessions): " + ", ".join(
+        f"{c} {done}/{n if n is not None else '-'}" for c, (done, n) in progress.items())
 
 
 def _check_out(out: Path) -> None:

@@ -247,7 +247,9 @@ def run_session(args, stop: threading.Event, prewarmed=None) -> int:
     runner (experiment.runner) calls with its hidden window as `prewarmed`: one code path."""
     from experiment import datafile
     from experiment.preflight import SessionRequest, check_protocol_file, preflight
+    from experiment.registry.commands import apply_registry_option
     from experiment.session import Session
+    apply_registry_option(args)          # --registry URL (also when the prewarmed runner calls this)
     if args.check:
         check, proto = check_protocol_file(args.protocol)
         if proto is None:

@@ -1,7 +1,7 @@
 """`lhlab registry init|check|migrate TARGET` and the `--registry URL` option.
 
 TARGET is a PostgreSQL URL (the lab server) or a study folder (its SQLite registry).
-`--registry URL` on `launch`, `export`, `erase` and `sync` means the same as LHLAB_REGISTRY=URL
+`--registry URL` on `run`, `status`, `analyze`, `launch`, `export`, `erase` and `sync` means the same as LHLAB_REGISTRY=URL
 for that process (and what it starts); location.py says how the registry is chosen otherwise.
 `simulate` is the exception: it uses a server only when `--registry` names one.
 Every failure is one line on stderr with exit code 2, passwords masked.
@@ -18,7 +18,7 @@ from experiment.errors import EXIT_BAD_INPUT, BadInput
 from experiment.labconfig import lab_config_path
 from experiment.registry import admin, location
 
-REGISTRY_OPTION_ON = ("simulate", "launch")
+REGISTRY_OPTION_ON = ("run", "status", "analyze", "simulate", "launch")
 
 
 def add_registry_option(parser: argparse.ArgumentParser, simulate: bool = False) -> None:
