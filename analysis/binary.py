@@ -11,6 +11,13 @@ Conventions (pinned to statsmodels and scipy in tests/test_analysis_binary.py)
     * Two groups: Fisher's exact test (two-sided, scipy ``fisher_exact``). Any number of
       groups: Pearson's chi-square test of the k x 2 table without continuity correction
       (scipy ``chi2_contingency(correction=False)``; R ``chisq.test(correct = FALSE)``).
+    * The same omnibus question as a likelihood-ratio test of condition in a logistic regression
+      (R ``anova(glm(y ~ condition, binomial), test = "LRT")``; pinned to R in
+      tests/test_analysis_trial_models.py): with one categorical predictor the fitted model
+      reproduces each group's proportion, so the statistic is the G statistic of the k x 2 table,
+      ``2 sum O ln(O / E)`` (0 ln 0 = 0), on k - 1 df. Computed in closed form, it stays exact when a
+      group has no success (or no failure), where glm's coefficients diverge (its deviance converges
+      to this value). Reported beside Pearson's chi-square for 3 or more groups.
     * A standardised effect for the deficit table: d from the log odds ratio,
       ``d = ln(OR) * sqrt(3) / pi`` (Chinn 2000; Borenstein et al. 2009, eq. 7.1), same CI transform.
 """
@@ -106,10 +113,12 @@ def chi_square(data: pd.DataFrame, dv: str, between: str, order: Sequence | None
     """The omnibus test of a yes/no measure across the groups. One row: ``test`` ("Fisher exact"
     for 2 groups, else "chi-square"), ``chi2``, ``dof``, ``p_chi2`` (Pearson, no continuity
     correction), ``p_fisher`` (2 groups only), ``p_unc`` (the one to read: Fisher for 2 groups),
-    ``cramers_v``, ``note`` (why a test is undefined)."""
+    ``cramers_v``, ``lr_chi2`` and ``p_lr`` (likelihood-ratio test of condition in a logistic
+    regression, same df), ``note`` (why a test is undefined)."""
     levels, x, n = _counts(data, dv, between, order)
     row = {"test": "chi-square", "chi2": np.nan, "dof": max(len(levels) - 1, 0), "p_chi2": np.nan,
-           "p_fisher": np.nan, "p_unc": np.nan, "cramers_v": np.nan, "note": ""}
+           "p_fisher": np.nan, "p_unc": np.nan, "cramers_v": np.nan, "lr_chi2": np.nan, "p_lr": np.nan,
+           "note": ""}
     if len(levels) < 2:
         row["note"] = "fewer than 2 groups with data"
         return pd.DataFrame([row])
@@ -118,9 +127,19 @@ def chi_square(data: pd.DataFrame, dv: str, between: str, order: Sequence | None
         row["note"] = "every participant has the same value: no test"
         return pd.DataFrame([row])
     chi2, p, dof, _ = sps.chi2_contingency(table, correction=False)
+    g = likelihood_ratio(table)
     row.update(chi2=float(chi2), dof=int(dof), p_chi2=float(p), p_unc=float(p),
-               cramers_v=float(np.sqrt(chi2 / table.sum())))
+               cramers_v=float(np.sqrt(chi2 / table.sum())), lr_chi2=g, p_lr=float(sps.chi2.sf(g, dof)))
     if len(levels) == 2:
         row.update(test="Fisher exact", p_fisher=fisher(int(x[0]), int(n[0]), int(x[1]), int(n[1])))
         row["p_unc"] = row["p_fisher"]
     return pd.DataFrame([row])
+
+
+def likelihood_ratio(table: np.ndarray) -> float:
+    """The likelihood-ratio statistic of a k x 2 table (successes, failures per group): the deviance
+    reduction of a logistic regression on the grouping factor against the intercept-only model."""
+    from scipy.special import xlogy
+    t = np.asarray(table, float)
+    expected = t.sum(1, keepdims=True) * t.sum(0, keepdims=True) / t.sum()
+    return float(2 * (xlogy(t, t) - xlogy(t, expected)).sum())

@@ -371,10 +371,13 @@ def _stats_section(result, cat, role: str, anchor: str, title: str) -> str:
     bt = bt[bt["role"] == role] if len(bt) else bt
     if len(bt):
         rows = [[_label(cat, r.measure), esc(r.test), f"&chi;&sup2;({r.dof}) = {num(r.chi2)}", pval(r.p_chi2),
+                 f"&chi;&sup2;({r.dof}) = {num(getattr(r, 'lr_chi2', np.nan))}", pval(getattr(r, "p_lr", np.nan)),
                  pval(r.p_fisher), num(r.cramers_v), esc(r.note)] for r in bt.itertuples()]
-        out.append("<h3>Yes/no measures: tests of proportions</h3>" +
-                   table(rows, ["measure", "test to read", "Pearson chi-square", "p", "Fisher exact p",
-                                "Cram&eacute;r's V", "note"], (0, 1, 6)))
+        out.append("<h3>Yes/no measures: tests of proportions</h3>"
+                   '<p class="note">Likelihood ratio: the test of condition in a logistic regression of the yes/no '
+                   "value (as R's <code>anova(glm(y ~ condition, binomial), test = \"LRT\")</code>).</p>" +
+                   table(rows, ["measure", "test to read", "Pearson chi-square", "p", "likelihood ratio (logistic)",
+                                "p", "Fisher exact p", "Cram&eacute;r's V", "note"], (0, 1, 8)))
     c = t["contrasts"]
     c = c[c["role"] == role] if len(c) else c
     if len(c):

@@ -17,15 +17,30 @@ failure
     (statsmodels ``GLM`` with ``cov_type="cluster"``). The effect is the odds ratio of
     failing a trial. A group that never (or always) failed makes it not estimable (separation).
 
-Not a crossed lme4 model: statsmodels fits neither a crossed participant x item
-random-intercept model at this scale nor a Laplace-approximated logistic GLMM, so items are
-fixed effects and the logistic model is population-averaged. These two models as specified are
-pinned to R: tests/reference/trial_models_lme4.csv holds lme4's ``lmer(log latency ~ 0 + group +
+latency_crossed
+    Linear mixed model of the same log latency with crossed random intercepts for participants
+    and items (lme4: ``lmer(log_latency ~ 0 + condition + (1 | participant) + (1 | item))``, REML;
+    analysis/glmm.py ``lmm``): items are a sample of anagrams, so the effect generalises over items.
+failure_glmm
+    Logistic mixed model of a trial's failure with crossed random intercepts for participants and
+    items, maximum likelihood with the Laplace approximation (lme4: ``glmer(failed ~ 0 + condition +
+    (1 | participant) + (1 | item), family = binomial)``, nAGQ = 1; analysis/glmm.py ``glmm``;
+    Wald SEs as lme4's default, from the Hessian of the Laplace deviance). The effect is the
+    conditional odds ratio of failing a trial (helpless / others) for a given participant and item.
+    With one item only (shuttle tasks), the random intercept is the participant's alone.
+Both crossed models report the random-effect SDs and say in ``singular`` / ``note`` when an SD
+is estimated as 0 (lme4's isSingular) or the fit did not converge.
+
+The first two models (items as fixed effects, population-averaged logistic model) are kept as a
+check of the crossed ones. All four are pinned to R: tests/reference/trial_models_lme4.csv holds lme4's ``lmer(log latency ~ 0 + group +
 item + (1 | participant), REML = TRUE)`` (sum-coded items) and ``glm`` + ``sandwich::vcovCL``
 (type "HC1", the same small-sample correction as statsmodels' cluster SEs) fits of the test
-data, written by tests/reference/trial_models_reference.R; the tests compare lhlab to them.
+data, written by tests/reference/trial_models_reference.R, and the crossed models' lmer / glmer
+fits of three inputs (one with an item SD estimated as 0); the tests compare lhlab to them.
 Above `MAX_PARTICIPANTS` included participants the models are skipped unless asked for
-(`lhlab analyze --trial-models`): they would dominate the run time.
+(`lhlab analyze --trial-models`): they would dominate the run time. The logistic mixed model is
+the slowest (an optimisation over the Laplace deviance): above `GLMM_MAX_PARTICIPANTS` it is
+skipped in "auto" mode, with a row saying so, and fitted with ``--trial-models on``.
 """
 
 from __future__ import annotations
@@ -38,9 +53,10 @@ import pandas as pd
 from scipy import stats as sps
 
 MAX_PARTICIPANTS = 10_000
+GLMM_MAX_PARTICIPANTS = 2_000
 COLUMNS = ["phase", "task", "model", "outcome", "method", "n_trials", "n_participants", "n_items", "estimate",
            "se", "ci_low", "ci_high", "statistic", "p", "effect", "effect_ci_low", "effect_ci_high",
-           "effect_scale", "converged", "note"]
+           "effect_scale", "sd_participant", "sd_item", "sd_residual", "loglik", "converged", "singular", "note"]
 
 
 def test_trials(trials: pd.DataFrame, participants: pd.DataFrame, included: pd.Series) -> pd.DataFrame:
@@ -128,8 +144,30 @@ def random_intercept_reml(y: np.ndarray, X: np.ndarray, groups: np.ndarray) -> d
             "reml_criterion": crit, "converged": bool(res.success)}
 
 
-def fit(trials: pd.DataFrame, between: str, kinds: Mapping, order: list) -> pd.DataFrame:
-    """Both models for every test phase of `trials` (from `test_trials`); one row each."""
+def _crossed(row: dict, kind: str, d: pd.DataFrame, y: np.ndarray, levels: list, helpless: list,
+             others: list) -> dict:
+    """Fit the crossed mixed model `kind` ("lmm" or "glmm") and fill `row` with its helpless contrast."""
+    from analysis import glmm
+    X = (d["grp"].to_numpy()[:, None] == np.array(levels, dtype=object)[None, :]).astype(float)
+    two = d["item"].nunique() > 1
+    groups = [d["pid"].to_numpy(), d["item"].to_numpy()] if two else [d["pid"].to_numpy()]
+    names = ["participant", "item"] if two else ["participant"]
+    m = (glmm.lmm if kind == "lmm" else glmm.glmm)(y, X, groups, names)
+    cols = [f"C(grp)[{lv}]" for lv in levels]
+    fe = pd.Series(m["params"], index=cols)
+    cov = pd.DataFrame(m["cov"], index=cols, columns=cols)
+    est, se, lo, hi, z, p = _contrast(fe, cov, {lv: f"C(grp)[{lv}]" for lv in levels}, helpless, others)
+    row.update(estimate=est, se=se, ci_low=lo, ci_high=hi, statistic=z, p=p, effect=np.exp(est),
+               effect_ci_low=np.exp(lo), effect_ci_high=np.exp(hi), sd_participant=float(m["sd"][0]),
+               sd_item=float(m["sd"][1]) if two else np.nan,
+               sd_residual=m.get("sigma", np.nan), loglik=m.get("loglik", -m.get("reml_criterion", np.nan) / 2),
+               converged=m["converged"], singular=m["singular"], note=m["note"])
+    return row
+
+
+def fit(trials: pd.DataFrame, between: str, kinds: Mapping, order: list, glmm: bool = True) -> pd.DataFrame:
+    """The models for every test phase of `trials` (from `test_trials`); one row each. With
+    `glmm` False the logistic mixed model is not fitted (a row says so)."""
     import statsmodels.api as sm
     import statsmodels.formula.api as smf
     rows = []
@@ -166,6 +204,17 @@ def fit(trials: pd.DataFrame, between: str, kinds: Mapping, order: list) -> pd.D
         except Exception as e:            # a singular design (e.g. no variation) is reported, not raised
             row.update(converged=False, note=f"not estimable: {type(e).__name__}: {e}")
         rows.append(row)
+        two = d["item"].nunique() > 1
+        row = {**base, "model": "latency_crossed", "outcome": "log latency", "n_trials": len(lat),
+               "method": ("linear mixed model (REML), crossed random intercepts for participants and items"
+                          if two else "linear mixed model (REML), random intercept per participant (one item)"),
+               "effect_scale": "ratio of latencies (helpless / others)"}
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                rows.append(_crossed(row, "lmm", lat, lat["log_latency"].to_numpy(float), levels, helpless, others))
+        except Exception as e:
+            rows.append({**row, "converged": False, "note": f"not estimable: {type(e).__name__}: {e}"})
         # failure: logistic GEE, trials clustered within participants
         row = {**base, "model": "failure", "outcome": "trial failed", "n_trials": len(d),
                "method": "logistic regression, item fixed, SE clustered by participant; statsmodels GLM",
@@ -184,6 +233,25 @@ def fit(trials: pd.DataFrame, between: str, kinds: Mapping, order: list) -> pd.D
                 row.update(estimate=est, se=se, ci_low=lo, ci_high=hi, statistic=z, p=p, effect=np.exp(est),
                            effect_ci_low=np.exp(lo), effect_ci_high=np.exp(hi), converged=bool(g.converged),
                            note="")
+            except Exception as e:
+                row.update(converged=False, note=f"not estimable: {type(e).__name__}: {e}")
+        rows.append(row)
+        separated = row["note"].startswith("not estimable (separation)")
+        row = {**base, "model": "failure_glmm", "outcome": "trial failed", "n_trials": len(d),
+               "method": ("logistic mixed model, crossed random intercepts for participants and items, Laplace "
+                          "approximation" if two else
+                          "logistic mixed model, random intercept per participant (one item), Laplace approximation"),
+               "effect_scale": "odds ratio of failing a trial (helpless / others)"}
+        if separated:
+            row.update(converged=False, note=rows[-1]["note"])
+        elif not glmm:
+            row.update(converged=False, note=f"not fitted: more than {GLMM_MAX_PARTICIPANTS:,} participants "
+                                             "(--trial-models on fits it)")
+        else:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    row = _crossed(row, "glmm", d, d["failed"].to_numpy(float), levels, helpless, others)
             except Exception as e:
                 row.update(converged=False, note=f"not estimable: {type(e).__name__}: {e}")
         rows.append(row)

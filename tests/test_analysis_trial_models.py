@@ -95,7 +95,8 @@ def test_the_helpless_contrasts_match_r():
     r = _lme4()
     d = pd.read_csv(REF / "trial_models_input.csv")
     out = trial_models.fit(d, "condition", KINDS, list(KINDS)).set_index("model")
-    assert list(out.index) == ["latency", "failure"] and out["converged"].all()
+    assert list(out.index) == ["latency", "latency_crossed", "failure", "failure_glmm"]
+    assert out.loc[["latency", "failure"], "converged"].all()
     for model in ("latency", "failure"):
         for col, key in (("estimate", "estimate"), ("se", "se"), ("statistic", "statistic"), ("p", "p")):
             assert float(out.loc[model, col]) == pytest.approx(r[f"{model}.contrast.{key}"], rel=REL), (model, col)
@@ -127,12 +128,143 @@ def test_the_fast_reml_fit_agrees_with_statsmodels_mixedlm():
     assert mine["sigma2"] == pytest.approx(sm.scale, rel=1e-5)
 
 
+# -- crossed random intercepts (participants x items), pinned to lme4 --------------------------------
+#
+# Tolerances. lhlab and the tight lme4 fit (tolPwrss 1e-12, bobyqa to rhoend 1e-12; see the R
+# script) maximise the same Laplace / REML likelihood, so they agree to ~1e-8 in estimates and
+# log-likelihood (measured: fixed effects and SDs within 2e-8 relative, logLik within 1e-9);
+# the checks below allow 1e-5 relative on fixed effects and SDs and 1e-7 absolute on the
+# log-likelihood. The GLMM's SEs come from a finite-difference Hessian (lme4's deriv12, step 1e-4)
+# in both programs: the step's truncation error and each side's PIRLS noise (amplified by 1/delta^2)
+# make them agree to ~1e-5 relative, checked to 1e-4. An SD on the boundary is compared in absolute
+# terms (lme4 stops at 2.7e-7 for the singular data's item SD, lhlab at 0): 1e-5.
+# Against lme4 with its default controls (what an R user gets): its PIRLS stops at a relative
+# change of 1e-7, its Laplace deviance is then ~2e-4 too high and its optimum sits ~3e-4 away in
+# theta, up to ~2e-3 in the SEs (measured); checked to 1e-3 relative on fixed effects and 1e-2 on
+# SEs, SDs and the contrast's SE (the brief's tolerances), 1e-3 absolute on logLik.
+
+DATASETS = {"base": "trial_models_input.csv", "crossed": "trial_models_crossed_input.csv",
+            "singular": "trial_models_singular_input.csv"}
+
+
+def _crossed_data(name: str):
+    d = pd.read_csv(REF / DATASETS[name])
+    f = trial_models._frame(d, "anagram", "condition", KINDS)
+    levels = [lv for lv in KINDS if lv in set(f["grp"])]
+    X = (f["grp"].to_numpy()[:, None] == np.array(levels, dtype=object)[None, :]).astype(float)
+    return f, X, levels
+
+
+@pytest.fixture(scope="module")
+def glmm_fits():
+    from analysis import glmm
+    out = {}
+    for name in DATASETS:
+        f, X, levels = _crossed_data(name)
+        out[name] = (glmm.glmm(f["failed"].to_numpy(), X, [f["pid"], f["item"]], ["participant", "item"]), levels, f)
+    return out
+
+
+def _sd_check(mine: float, ref: float, rel: float, abs_: float):
+    assert mine == pytest.approx(ref, rel=rel, abs=abs_)
+
+
+@pytest.mark.parametrize("name", list(DATASETS))
+def test_the_crossed_logistic_mixed_model_matches_glmer(glmm_fits, name):
+    r = _lme4()
+    m, levels, f = glmm_fits[name]
+    key = f"glmm.{name}"
+    assert len(f) == r[f"{key}.n_trials"] and m["n_levels"] == [r[f"{key}.n_participants"], r[f"{key}.n_items"]]
+    se, se_rx = np.sqrt(np.diag(m["cov"])), np.sqrt(np.diag(m["cov_rx"]))
+    assert m["cov_method"] == "hessian" and m["converged"]
+    for i, lv in enumerate(levels):
+        assert m["params"][i] == pytest.approx(r[f"{key}.fe.grp.{lv}"], rel=1e-5), lv
+        assert se[i] == pytest.approx(r[f"{key}.se.grp.{lv}"], rel=1e-4), lv
+        assert se_rx[i] == pytest.approx(r[f"{key}.se_rx.grp.{lv}"], rel=1e-5), lv
+    _sd_check(m["sd"][0], r[f"{key}.sd.participant"], 1e-5, 1e-5)
+    _sd_check(m["sd"][1], r[f"{key}.sd.item"], 1e-5, 1e-5)
+    assert m["loglik"] == pytest.approx(r[f"{key}.loglik"], abs=1e-7)
+    assert m["singular"] == bool(r[f"{key}.singular"])
+    # with lme4's default controls
+    key = f"glmm_default.{name}"
+    for i, lv in enumerate(levels):
+        assert m["params"][i] == pytest.approx(r[f"{key}.fe.grp.{lv}"], rel=1e-3), lv
+        assert se[i] == pytest.approx(r[f"{key}.se.grp.{lv}"], rel=1e-2), lv
+    _sd_check(m["sd"][0], r[f"{key}.sd.participant"], 1e-2, 1e-3)
+    _sd_check(m["sd"][1], r[f"{key}.sd.item"], 1e-2, 1e-3)
+    assert m["loglik"] == pytest.approx(r[f"{key}.loglik"], abs=1e-3)
+    assert m["singular"] == bool(r[f"{key}.singular"])
+
+
+def test_the_issues_glmer_call_on_solved_is_the_same_model(glmm_fits):
+    """glmer(solved ~ condition + (1|participant) + (1|item)): the flipped outcome negates every
+    coefficient and treatment coding turns cell means into differences from the first group."""
+    r = _lme4()
+    for name, (m, levels, _) in glmm_fits.items():
+        b = m["params"]
+        assert -b[0] == pytest.approx(r[f"glmm_solved.{name}.fe.intercept"], rel=1e-5)
+        for i, lv in enumerate(levels[1:], 1):
+            assert -(b[i] - b[0]) == pytest.approx(r[f"glmm_solved.{name}.fe.condition{lv}"], rel=1e-5, abs=1e-7)
+        assert m["loglik"] == pytest.approx(r[f"glmm_solved.{name}.loglik"], abs=1e-7)
+
+
+@pytest.mark.parametrize("name", list(DATASETS))
+def test_the_crossed_linear_mixed_model_matches_lmer(name):
+    from analysis import glmm
+    r = _lme4()
+    f, X, levels = _crossed_data(name)
+    m = glmm.lmm(f["log_latency"].to_numpy(), X, [f["pid"], f["item"]], ["participant", "item"])
+    key = f"lmm.{name}"
+    assert len(f) == r[f"{key}.n_trials"] and m["converged"]
+    se = np.sqrt(np.diag(m["cov"]))
+    for i, lv in enumerate(levels):
+        assert m["params"][i] == pytest.approx(r[f"{key}.fe.grp.{lv}"], rel=1e-6), lv
+        assert se[i] == pytest.approx(r[f"{key}.se.grp.{lv}"], rel=1e-5), lv
+    _sd_check(m["sd"][0], r[f"{key}.sd.participant"], 1e-5, 1e-6)
+    _sd_check(m["sd"][1], r[f"{key}.sd.item"], 1e-5, 1e-5)
+    assert m["sigma"] == pytest.approx(r[f"{key}.sigma"], rel=1e-6)
+    assert m["reml_criterion"] == pytest.approx(r[f"{key}.reml_criterion"], rel=1e-9)
+    assert m["singular"] == bool(r[f"{key}.singular"])
+
+
+@pytest.mark.parametrize("name", list(DATASETS))
+def test_the_crossed_rows_of_the_trial_table_match_r(name):
+    r = _lme4()
+    d = pd.read_csv(REF / DATASETS[name])
+    out = trial_models.fit(d, "condition", KINDS, list(KINDS)).set_index("model")
+    for model, key, rel in (("latency_crossed", f"lmm.{name}", 1e-5), ("failure_glmm", f"glmm.{name}", 1e-4)):
+        row = out.loc[model]
+        for col in ("estimate", "se", "statistic", "p"):
+            assert float(row[col]) == pytest.approx(r[f"{key}.contrast.{col}"], rel=rel), (model, col)
+        assert float(row["effect"]) == pytest.approx(np.exp(r[f"{key}.contrast.estimate"]), rel=rel)
+        assert float(row["sd_participant"]) == pytest.approx(r[f"{key}.sd.participant"], rel=1e-4)
+        assert float(row["sd_item"]) == pytest.approx(r[f"{key}.sd.item"], rel=1e-4, abs=1e-5)
+        assert bool(row["singular"]) == bool(r[f"{key}.singular"]) and bool(row["converged"])
+        # a singular fit says so in the table, never silently
+        assert ("item SD estimated as 0" in row["note"]) == bool(r[f"{key}.singular"])
+        assert row["n_items"] == len(set(d["item_id"]))
+
+
+@pytest.mark.parametrize("measure", ["pattern_found", "insight"])
+def test_three_group_yes_no_likelihood_ratio_test_matches_glm_anova(measure):
+    from analysis import binary
+    r = _lme4()
+    d = pd.read_csv(REF / "binary_lrt_input.csv")
+    row = binary.chi_square(d, measure, "condition", order=list(KINDS)).iloc[0]
+    assert row["dof"] == r[f"lrt.{measure}.df"] == 2
+    assert row["lr_chi2"] == pytest.approx(r[f"lrt.{measure}.chisq"], rel=1e-8)
+    assert row["p_lr"] == pytest.approx(r[f"lrt.{measure}.p"], rel=1e-7)
+    assert row["chi2"] == pytest.approx(r[f"lrt.{measure}.pearson_chisq"], rel=1e-10)
+    assert row["p_chi2"] == pytest.approx(r[f"lrt.{measure}.pearson_p"], rel=1e-9)
+
+
 def test_a_group_that_never_fails_is_reported_not_fitted():
     d = pd.read_csv(REF / "trial_models_input.csv")
     d.loc[d["condition"] == "solvable", "outcome"] = "solved"
     out = trial_models.fit(d, "condition", KINDS, list(KINDS)).set_index("model")
-    assert not out.loc["failure", "converged"] and "separation): solvable never failed" in out.loc["failure", "note"]
-    assert out.loc["latency", "converged"]
+    for model in ("failure", "failure_glmm"):
+        assert not out.loc[model, "converged"] and "separation): solvable never failed" in out.loc[model, "note"]
+    assert out.loc["latency", "converged"] and out.loc["latency_crossed", "converged"]
 
 
 @pytest.fixture(scope="module")
@@ -148,5 +280,6 @@ def test_the_analysis_fits_them_and_skips_them_above_the_limit_unless_asked(stud
     r = analyze(study, Options())
     assert r.tables["trial_models"].empty
     assert any("trial-level models skipped: 18 participants" in w for w in r.warnings)
-    assert len(analyze(study, Options(trial_models="on")).tables["trial_models"]) == 2
+    on = analyze(study, Options(trial_models="on")).tables["trial_models"]
+    assert list(on["model"]) == ["latency", "latency_crossed", "failure", "failure_glmm"]
     assert analyze(study, Options(trial_models="off")).tables["trial_models"].empty
