@@ -171,7 +171,8 @@ def _trial_models(study: Study, included: pd.DataFrame, between: str, kinds: dic
         return pd.DataFrame(columns=trial_models.COLUMNS)
     say(f"fitting trial-level models ({n} participants)")
     t = trial_models.test_trials(study.trials, study.participants, included["participant_id"])
-    return trial_models.fit(t, between, kinds, order)         # trials carry condition and condition_kind
+    return trial_models.fit(t, between, kinds, order,          # trials carry condition and condition_kind
+                            glmm=True if options.trial_models == "on" else None)
 
 
 def _check_options(options: Options, measures: Measures, participants: pd.DataFrame) -> None:

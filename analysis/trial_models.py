@@ -165,9 +165,10 @@ def _crossed(row: dict, kind: str, d: pd.DataFrame, y: np.ndarray, levels: list,
     return row
 
 
-def fit(trials: pd.DataFrame, between: str, kinds: Mapping, order: list, glmm: bool = True) -> pd.DataFrame:
-    """The models for every test phase of `trials` (from `test_trials`); one row each. With
-    `glmm` False the logistic mixed model is not fitted (a row says so)."""
+def fit(trials: pd.DataFrame, between: str, kinds: Mapping, order: list, glmm: bool | None = None) -> pd.DataFrame:
+    """The models for every test phase of `trials` (from `test_trials`); one row each. The
+    logistic mixed model is fitted with `glmm` True, not with False (a row says so), and with None
+    (auto) up to `GLMM_MAX_PARTICIPANTS` participants."""
     import statsmodels.api as sm
     import statsmodels.formula.api as smf
     rows = []
@@ -242,11 +243,11 @@ def fit(trials: pd.DataFrame, between: str, kinds: Mapping, order: list, glmm: b
                           "approximation" if two else
                           "logistic mixed model, random intercept per participant (one item), Laplace approximation"),
                "effect_scale": "odds ratio of failing a trial (helpless / others)"}
-        if separated:
-            row.update(converged=False, note=rows[-1]["note"])
-        elif not glmm:
+        if glmm is False or (glmm is None and base["n_participants"] > GLMM_MAX_PARTICIPANTS):
             row.update(converged=False, note=f"not fitted: more than {GLMM_MAX_PARTICIPANTS:,} participants "
                                              "(--trial-models on fits it)")
+        elif separated:
+            row.update(converged=False, note=rows[-1]["note"])
         else:
             try:
                 with warnings.catch_warnings():

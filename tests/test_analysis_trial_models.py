@@ -245,6 +245,16 @@ def test_the_crossed_rows_of_the_trial_table_match_r(name):
         assert row["n_items"] == len(set(d["item_id"]))
 
 
+def test_the_glmm_limit_applies_in_auto_mode_only(monkeypatch):
+    d = pd.read_csv(REF / DATASETS["crossed"])
+    monkeypatch.setattr(trial_models, "GLMM_MAX_PARTICIPANTS", 41)          # the data have 42
+    auto = trial_models.fit(d, "condition", KINDS, list(KINDS)).set_index("model").loc["failure_glmm"]
+    assert not auto["converged"] and auto["note"] == "not fitted: more than 41 participants (--trial-models on fits it)"
+    on = trial_models.fit(d, "condition", KINDS, list(KINDS), glmm=True).set_index("model").loc["failure_glmm"]
+    assert on["converged"] and on["note"] == "" and on["effect"] == pytest.approx(
+        np.exp(_lme4()["glmm.crossed.contrast.estimate"]), rel=1e-4)
+
+
 @pytest.mark.parametrize("measure", ["pattern_found", "insight"])
 def test_three_group_yes_no_likelihood_ratio_test_matches_glm_anova(measure):
     from analysis import binary
@@ -273,13 +283,22 @@ def study(tmp_path_factory):
 
 
 def test_the_analysis_fits_them_and_skips_them_above_the_limit_unless_asked(study, monkeypatch):
+    monkeypatch.setattr(trial_models, "GLMM_MAX_PARTICIPANTS", 17)
     r = analyze(study, Options())
     tm = r.tables["trial_models"].set_index("model")
     assert tm.loc["latency", "estimate"] > 0 and tm.loc["latency", "n_participants"] == 18
+    assert tm.loc["latency_crossed", "estimate"] > 0 and tm.loc["latency_crossed", "n_items"] > 1
+    # above the GLMM's own limit it is skipped in auto mode, and the table says so
+    assert tm.loc["failure_glmm", "note"].startswith("not fitted: more than 17 participants")
+    assert not tm.loc["failure_glmm", "converged"] and np.isnan(tm.loc["failure_glmm", "estimate"])
     monkeypatch.setattr(trial_models, "MAX_PARTICIPANTS", 10)
     r = analyze(study, Options())
     assert r.tables["trial_models"].empty
     assert any("trial-level models skipped: 18 participants" in w for w in r.warnings)
     on = analyze(study, Options(trial_models="on")).tables["trial_models"]
     assert list(on["model"]) == ["latency", "latency_crossed", "failure", "failure_glmm"]
+    g = on.set_index("model").loc["failure_glmm"]
+    # fitted when asked; this study's no-training group never failed a trial, which the row says
+    assert g["note"] == on.set_index("model").loc["failure", "note"] == (
+        "not estimable (separation): notraining never failed a trial")
     assert analyze(study, Options(trial_models="off")).tables["trial_models"].empty
