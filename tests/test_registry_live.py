@@ -69,6 +69,7 @@ def test_heartbeats_show_a_running_session_then_its_end(backend, lab, tmp_path, 
             with Registry.open(datafile.study_dir(data, "yoketest")) as reg:
                 seen.append(reg.live_sessions())
     monkeypatch.setattr(session_mod.Progress, "__call__", slowed)
+    Registry.open(datafile.study_dir(data, "yoketest"), load_protocol(proto_path)).close()   # the launcher made it
     ran = run(capsys, proto_path, data, "A1", "escape")
     assert ran.returncode == 0 and ran.stderr == "", ran.stderr
     [live] = seen[0]
@@ -121,6 +122,15 @@ def test_a_killed_session_goes_lost_and_a_later_one_replaces_it(backend, lab, tm
     assert w.finish("complete") is None
     with Registry.open(study) as reg:
         assert [(s.label, s.state) for s in reg.live_sessions(stale_after_s=0.3)] == [("B8", "finished")]
+
+
+def test_a_session_never_creates_a_registry(lab, tmp_path, capsys, monkeypatch):
+    """One PC without the launcher: `lhlab run` leaves no registry file behind (it would only
+    compete with the session's data for the disk)."""
+    monkeypatch.setenv("LHLAB_REGISTRY", "sqlite")
+    ran = run(capsys, test_registry.write_yoked_protocol(tmp_path), tmp_path / "data", "A1", "escape")
+    assert ran.returncode == 0 and ran.stderr == ""
+    assert not list((tmp_path / "data").rglob("registry.sqlite*"))
 
 
 def test_a_registry_that_cannot_be_reached_never_touches_the_session(lab, tmp_path, capsys, monkeypatch):

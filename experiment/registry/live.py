@@ -135,7 +135,8 @@ def yoke_queue(reg) -> list[tuple[str, str]]:
 class HeartbeatWriter:
     """Writes a session's heartbeat from a daemon thread; `event` is a Progress listener.
 
-    `open_registry()` returns a Registry (opened in the writer's thread, as SQLite needs);
+    `open_registry()` returns a Registry (opened in the writer's thread, as SQLite needs), or
+    None when the study has no registry (then nothing is written: a session never creates one);
     `log(line)` reports the first failure (and a recovery) in one line. Nothing it does can
     raise into the session.
     """
@@ -202,6 +203,10 @@ class HeartbeatWriter:
         try:
             if self._reg is None:
                 self._reg = self._open()
+                if self._reg is None:
+                    self._ended.set()         # no registry for this study: no monitor to feed
+                    self.disabled = True
+                    return True
             beat(self._reg, self._snapshot())
             self.beats += 1
             if self._failing and self._log:
@@ -229,7 +234,9 @@ class HeartbeatWriter:
         while not self._ended.is_set():
             self._write()
             self._ended.wait(self.interval)
-        self._write()            # the final status (a failure stays in self.problem)
+        if not self.disabled:
+            self._write()        # the final status (a failure stays in self.problem)
         self._close()
 
     _failing = False
+    disabled = False

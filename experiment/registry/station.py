@@ -6,7 +6,8 @@
   yoked partners on other stations (partner.py), the registry's session rows (sync), and a
   copy to the central data folder when one is configured (central.py).
 
-None of it can change the session or its exit code: every failure (server down, share not
+Only a study that has a registry gets heartbeats and registry rows (a session never creates
+one). None of it can change the session or its exit code: every failure (server down, share not
 mounted) is one line on stderr and, where the session record can still take it without
 making a copy on the share differ, a line in the record's `warnings`.
 """
@@ -32,7 +33,12 @@ def _interval() -> float:
 
 
 def _open(study: Path):
+    """The study's registry, or None if it has none: a session never creates a registry (one
+    PC without the launcher needs none, and on a nearly full disk its files would compete with
+    the session's)."""
     from experiment.registry.core import Registry
+    if not Registry.exists(study):
+        return None
     return Registry.open(study)
 
 
@@ -60,9 +66,11 @@ def after_session(prepared, record: dict, writer: HeartbeatWriter | None, say: C
             notes.append(f"registry heartbeats: {problem}")
     try:
         from experiment.registry import partner
-        with _open(prepared.study) as reg:
-            partner.store(reg, prepared.study, record, station())
-            reg.sync_sessions()
+        reg = _open(prepared.study)
+        if reg is not None:
+            with reg:
+                partner.store(reg, prepared.study, record, station())
+                reg.sync_sessions()
     except Exception as e:  # noqa: BLE001 - the registry learns it at the next sync (lhlab sync, the launcher)
         line = f"the registry was not updated with this session ({' '.join(str(e).split())}); lhlab sync or the " \
                "launcher does it later"
