@@ -22,7 +22,7 @@ def lhlab_argv(*args: str) -> list[str]:
 
 def run_argv(protocol: Path, participant: str, condition: str, data_dir: Path, *, screen: int = 0,
              windowed: bool = False, experimenter: str = "", yoked_to: str | None = None,
-             simulate: str | None = None, speed: float = 1.0, override_full: str | None = None) -> list[str]:
+             simulate: str | None = None, speed: float = 1.0) -> list[str]:
     """`lhlab run` for one session; paths are made absolute (the child's folder does not matter)."""
     args = ["run", str(Path(protocol).resolve()), "--participant", participant, "--condition", condition,
             "--data-dir", str(Path(data_dir).resolve()), "--screen", str(screen)]
@@ -32,8 +32,6 @@ def run_argv(protocol: Path, participant: str, condition: str, data_dir: Path, *
         args += ["--experimenter", experimenter.strip()]
     if yoked_to:
         args += ["--yoked-to", yoked_to]
-    if override_full:
-        args += ["--override-full", override_full]
     if simulate:
         args += ["--simulate", simulate, "--mode", "visual"]
         if speed != 1:

@@ -104,33 +104,6 @@ class NewParticipantDialog(QDialog):
                                      override_full=self.override.text().strip() or None if self.full else None)
 
 
-class ReasonDialog(QDialog):
-    """One line of text that must not be empty (e.g. why a full study gets one more session)."""
-
-    def __init__(self, parent: QWidget | None, title: str, text: str):
-        super().__init__(parent)
-        self.setWindowTitle(title)
-        label = QLabel(text)
-        label.setWordWrap(True)
-        self.edit = QLineEdit()
-        self.edit.setPlaceholderText("required")
-        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        self.buttons.accepted.connect(self.accept)
-        self.buttons.rejected.connect(self.reject)
-        layout = QVBoxLayout(self)
-        layout.addWidget(label)
-        layout.addWidget(self.edit)
-        layout.addWidget(self.buttons)
-        self.edit.textChanged.connect(self._update)
-        self._update()
-
-    def _update(self, *_) -> None:
-        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(bool(self.reason()))
-
-    def reason(self) -> str:
-        return self.edit.text().strip()
-
-
 class Dialogs:
     """The real dialogs. Replace (or subclass) in tests; every method returns without user input there."""
 
@@ -160,11 +133,6 @@ class Dialogs:
             -> NewParticipantRequest | None:
         dialog = NewParticipantDialog(parent, conditions, hint, initial, problem, full)
         return dialog.request() if dialog.exec() == QDialog.DialogCode.Accepted else None
-
-    def ask_reason(self, parent: QWidget | None, title: str, text: str) -> str | None:
-        """A typed reason (required: OK stays disabled while it is empty), or None if cancelled."""
-        dialog = ReasonDialog(parent, title, text)
-        return dialog.reason() if dialog.exec() == QDialog.DialogCode.Accepted else None
 
     def choose_folder(self, parent: QWidget | None, title: str, start: Path) -> Path | None:
         path = QFileDialog.getExistingDirectory(parent, title, str(start))

@@ -30,7 +30,6 @@ STATUS_COLORS = {"registered": None, "running": "#1565c0", "complete": "#2e7d32"
 
 SORT_ROLE = Qt.ItemDataRole.UserRole          # the value a column sorts by (numbers as numbers)
 STALE_AFTER_S = 15.0                           # a station silent this long is LOST
-LAB_API = ("live_sessions", "progress_by_condition", "yoke_queue")
 
 
 @dataclass(frozen=True)
@@ -79,9 +78,6 @@ def unsynced_sessions(reg) -> list[str]:
 def lab_snapshot(reg, stale_after_s: float = STALE_AFTER_S, central: bool | None = None) -> LabSnapshot:
     """Read everything the lab monitor shows from `reg` (a Registry). Never raises: a registry
     that cannot be read gives a snapshot whose `problem` says why, in one line."""
-    missing = [name for name in LAB_API if not callable(getattr(reg, name, None))]
-    if missing:
-        return LabSnapshot(problem=f"this registry cannot report {', '.join(missing)}; update lhlab on this PC")
     try:
         central = central_configured() if central is None else central
         return LabSnapshot(sessions=list(reg.live_sessions(stale_after_s=stale_after_s)),
@@ -112,7 +108,6 @@ class StudyModel(QObject):
         self.registry: Registry | None = None
         self.error: str | None = None     # why the registry cannot be used (shown instead of the table)
         self.rows: list[Participant] = []
-        self.override_reasons: dict[str, str] = {}     # label -> why it was added to a full study
 
     # -- which study -------------------------------------------------------------------------
     @property
@@ -182,7 +177,7 @@ class StudyModel(QObject):
 
     def progress(self) -> dict[str, tuple[int, int | None]]:
         """condition -> (completed sessions, planned n or None); {} before the first participant."""
-        if self.registry is None or not callable(getattr(self.registry, "progress_by_condition", None)):
+        if self.registry is None:
             return {}
         try:
             return dict(self.registry.progress_by_condition())
@@ -206,15 +201,13 @@ class StudyModel(QObject):
     def add_participant(self, external_id: str | None = None, condition: str | None = None,
                         reason: str | None = None, override_full: str | None = None) -> Participant:
         """Register a participant; the registry assigns the condition (or logs the manual one).
-        `override_full`: why a participant is added to a full study; kept for their session
-        (`lhlab run --override-full`)."""
+        `override_full`: why a participant is added to a full study (the registry refuses
+        without it and keeps it in the assignment log)."""
         if self.protocol is None:
             raise BadInput("no study is selected; pick a protocol in the study list first")
         reg = self._open(create=True)
         participant = reg.add_participant(self.protocol, external_id=external_id or None, condition=condition,
-                                          reason=reason)
-        if override_full:
-            self.override_reasons[participant.label] = override_full
+                                          reason=reason, override_reason=override_full or None)
         self.rows = reg.participants()
         self.changed.emit()
         return participant

@@ -9,7 +9,6 @@ function `lhlab run` and `lhlab run --check` use, so the launcher cannot pass a 
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -47,11 +46,9 @@ def check_display(screens: int | None, screen: int, env: dict | None = None) -> 
 
 def preflight(protocol_path: Path, data_dir: Path, label: str | None, condition: str | None, *,
               yoked_to: str | None = None, experimenter: str = "", simulate: str | None = None,
-              screens: int | None = None, screen: int = 0, env: dict | None = None,
-              override_full: str | None = None) -> Preflight:
+              screens: int | None = None, screen: int = 0, env: dict | None = None) -> Preflight:
     """Every check, in the order an experimenter would fix them. A pilot (`simulate`) whose
-    participant is not registered yet passes label=None: the history checks wait for its label.
-    `override_full`: the typed reason to run a session in a full study (`--override-full`)."""
+    participant is not registered yet passes label=None: the history checks wait for its label."""
     check, proto = check_protocol_file(Path(protocol_path))
     if proto is None:
         result = Preflight(checks=[check])
@@ -59,8 +56,6 @@ def preflight(protocol_path: Path, data_dir: Path, label: str | None, condition:
         req = SessionRequest(protocol=proto, participant=label, condition=condition, data_dir=Path(data_dir),
                              experimenter=experimenter, yoked_to=yoked_to, simulate=simulate,
                              mode="visual" if simulate else "data-only", pilot=simulate is not None)
-        if override_full and "override_full" in {f.name for f in dataclasses.fields(SessionRequest)}:
-            req.override_full = override_full
         result = session_preflight(req)
         result.checks.insert(0, check)
     result.checks.insert(2 if proto is not None else 1, check_display(screens, screen, env))

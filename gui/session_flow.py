@@ -78,6 +78,7 @@ class SessionFlow(QObject):
             except (BadInput, LhlabError) as e:
                 problem = f"Not added: {e}"
                 w.log.add(f"participant not added: {e}")
+                full = w.study.is_full()          # another station may have filled the study meanwhile
         w.tables.show_model(w.study)
         w.tables.select(w.study, p.label)
         how = f"by hand ({request.reason})" if request.condition else "by the registry"
@@ -102,14 +103,7 @@ class SessionFlow(QObject):
         p = w.study.participant(label)
         if p is None:
             return w.dialogs.error(w, "Participant not found", f"{label} is no longer in the registry; press F5.")
-        override = w.study.override_reasons.get(label)
-        if override is None and p.status != "complete" and w.study.is_full():
-            override = w.dialogs.ask_reason(w, "Study full", f"Every condition has reached its planned n. Type why "
-                                            f"{label}'s session is run anyway (kept with the session):")
-            if not override:
-                return w.statusBar().showMessage("Not started: the study is full and no reason was given", 10000)
-            w.study.override_reasons[label] = override
-        pf = self._preflight(w.study, label, p.condition, p.yoked_to, override)
+        pf = self._preflight(w.study, label, p.condition, p.yoked_to)
         if pf is None:
             return
         opts = w.options
@@ -117,13 +111,11 @@ class SessionFlow(QObject):
                 + (f" (yoked to {p.yoked_to})" if p.yoked_to else "")
                 + f"\nParticipant screen: {opts.screen}, {'windowed' if opts.windowed else 'full screen'}"
                 + f"\nExperimenter: {opts.experimenter}\nData: {w.study.study_dir}"
-                + (f"\nStudy full, run because: {override}" if override else "")
                 + f"\n\nChecks:\n{pf.report()}")
         if not w.dialogs.confirm(w, "Start session", text, yes="Start"):
             return
         argv = commands.run_argv(w.protocol_path, label, p.condition, w.study.run_data_dir, screen=opts.screen,
-                                 windowed=opts.windowed, experimenter=opts.experimenter, yoked_to=p.yoked_to,
-                                 override_full=override)
+                                 windowed=opts.windowed, experimenter=opts.experimenter, yoked_to=p.yoked_to)
         self._launch(w.study, argv, label, pf.session, p.condition)
 
     def run_pilot(self) -> None:
@@ -152,14 +144,14 @@ class SessionFlow(QObject):
         self._launch(w.pilot, argv, p.label, 1, p.condition)
 
     def _preflight(self, model: StudyModel, label: str | None, condition: str | None,
-                   yoked_to: str | None, override_full: str | None = None) -> preflight.Preflight | None:
+                   yoked_to: str | None) -> preflight.Preflight | None:
         """Run the checks for a session of `model`; on failure show what to fix and return None.
         A real session (not a pilot) also needs the experimenter's id."""
         w, opts = self.w, self.w.options
         pf = preflight.preflight(w.protocol_path, model.run_data_dir, label, condition, yoked_to=yoked_to,
                                  experimenter=opts.experimenter,
                                  simulate=commands.PILOT_PROFILE if model.pilot else None,
-                                 screens=opts.screens_known(), screen=opts.screen, override_full=override_full)
+                                 screens=opts.screens_known(), screen=opts.screen)
         if not model.pilot:
             pf.checks.insert(1, preflight.Check("experimenter", bool(opts.experimenter),
                                                 opts.experimenter or NO_EXPERIMENTER))

@@ -406,3 +406,88 @@ def test_log_lines_say_where_they_came_from(make_launcher):
     assert re.match(r"\d\d:\d\d:\d\d  launcher added P001: condition ", lines[0]), lines
     assert re.search(r"  run      stdout: a line of lhlab run$", lines[-2]), lines
     assert re.search(r"  analyze  a line of lhlab analyze$", lines[-1]), lines
+
+
+# ---------------------------------------------------------------------------------------------- polish (issue 13)
+def test_participants_table_filters_and_sorts(make_launcher, qtbot):
+    w, dialogs = make_launcher()
+    dialogs.requests += [NewParticipantRequest(x, None, None) for x in ("POOL-A", "POOL-B", "OTHER-C")]
+    for _ in range(3):
+        w.act_new.trigger()
+    view, model = w.study_table, w.study_table.model()
+    shown = lambda: [model.data(model.index(r, 0)) for r in range(model.rowCount())]     # noqa: E731
+    assert shown() == ["P001", "P002", "P003"]
+    qtbot.keyClicks(w.tables.filter_edit, "pool")               # any column, any case
+    assert shown() == ["P001", "P002"]
+    w.tables.filter_edit.setText("other-c")
+    assert shown() == ["P003"]
+    w.tables.filter_edit.clear()
+    view.sortByColumn(0, Qt.SortOrder.DescendingOrder)           # a click on the Label header
+    assert shown() == ["P003", "P002", "P001"]
+    w._select(view, "P002")                                      # selection speaks in the rows shown
+    assert w.selected_label() == "P002" and w.note_target.currentText() == "P002: participant note"
+
+
+def test_partner_column_only_for_yoked_studies(make_launcher, tmp_path):
+    protocols = protocols_copy(tmp_path)
+    (protocols / "noise.yaml").write_text((REPO / "protocols" / "hiroto-seligman-noise-anagrams.yaml").read_text())
+    w, dialogs = make_launcher(protocols=protocols)
+    partner = w.study_table.model().sourceModel().column("Partner")
+    assert w.protocol.study_id == "demo" and w.study_table.isColumnHidden(partner)
+    w.study_combo.setCurrentIndex(w.study_combo.findData(str(protocols / "noise.yaml")))
+    assert w.protocol.study_id != "demo" and not w.study_table.isColumnHidden(partner)
+
+
+def test_study_list_by_whole_title(make_launcher, tmp_path):
+    protocols = protocols_copy(tmp_path)
+    for name in ("hiroto-seligman-noise-anagrams.yaml", "unsolvable-anagrams.yaml"):
+        (protocols / name).write_text((REPO / "protocols" / name).read_text())
+    w, dialogs = make_launcher(protocols=protocols)
+    combo = w.study_combo
+    texts = [combo.itemText(i) for i in range(combo.count())]
+    assert texts == sorted(texts, key=str.casefold) and texts[0].startswith("Hiroto & Seligman (1975) experiment 3")
+    assert all("[" not in t for t in texts)                        # titles, not file names
+    widest = max(combo.view().fontMetrics().horizontalAdvance(t) for t in texts)
+    assert combo.view().minimumWidth() >= widest, "the open list must show each whole title"
+    assert "demo.yaml" in combo.toolTip() and combo.currentText() == w.protocol.title
+
+
+def test_open_data_folder_failure_is_an_error(make_launcher):
+    w, dialogs = make_launcher()
+    dialogs.open_ok = False
+    w.act_open.trigger()
+    kind, title, text, _ = dialogs.last("error")
+    assert title == "Cannot open the data folder" and str(w.data_dir) in text
+    assert "could not open" in w.log.toPlainText() and not re.search(r"launcher opened ", w.log.toPlainText())
+
+
+def test_live_panel_clears_when_another_participant_is_selected(make_launcher):
+    w, dialogs = make_launcher()
+    for _ in range(2):
+        w.act_new.trigger()
+    w.session_panel.show_starting("session", "P001", 1, "solvable")      # P001's session has ended
+    w.session_panel.show_finished("complete", "exit code 0", None)
+    w._select(w.study_table, "P001")
+    assert "P001" in w.who_label.text()
+    w._select(w.study_table, "P002")
+    assert w.who_label.text() == "No session running." and w.state_label.text() == "idle"
+
+
+def test_launcher_log_is_saved_with_the_study_and_never_overwritten(make_launcher, tmp_path):
+    from gui.study_log import log_path
+    w, dialogs = make_launcher()
+    study = tmp_path / "data" / "demo"
+    assert not study.exists()                      # looking writes nothing
+    w.act_new.trigger()                            # the registry creates the study folder
+    path = log_path(study)
+    assert path.parent == study / "lhlab" / "logs"
+    first = path.read_text()
+    assert "launcher opened" in first and "added P001: condition" in first
+    w.close()
+    w2, _ = make_launcher(protocols=w.protocols_dir)     # a second launcher the same day appends
+    w2.act_new.trigger()
+    text = path.read_text()
+    assert text.startswith(first) and "added P002" in text and text.count("launcher opened") == 2
+    from experiment.datafile import ensure_dataset_files
+    ensure_dataset_files(study, "demo")            # what the first session writes: the log is not BIDS data
+    assert "lhlab/" in (study / ".bidsignore").read_text().splitlines()
