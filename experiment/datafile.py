@@ -6,6 +6,8 @@ DATA_DIR/<study-id>/
   sub-<label>/ses-<n>/sub-<label>_ses-<n>_session.json
   sub-<label>/ses-<n>/sub-<label>_ses-<n>_frames.tsv.gz   (sessions with a window: every frame
       interval, experiment.devices.frames; not a BIDS file, listed in .bidsignore)
+  sub-<label>/ses-<n>/sub-<label>_ses-<n>_frames.tsv      (the same, plain, appended while the
+      session runs; removed when the .gz is written, so left only by a session that was killed)
 
 Every trial row is written, flushed and fsynced when the trial ends; the session JSON is
 replaced atomically (temp file, fsync, rename, fsync the folder). Nothing is overwritten:
@@ -24,6 +26,7 @@ import tempfile
 from pathlib import Path
 
 from experiment import os_specific
+from experiment.devices.frames import summarise_file as summarise_frames
 
 NA = "n/a"
 DEFAULT_DATA_DIR = Path("data")      # where studies live unless --data-dir says otherwise
@@ -56,11 +59,12 @@ def session_json_path(study: Path, label: str, session: int) -> Path:
     return session_dir(study, label, session) / f"sub-{label}_ses-{session}_session.json"
 
 
-def frames_path(study: Path, label: str, session: int) -> Path:
-    return session_dir(study, label, session) / f"sub-{label}_ses-{session}_frames.tsv.gz"
+def frames_path(study: Path, label: str, session: int, partial: bool = False) -> Path:
+    """The session's frames file; `partial`: the plain one appended while it runs."""
+    return session_dir(study, label, session) / f"sub-{label}_ses-{session}_frames.tsv{'' if partial else '.gz'}"
 
 
-BIDS_IGNORE = ("registry.sqlite*", "*_session.json", "*_frames.tsv.gz", ".lock*", "lhlab/")
+BIDS_IGNORE = ("registry.sqlite*", "*_session.json", "*_frames.tsv.gz", "*_frames.tsv", ".lock*", "lhlab/")
 
 
 def _fsync_dir(path: Path) -> None:
@@ -405,14 +409,38 @@ def settle_crashed(path: Path) -> dict | None:
             if phase.get("status") == "running":
                 phase["status"] = "interrupted"
     record.pop("effective_status", None)
+    frames = _frames_on_disk(study, record)
     record.update(status="crashed", exit={
         "status": "crashed", "code": None,
         "reason": (f"the session process ended without closing the session (killed, crashed or power cut); "
-                   f"{on_disk} finished trials are on disk (the record had counted {done} at its last update)")})
+                   f"{on_disk} finished trials are on disk (the record had counted {done} at its last update)"
+                   + (f"; {frames}" if frames else ""))})
     write_json_atomic(Path(path), record)
     record["effective_status"] = "crashed"
     (study / f".lhlab-reserve-sub-{record.get('participant')}_ses-{record.get('session')}").unlink(missing_ok=True)
     return record
+
+
+def _frames_on_disk(study: Path, record: dict) -> str | None:
+    """The timing of a killed session from the plain frames file it was appending to
+    (experiment.devices.frames): kept in the record's `timing.frames_on_disk`, told in one phrase."""
+    label, session = record.get("participant"), record.get("session")
+    if not isinstance(label, str) or not isinstance(session, int):
+        return None
+    path = frames_path(study, label, session, partial=True)
+    if not path.is_file() or frames_path(study, label, session).exists():
+        return None
+    try:
+        summary = summarise_frames(path)
+    except (OSError, ValueError) as e:
+        return f"frames file {path.name} unreadable ({e})"
+    timing = record.setdefault("timing", {})
+    if isinstance(timing, dict):
+        timing["frames_on_disk"] = summary
+        timing["frames_file"] = str(path.relative_to(study))
+    worst = summary["worst_frame_ms"]
+    return (f"{summary['frames']} frames on disk until the end ({summary['dropped_frames']} dropped"
+            + (f", worst {worst:.1f} ms" if worst is not None else "") + f") in {path.name}")
 
 
 def sessions_of(study: Path, label: str) -> list[tuple[int, Path]]:

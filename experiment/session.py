@@ -161,6 +161,7 @@ class Session:
         self._create_folder()
         self._start_record()
         self._save()
+        self._start_frame_record()
         self._update_participants()
         self.progress.context = {"participant": self.label, "session": self.p.session}
         status, reason = "complete", "all phases done"
@@ -218,9 +219,21 @@ class Session:
     def _write_sidecar(self, path: Path, sidecar: dict) -> None:
         datafile.write_new_json(path, sidecar)
 
+    def _start_frame_record(self) -> None:
+        """Frames go to a plain *_frames.tsv as they happen (Screen.frame_record), so a killed
+        session keeps them; a failure to start it is recorded, never allowed to stop the session."""
+        try:
+            self.screen.frame_record(datafile.frames_path(self.p.study, self.label, self.p.session, partial=True))
+        except OSError as e:
+            self.record.setdefault("warnings", []).append(f"frames not written as they happen ({e})")
+
     def _write_frame_log(self) -> None:
-        """Every frame interval of the session (Screen.frame_log) beside the session record; a
-        failure to write it is recorded, never allowed to change the session's status."""
+        """Every frame interval of the session (Screen.frame_log) beside the session record, as
+        *_frames.tsv.gz; the plain *_frames.tsv written during the session is removed once it is
+        there. A failure to write it is recorded, never allowed to change the session's status."""
+        problem = self.screen.frame_record(None)
+        if problem:
+            self.record.setdefault("warnings", []).append(f"frames not written as they happen ({problem})")
         log = self.screen.frame_log()
         if not log:
             return
@@ -228,6 +241,7 @@ class Session:
         try:
             datafile.write_new_bytes(path, log)
             self.record.setdefault("timing", {})["frames_file"] = str(path.relative_to(self.p.study))
+            datafile.frames_path(self.p.study, self.label, self.p.session, partial=True).unlink(missing_ok=True)
         except OSError as e:
             self.record.setdefault("warnings", []).append(f"frame log not written ({e})")
 

@@ -141,10 +141,16 @@ def test_sigkill_keeps_finished_trials_and_session_reads_as_crashed(x_display, t
             assert not problems
             on_disk += len(rows)
     assert on_disk >= len(finished)                 # every trial reported finished is on disk
+    ses = study / "sub-k1" / "ses-1"
+    assert (ses / "sub-k1_ses-1_frames.tsv").exists() and not (ses / "sub-k1_ses-1_frames.tsv.gz").exists()
     status = run_lhlab("status", study, check_rc=0)
     assert "sub-k1\tses-1\tsolvable\tcrashed" in status.stdout
+    assert "frames on disk until the end (" in status.stdout           # the timing up to the kill is told
     settled = json.loads(datafile.session_json_path(study, "k1", 1).read_text())   # the file itself now says so
     assert settled["status"] == "crashed" and f"{on_disk} finished trials are on disk" in settled["exit"]["reason"]
+    frames = settled["timing"]["frames_on_disk"]
+    assert frames["frames"] > 4 * 10 and not frames["complete"]       # 4 trials and more at >= 10 frames each
+    assert settled["timing"]["frames_file"] == "sub-k1/ses-1/sub-k1_ses-1_frames.tsv"
     again = run_lhlab("run", "protocols/demo.yaml", "--participant", "k1", "--condition", "solvable", "--data-dir",
                       tmp_path, "--simulate", "default", check_rc=0)  # a crashed slot is re-run as a new session
     assert events(again.stdout)[0]["session"] == 2

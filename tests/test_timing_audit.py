@@ -49,6 +49,73 @@ def test_a_stall_inside_a_stimulus_window_is_counted_there_and_nowhere_else():
     assert len(stalled) == 1 and stalled[0]["window"] == "letters" and float(stalled[0]["interval"]) > 0.19
 
 
+STREAMING_SESSION = """
+import sys, time
+from experiment.devices.frames import FrameAudit
+a = FrameAudit(1 / 60, None, None, 60.0)
+a.stream_to(sys.argv[1])
+t = 0.0
+for trial in range(1, 100000):
+    start = t
+    for i in range(30):
+        t += 0.2 if (trial == 2 and i == 10) else 1 / 60       # trial 2 stalls for 200 ms
+        a.flip(t)
+    a.window("letters", start, t)
+    a.flush()                            # what the real screen does when a trial's window ends
+    print(trial, flush=True)
+    time.sleep(0.005)
+"""
+
+
+def test_frames_written_as_they_happen_survive_sigkill(tmp_path):
+    from experiment.devices.frames import summarise_file
+    path = tmp_path / "sub-x_ses-1_frames.tsv"
+    proc = subprocess.Popen([str(REPO / ".venv/bin/python"), "-c", STREAMING_SESSION, str(path)], cwd=REPO,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        for line in proc.stdout:
+            if int(line) == 5:
+                proc.kill()                  # mid-trial 6: no end-of-session code runs
+                break
+    finally:
+        proc.kill()
+        proc.wait(10)
+    s = summarise_file(path)
+    assert not s["complete"] and s["frames"] >= 150                    # at least the 5 finished trials
+    assert s["dropped_frames"] == 11 and s["windows_with_drops"] == ["letters"]
+    assert s["worst_frame_ms"] == pytest.approx(200, abs=0.01)
+    lines = path.read_text().splitlines()
+    assert lines[0].split("\t") == ["t", "interval", "kind", "dropped", "window"]
+    assert all(line.endswith("\tletters") for line in lines[1:151])    # each trial's window is labelled
+
+
+def test_the_plain_frames_file_is_the_final_log_written_early(tmp_path):
+    from experiment.devices.frames import summarise_file
+    a = FrameAudit(P, None, None, 60.0)
+    a.stream_to(tmp_path / "f.tsv")
+    with pytest.raises(FileExistsError):
+        FrameAudit(P, None, None, 60.0).stream_to(tmp_path / "f.tsv")      # never overwritten
+    t = 0.0
+    for trial in range(3):
+        start = t
+        for _ in range(20):
+            t += P
+            a.flip(t)
+        a.window("cards", start + 5 * P, t)      # registered at its end, then flushed
+        a.flush()
+        for _ in range(10):                      # feedback: no window
+            t += P
+            a.idle(t)
+    a.end_stream()
+    (tmp_path / "f.tsv.gz").write_bytes(a.tsv_gz())
+    assert (tmp_path / "f.tsv").read_bytes() == gzip.decompress(a.tsv_gz())
+    plain, packed = summarise_file(tmp_path / "f.tsv"), summarise_file(tmp_path / "f.tsv.gz")
+    assert packed["complete"] and not plain["complete"]
+    assert {k: v for k, v in plain.items() if k not in ("file", "complete")} == \
+           {k: v for k, v in packed.items() if k not in ("file", "complete")}
+    assert packed["frames"] == 60 and packed["idle_ticks"] == 30
+
+
 def test_no_vsync_reports_an_unknown_refresh_instead_of_inventing_one():
     assert measured_refresh([0.001] * 10) is None                 # Xvfb: ~1 kHz flips
     assert measured_refresh([1 / 59.95] * 10) == pytest.approx(59.95)
@@ -127,7 +194,8 @@ def test_a_stalled_frame_loop_flags_its_trial_and_the_session_keeps_every_frame(
     # the stall is in the letters window (a loaded machine may add other long frames elsewhere)
     stalls = [r for r in frames[1:] if r["window"] == "letters" and float(r["interval"]) >= 0.29]
     assert stalls and int(max(stalls, key=lambda r: float(r["interval"]))["dropped"]) >= 16, stalls
-    assert "*_frames.tsv.gz" in (data / "timing" / ".bidsignore").read_text().splitlines()
+    assert not (ses / "sub-t1_ses-1_frames.tsv").exists()           # the plain copy of a session that ended
+    assert {"*_frames.tsv.gz", "*_frames.tsv"} <= set((data / "timing" / ".bidsignore").read_text().splitlines())
     validator = REPO / ".venv/bin/bids-validator-deno"
     out = subprocess.run([str(validator) if validator.exists() else "bids-validator-deno", "--format", "json",
                           str(data / "timing")], capture_output=True, text=True, timeout=120)

@@ -16,6 +16,16 @@ paced to, and measured against, FRAME_HZ_WITHOUT_VSYNC; we never invent a refres
 
 A stimulus window (letters shown, noise on, cards shown) is [start, end] of one trial; a frame
 belongs to it when its interval overlaps it, so a stall that straddles the onset counts.
+
+On disk. While the session runs, every frame event is appended to a plain
+`*_frames.tsv` (`FrameAudit.stream_to`): written at the end of each trial's stimulus window, at
+each phase start (then also fsynced) and at least every STREAM_EVERY_S seconds, so a session
+killed with SIGKILL (or a power cut, up to the last phase start) keeps its frames up to then.
+At the end the session writes the whole log once more as `*_frames.tsv.gz` and removes the
+plain file; so `*_frames.tsv` beside a session means it did not end normally. In that file a
+window can be missing from the `window` column for frames written before the window's trial
+ended (a page on screen for more than STREAM_EVERY_S within one window); the `dropped` column
+is always complete. `summarise_file` reads either file, as `lhlab status` does.
 """
 
 from __future__ import annotations
@@ -24,10 +34,13 @@ import bisect
 import gzip
 import io
 import math
+import os
+from pathlib import Path
 
 VSYNC_MIN_HZ, VSYNC_MAX_HZ = 20.0, 400.0   # a measured rate outside this is no vsync (Xvfb: ~1 kHz)
 LATE = 1.5                                  # an interval > LATE periods lost frames
 FRAME_COLUMNS = ("t", "interval", "kind", "dropped", "window")
+STREAM_EVERY_S = 5.0                        # the plain frames file lags the screen by at most this
 
 
 def measured_refresh(intervals: list[float]) -> float | None:
@@ -55,15 +68,29 @@ class FrameAudit:
         self.measured_hz, self.nominal_hz, self.pacing_hz = measured_hz, nominal_hz, pacing_hz
         self.t: list[float] = []              # event times (s since the window opened)
         self.kind: list[str] = []             # "flip" or "idle"
+        self.label: list[str] = []            # the stimulus window an event's interval overlaps, or ""
         self.windows: list[tuple[str, float, float, int]] = []   # (kind, start, end, lost)
+        self._fd: int | None = None           # the plain *_frames.tsv being appended to (stream_to)
+        self._written = 0                     # events already in it
+        self._streamed_at = 0.0
+        self.stream_path: Path | None = None
+        self.stream_error: str | None = None  # why streaming stopped early (e.g. a full disk)
 
     def flip(self, t: float) -> None:
-        self.t.append(t)
-        self.kind.append("flip")
+        self._add(t, "flip")
 
     def idle(self, t: float) -> None:
+        self._add(t, "idle")
+
+    def _add(self, t: float, kind: str) -> None:
+        label = ""
+        if self.windows and self.t and self.t[-1] <= self.windows[-1][2] and t > self.windows[-1][2]:
+            label = self.windows[-1][0]       # straddles the end of a window registered before it
         self.t.append(t)
-        self.kind.append("idle")
+        self.kind.append(kind)
+        self.label.append(label)
+        if self._fd is not None and t - self._streamed_at >= STREAM_EVERY_S:
+            self.flush()
 
     def lost_between(self, start: float, end: float) -> int:
         """Frames lost by the intervals that overlap [start, end]."""
@@ -79,7 +106,64 @@ class FrameAudit:
         """Register one trial's stimulus window; returns the frames it lost."""
         lost = self.lost_between(start, end)
         self.windows.append((kind, start, end, lost))
+        i = bisect.bisect_left(self.t, start)
+        j = bisect.bisect_right(self.t, end)          # the event whose interval straddles the end
+        for k in range(i, min(j + 1, len(self.t))):
+            self.label[k] = kind
         return lost
+
+    # -- the plain file, appended as the session goes ------------------------------------------
+    def stream_to(self, path: Path) -> None:
+        """Append every frame event to `path` from now on (a new file: never one that exists)."""
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+        self.stream_path = Path(path)
+        self._write(("\t".join(FRAME_COLUMNS) + "\n").encode("utf-8"))
+        self.flush(sync=True)
+
+    def flush(self, sync: bool = False) -> None:
+        """Write the events not yet in the plain file (and fsync it with `sync`). A write error
+        stops the streaming and is kept in `stream_error`; the session goes on."""
+        if self._fd is None:
+            return
+        if self._written < len(self.t):
+            self._streamed_at = self.t[-1]
+            self._write("".join(self._line(k) for k in range(self._written, len(self.t))).encode("utf-8"))
+            self._written = len(self.t)
+        if sync and self._fd is not None:
+            try:
+                os.fsync(self._fd)
+            except OSError as e:
+                self._stop_stream(e)
+
+    def end_stream(self) -> None:
+        """Write the rest, fsync and close the plain file (it stays until the .tsv.gz is written)."""
+        self.flush(sync=True)
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def _write(self, data: bytes) -> None:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._fd, view):]
+        except OSError as e:
+            self._stop_stream(e)
+
+    def _stop_stream(self, error: OSError) -> None:
+        self.stream_error = f"{self.stream_path}: {error.strerror or error}"
+        try:
+            os.close(self._fd)
+        except OSError:
+            pass
+        self._fd = None
+
+    def _line(self, k: int) -> str:
+        t = self.t[k]
+        if k == 0:
+            return f"{t:.6f}\tn/a\t{self.kind[k]}\t0\t{self.label[k] or 'n/a'}\n"
+        iv = t - self.t[k - 1]
+        return f"{t:.6f}\t{iv:.6f}\t{self.kind[k]}\t{lost_frames(iv, self.period)}\t{self.label[k] or 'n/a'}\n"
 
     # -- reports ---------------------------------------------------------------------------
     def summary(self) -> dict:
@@ -118,22 +202,55 @@ class FrameAudit:
 
     def tsv_gz(self) -> bytes:
         """The raw frame log: one line per frame event (FRAME_COLUMNS), gzip-compressed."""
-        label = [""] * len(self.t)
-        for kind, start, end, _ in self.windows:
-            i = max(0, bisect.bisect_left(self.t, start))
-            j = bisect.bisect_right(self.t, end)
-            for k in range(i, min(j + 1, len(self.t))):
-                label[k] = kind
         out = io.StringIO()
         out.write("\t".join(FRAME_COLUMNS) + "\n")
-        prev = None
-        for k, t in enumerate(self.t):
-            iv = "n/a" if prev is None else f"{t - prev:.6f}"
-            lost = 0 if prev is None else lost_frames(t - prev, self.period)
-            out.write(f"{t:.6f}\t{iv}\t{self.kind[k]}\t{lost}\t{label[k] or 'n/a'}\n")
-            prev = t
+        for k in range(len(self.t)):
+            out.write(self._line(k))
         return gzip.compress(out.getvalue().encode("utf-8"), compresslevel=6, mtime=0)
 
 
 def _r(v: float | None, digits: int) -> float | None:
     return None if v is None else round(v, digits)
+
+
+def summarise_file(path: Path, max_bytes: int = 512 * 2**20) -> dict:
+    """What a frames file on disk says (`*_frames.tsv.gz`, or the plain `*_frames.tsv` a session
+    that did not end normally leaves): {file, complete, frames, idle_ticks, dropped_frames,
+    dropped_percent, worst_frame_ms, windows_with_drops, span_s}. `complete` is False for the
+    plain file; a last line cut off by the kill is ignored. Raises OSError / ValueError."""
+    path = Path(path)
+    if path.stat().st_size > max_bytes:
+        raise ValueError(f"{path.name} is larger than {max_bytes >> 20} MB")
+    raw = path.read_bytes()
+    if path.suffix == ".gz":
+        raw = gzip.decompress(raw)
+    lines = raw.decode("utf-8", errors="replace").split("\n")
+    if not lines or lines[0].split("\t") != list(FRAME_COLUMNS):
+        raise ValueError(f"{path.name} is not a frames file (header {lines[0][:60]!r})")
+    flips = idle = dropped = intervals = 0
+    worst, first, last = None, None, None
+    drops_in = set()
+    for line in lines[1:]:
+        cells = line.split("\t")
+        if len(cells) != len(FRAME_COLUMNS):
+            continue                     # the empty tail, or a line cut off by the kill
+        try:
+            t, lost = float(cells[0]), int(cells[3])
+            iv = None if cells[1] == "n/a" else float(cells[1])
+        except ValueError:
+            continue
+        first = t if first is None else first
+        last = t
+        flips += cells[2] == "flip"
+        idle += cells[2] == "idle"
+        if iv is not None:
+            intervals += 1
+            worst = iv if worst is None else max(worst, iv)
+        dropped += lost
+        if lost and cells[4] != "n/a":
+            drops_in.add(cells[4])
+    return {"file": path.name, "complete": path.suffix == ".gz", "frames": flips, "idle_ticks": idle,
+            "dropped_frames": dropped,
+            "dropped_percent": _r(100.0 * dropped / (intervals + dropped), 4) if intervals else None,
+            "worst_frame_ms": _r(worst * 1000, 4) if worst is not None else None,
+            "windows_with_drops": sorted(drops_in), "span_s": _r(last - first, 3) if first is not None else None}

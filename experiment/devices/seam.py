@@ -15,6 +15,7 @@ the withdraw and abort keys are handled by the devices, never by a task.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Protocol
 
 
@@ -113,6 +114,12 @@ class Screen(Protocol):
     def frame_log(self) -> bytes | None:
         """Every frame interval of the session as a gzip TSV (experiment.devices.frames.FRAME_COLUMNS),
         None without frames."""
+
+    def frame_record(self, path: Path | None) -> str | None:
+        """Append every frame event to the new plain TSV `path` as the session goes (at least once
+        per trial, fsynced at each phase start), so a killed session keeps its frames; `None`:
+        write the rest, fsync and close it. Returns why writing it stopped early (a full disk),
+        else None. Screens without frames write nothing."""
 
 
 class Keyboard(Protocol):

@@ -93,6 +93,9 @@ class RecordingScreen:
     def frame_log(self) -> bytes | None:
         return None
 
+    def frame_record(self, path) -> str | None:
+        return None          # no frames, no file
+
 
 class SimulatedKeyboard:
     def __init__(self, clock: VirtualClock, participant, keys: dict, stop_flag=None):

@@ -305,8 +305,11 @@ class Display:
         self.audit.idle(core.getTime() - self.t0)
 
     def frames_lost(self, start: float, end: float, window: str) -> int:
-        """Frames lost in the stimulus window [start, end] (session times); registers it."""
-        return self.audit.window(window, start / self.speed, end / self.speed)
+        """Frames lost in the stimulus window [start, end] (session times); registers it and
+        writes the frames so far to the plain frames file (once per trial, after its window)."""
+        lost = self.audit.window(window, start / self.speed, end / self.speed)
+        self.audit.flush()
+        return lost
 
     # -- keys --------------------------------------------------------------------------------
     def _on_text(self, text: str) -> None:
@@ -404,6 +407,7 @@ class RealScreen:
     def begin_phase(self, phase_id: str, role: str) -> None:
         self.d.poll()
         self.d.queue.clear()     # drop keys pressed between phases
+        self.d.audit.flush(sync=True)
 
     def info(self) -> dict:
         w = self.d.win
@@ -420,6 +424,13 @@ class RealScreen:
 
     def frame_log(self) -> bytes | None:
         return self.d.audit.tsv_gz()
+
+    def frame_record(self, path) -> str | None:
+        if path is not None:
+            self.d.audit.stream_to(path)
+        else:
+            self.d.audit.end_stream()
+        return self.d.audit.stream_error
 
 
 class RealKeyboard(QueuedKeyboard):
