@@ -210,8 +210,8 @@ def _check_data_folder(data_dir: Path, study: Path) -> str:
 
 
 def _check_history(req: SessionRequest, study: Path) -> tuple[str, list, int]:
-    """The participant's earlier sessions on disk (the truth): none running, none complete or
-    withdrawn, same condition. Returns (what was found, the records, the session number)."""
+    """The participant's earlier sessions on disk (the truth): none running, none complete,
+    withdrawn or declined, same condition. Returns (what was found, the records, the session number)."""
     previous = []
     label = req.participant
     for n, path in datafile.sessions_of(study, label):
@@ -234,7 +234,7 @@ def _check_history(req: SessionRequest, study: Path) -> tuple[str, list, int]:
                            "nothing is overwritten: choose another session number or participant")
         session = req.session
     else:
-        done = [r for r in previous if r.get("effective_status") in ("complete", "withdrawn")]
+        done = [r for r in previous if r.get("effective_status") in ("complete", "withdrawn", "declined")]
         if done:
             r = done[-1]
             raise BadInput(f"sub-{label} already has a {r['effective_status']} session (ses-{r.get('session')}) "

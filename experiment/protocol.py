@@ -18,7 +18,7 @@ from experiment.tasks.base import check_value
 from experiment.yamlsource import YamlProblem, load_with_lines, read_source
 
 SCHEMA_VERSION = 1
-ROLES = ("instructions", "practice", "training", "check", "test", "repair")
+ROLES = ("consent", "demographics", "instructions", "practice", "training", "check", "test", "repair")
 CONDITION_KINDS = ("helpless", "controllable", "control")
 
 TASK_ANSWER_KEYS = {"return", "num_enter", "left", "right", "up", "down", "backspace", "delete", "tab", "space"}
@@ -28,6 +28,8 @@ DEFAULT_TEXTS = {
     "continue_hint": "Press SPACE to continue.",
     "withdrawn": "You have chosen to stop. Thank you for your time. Please read the following.",
     "goodbye": "Thank you! The session is over. Please let the experimenter know.",
+    "declined": "You have chosen not to take part. Nothing more about you will be recorded. Thank you for your "
+                "time; please let the experimenter know.",
 }
 TOP_KEYS = {"schema_version", "study", "keys", "texts", "phases", "conditions", "debriefing", "analysis"}
 STUDY_KEYS = {"id", "title", "description", "reference", "block_size", "planned_n"}
@@ -305,6 +307,10 @@ class _Validator:
         role = spec.get("role", task.default_role)
         if role not in ROLES:
             self.err(path + ("role",), f"must be one of {', '.join(ROLES)} (got {role!r})")
+        elif task.fixed_role and role != task.default_role:
+            self.err(path + ("role",), f"a {task_name} phase has the role {task.default_role} (got {role!r})")
+        elif role in FIXED_ROLES and FIXED_ROLES[role] != task_name:
+            self.err(path + ("role",), f"the role {role} belongs to {FIXED_ROLES[role]} phases (got a {task_name} phase)")
         params, ok = {}, True
         for p in task.params:
             if p.name not in spec:
@@ -321,7 +327,7 @@ class _Validator:
             else:
                 params[p.name] = spec[p.name]
         if ok:
-            for prob in task.check(params, self.base_dir):
+            for prob in task.check(params, self.base_dir) + task.check_keys(params, keys):
                 self.err(path + tuple(int(f) if f.isdigit() else f for f in prob.field.split(".")), prob.message)
         for k in (keys["withdraw"], keys["abort"]):
             for p in task.params:
@@ -418,6 +424,10 @@ class _Validator:
             last_train = max(i for i, r in enumerate(roles) if r == "training")
             if "check" not in roles[last_train:]:
                 self.err(path + ("phases",), "needs a manipulation check (role: check) after training")
+
+
+# Roles only one task type has (a consent phase is always role consent, and only it is).
+FIXED_ROLES = {t.default_role: t.name for t in TASKS.values() if t.fixed_role}
 
 
 def _sounds(phases) -> list[str]:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TextIO
 
 from experiment import datafile
-from experiment.errors import EXIT_ERROR, EXIT_FOR_STATUS, Aborted, BadInput, SessionEnded, Withdrawn
+from experiment.errors import EXIT_ERROR, EXIT_FOR_STATUS, Aborted, BadInput, Declined, SessionEnded, Withdrawn
 from experiment.preflight import Prepared
 from experiment.protocol import Phase, Protocol
 from experiment.tasks import TASKS
@@ -178,6 +178,12 @@ class Session:
                 phase, trials, _ = self.p.schedule[index]
                 self._run_phase(index, phase, trials)
             show_goodbye = True
+        except Declined as e:       # consent declined: no debriefing (nothing happened), no other data
+            status, reason = "declined", str(e) or "participant declined consent"
+            show_goodbye = False
+            for rec in self.record["phases"]:
+                if rec["status"] == "running":       # the consent phase: its decision is on disk
+                    rec.update(status="complete", ended=now_iso())
         except Withdrawn:
             status, reason = "withdrawn", "participant pressed the withdraw key"
             show_goodbye = self._debrief_after_withdrawal()
@@ -194,6 +200,7 @@ class Session:
             show_goodbye = False
         self._close_phase()
         self._write_frame_log()
+        self._take_answers()
         self.record.update(status=status, ended=now_iso(),
                            exit={"status": status, "reason": reason, "code": EXIT_FOR_STATUS[status]})
         self._save()
@@ -201,6 +208,8 @@ class Session:
         self.progress("session_end", status=status, reason=reason)
         if show_goodbye:
             self._goodbye()
+        elif status == "declined":
+            self._declined_page()
         return EXIT_FOR_STATUS[status]
 
     # -- where the data go (experiment.simstudy.MemorySession keeps them in memory) --
@@ -285,6 +294,9 @@ class Session:
             show_page(ctx, page)
         task.run(ctx, trials)
         self._close_phase()
+        if self._take_answers() and "demographics" in self.state:
+            self._save()
+            self._update_participants()      # the answers are in participants.tsv from now on
         rec.update(status="complete", ended=now_iso())   # saved with the next boundary
         self.progress("phase_end", trials_done=rec["trials"])
 
@@ -332,6 +344,26 @@ class Session:
         except Exception as e:  # noqa: BLE001 - the withdrawal stands; say why the debriefing stopped
             self.record["debriefing_problem"] = f"{type(e).__name__}: {e}"
             return False
+
+    def _take_answers(self) -> bool:
+        """Copy the consent decision and the demographic answers the phases left in the session
+        state into the record (True if anything changed)."""
+        changed = False
+        for key in ("consent", "demographics"):
+            if key in self.state and self.record.get(key) != self.state[key]:
+                self.record[key] = json.loads(json.dumps(self.state[key]))     # a copy, as it is now
+                changed = True
+        return changed
+
+    def _declined_page(self) -> None:
+        """After a declined consent: one page saying so (no F12 offered), ended with the continue key."""
+        ctx = PhaseContext("declined", "debriefing", {}, self.clock, self.screen, self.keyboard, self.speaker,
+                           self.proto.texts, self.proto.keys, lambda row: None, lambda *a, **k: None,
+                           self.proto.base_dir, self.state)     # after session_end: no more events
+        try:
+            show_page(ctx, self.proto.texts["declined"])
+        except SessionEnded:
+            pass
 
     def _goodbye(self) -> None:
         from experiment.devices import View

@@ -36,6 +36,9 @@ class View:
     scale_labels: tuple[str, str] = ("", "")
     marker: int | None = None      # current rating value
     light: str = ""                # "success" / "failure" light (noise tasks)
+    options: tuple[tuple[str, str], ...] = ()   # (key shown, label) lines of a choice question, listed under the text
+    selected: int | None = None    # index of the highlighted option
+    message: str = ""              # a line between the question and the answer (why an answer was refused)
     data: dict = field(default_factory=dict)  # extra facts a simulated participant may see
 
 

@@ -38,6 +38,9 @@ TEXT_COLOR = (0.9, 0.9, 0.9)
 DIM = (0.3, 0.3, 0.3)
 HINT_COLOR = (0.7, 0.7, 0.7)
 BIG_TEXT = {"feedback": (0.09, 0.16), "card_feedback": (0.09, 0.16)}   # kind -> (height, y): where the eye is
+TEXT_AT = {"form": (0.045, 0.27)}      # a demographic question: large, above its options or answer box
+OPTION_Y, OPTION_STEP, OPTION_H = 0.13, 0.062, 0.042    # the options of a choice question, one line each
+MESSAGE_COLOR = (1.0, 0.85, 0.3)       # why an answer was refused: read at once, not an alarm
 MOTION_BACKSPACE = 0xFF08   # pyglet.window.key.MOTION_BACKSPACE (pyglet is PsychoPy's, not imported here)
 
 
@@ -139,6 +142,18 @@ class Display:
             "entry": visual.TextStim(w, text="", font=FONT, height=0.06, color=(1, 1, 1), pos=(0, -0.14),
                                      wrapWidth=2.0),
             "caret": visual.Line(w, start=(0, -0.172), end=(0, -0.108), lineColor=(1, 1, 1), lineWidth=2),
+            "message": visual.TextStim(w, text="", font=FONT, height=0.036, color=MESSAGE_COLOR, pos=(0, 0.04),
+                                       wrapWidth=1.2),
+            "option_mark": visual.Rect(w, width=0.8, height=OPTION_STEP * 0.92, pos=(0.06, OPTION_Y),
+                                       fillColor=(-0.45, -0.1, 0.45), lineColor=(0.2, 0.6, 1.0), lineWidth=2),
+            # (key, label) per option line: keys right-aligned, labels left-aligned, so they line up
+            "options": [(visual.TextStim(w, text="", font=FONT, height=OPTION_H, color=TEXT_COLOR, bold=True,
+                                         pos=(-0.22, OPTION_Y - i * OPTION_STEP), anchorHoriz="right",
+                                         alignText="right"),
+                         visual.TextStim(w, text="", font=FONT, height=OPTION_H, color=TEXT_COLOR,
+                                         pos=(-0.17, OPTION_Y - i * OPTION_STEP), anchorHoriz="left",
+                                         alignText="left", wrapWidth=1.0))
+                        for i in range(9)],
             "scale_line": visual.Line(w, start=(-0.4, -0.12), end=(0.4, -0.12), lineColor=TEXT_COLOR, lineWidth=3),
             "marker": visual.Circle(w, radius=0.02, fillColor=(0.2, 0.6, 1.0), lineColor=None, pos=(0, -0.12)),
             "scale_low": visual.TextStim(w, text="", font=FONT, height=0.028, color=TEXT_COLOR, pos=(-0.4, -0.19)),
@@ -174,12 +189,16 @@ class Display:
                 self.pump()                 # typing delivered so far belongs to the previous screen
                 self.queue.clear_text()     # a new item starts with an empty box
         else:
-            height, y = BIG_TEXT.get(view.kind, (0.035, 0.05))
-            if s["text"].height != height:
+            height, y = BIG_TEXT.get(view.kind) or TEXT_AT.get(view.kind, (0.035, 0.05))
+            if view.entry and (old is None or old.kind != view.kind or old.data.get("field") != view.data.get("field")):
+                self.pump()                 # a new question's box starts empty
+                self.queue.clear_text()
+            if s["text"].height != height or tuple(s["text"].pos) != (0, y):
                 s["text"].height, s["text"].pos, s["text"].bold = height, (0, y), view.kind in BIG_TEXT
             _set(s["text"], self.balanced(view.text, height, s["text"].wrapWidth))
             _set(s["letters"], "")
             _set(s["prompt"], "")
+        self._set_options(view)
         if view.scale:
             low, high = view.scale
             x = -0.4 + 0.8 * (view.marker - low) / (high - low)
@@ -202,6 +221,19 @@ class Display:
                 shape.lineColor = (1, 1, 1)
                 shape.lineWidth = 10 if pat["border"] == "thick" else 2
                 _set(s[f"{side}_letter"], pat["letter"])
+
+    def _set_options(self, view: View) -> None:
+        """A choice question's option lines (key, label), the marked one highlighted, and the
+        message (why an answer was refused): under the options, or above the answer box."""
+        s = self._stims
+        for i, (key, label) in enumerate(s["options"]):
+            _set(key, view.options[i][0] if i < len(view.options) else "")
+            _set(label, view.options[i][1] if i < len(view.options) else "")
+        if view.selected is not None and view.selected < len(view.options):
+            s["option_mark"].pos = (0.06, OPTION_Y - view.selected * OPTION_STEP)
+        y = OPTION_Y - len(view.options) * OPTION_STEP - 0.01 if view.options else 0.04
+        s["message"].pos = (0, y)
+        _set(s["message"], view.message)
 
     def balanced(self, text: str, height: float, wrap: float) -> str:
         """`text` with its paragraphs broken into lines of even length, so no word is left alone
@@ -238,9 +270,15 @@ class Display:
         if v.kind in ("blank",):
             s["footer"].draw()
             return
-        for name in ("text", "letters", "prompt", "footer"):
+        for name in ("text", "letters", "prompt", "footer", "message"):
             if s[name].text:
                 s[name].draw()
+        if v.options:
+            if v.selected is not None:
+                s["option_mark"].draw()
+            for key, label in s["options"][:len(v.options)]:
+                key.draw()
+                label.draw()
         if v.entry:
             typed = self.entry_text_override if self.entry_text_override is not None else self.queue.buffer
             if s["entry"].text != typed:

@@ -46,6 +46,8 @@ class Profile:
     helplessness_effect: float = 0.6 # 0..1: how much uncontrollable training lowers performance
     slowing: float = 1.5             # solving time factor per unit of helplessness
     withdraw_rate: float = 0.0       # chance per trial to press the withdraw key
+    decline_consent: float = 0.0     # chance to decline consent (1: always; the session ends declined)
+    prefer_not_rate: float = 0.03    # chance per demographic question to answer 'prefer not to say'
     escape_prob: float = 0.95        # chance to try the escape/shuttle response on a noise trial
     escape_median: float = 1.6       # s, median escape latency from noise onset (first trials)
     escape_learning: float = 0.5     # share of the latency that practice removes (over ~10 trials)
@@ -107,8 +109,13 @@ def parse_profile(spec: str) -> Profile:
 class SimulatedParticipant:
     """The policy. Methods return when (session time) and what it answers."""
 
-    def __init__(self, profile: Profile, rng: random.Random, vocabulary: set[str], keys: dict):
+    def __init__(self, profile: Profile, rng: random.Random, vocabulary: set[str], keys: dict,
+                 form_rng: random.Random | None = None):
         self.p, self.rng, self.keys = profile, rng, keys
+        # Consent and demographics draw from their own stream, so adding them to a protocol
+        # leaves every task's simulated answers as they were.
+        self.form_rng = form_rng if form_rng is not None else random.Random(0)
+        self.form_plan: dict = {}
         # Individual differences, drawn once per person (only when the profile asks: the streams
         # of profiles without them stay as they were): a solving-time factor and an insight factor.
         self.speed = math.exp(rng.gauss(0, profile.ability_sd)) if profile.ability_sd > 0 else 1.0
@@ -141,6 +148,9 @@ class SimulatedParticipant:
         self.hypotheses = None
 
     def see(self, view: View, t: float) -> None:
+        if view.kind == "form" and (self.view is None or self.view.kind != "form"
+                                    or self.view.data.get("field") != view.data.get("field")):
+            self.form_plan = self._plan_form(view)
         if view.kind == "anagram" and (self.view is None or self.view.letters != view.letters
                                         or self.view.kind != "anagram"):
             self.trial_plan = self._plan_anagram(view.letters.lower(), t)
@@ -264,6 +274,8 @@ class SimulatedParticipant:
 
     def answer_text(self, now: float, until: float, skip_keys: list[str]):
         """Next thing typed: TextEntry, KeyPress (skip/withdraw) or None if nothing before `until`."""
+        if self.view is not None and self.view.kind == "form":
+            return self._type_form(now, until)
         plan = self.trial_plan
         if plan.get("withdraw"):
             t = plan["onset"] + self.rng.uniform(0.5, 5.0)
@@ -301,7 +313,11 @@ class SimulatedParticipant:
         if view is not None and view.kind == "card":
             press = self._choose_card(view, keys, now)
             return press if until is None or press.t < until else None
-        t = now + self.rng.lognormvariate(math.log(self.p.reading_median), 0.5)
+        if view is not None and view.kind in ("consent", "form"):
+            press = self._consent(view, keys, now) if view.kind == "consent" else self._choose_form(view, now)
+            return press if until is None or press.t < until else None
+        rng = self.form_rng if self.role in FORM_ROLES else self.rng
+        t = now + rng.lognormvariate(math.log(self.p.reading_median), 0.5)
         if until is not None and t >= until:
             return None
         key = keys[0]
@@ -346,11 +362,73 @@ def _vocabulary_uncached(files: tuple) -> frozenset:
         words.update(i["solution"] for i in items if i["solvable"])
     return frozenset(words)
 
+    # -- consent and demographics (their own random stream: self.form_rng) -----------------
+    def _consent(self, view: View, keys: list[str], now: float) -> KeyPress:
+        """Read the page (consent text is read more slowly than instructions); on the last page
+        agree, or decline with the profile's decline_consent chance."""
+        rng = self.form_rng
+        t = now + rng.lognormvariate(math.log(2 * self.p.reading_median), 0.5)
+        if not view.data.get("decide"):
+            return KeyPress(keys[0], t)
+        declines = rng.random() < self.p.decline_consent
+        return KeyPress(view.data["decline"] if declines else view.data["agree"], t)
+
+    def _plan_form(self, view: View) -> dict:
+        """The answer to one demographic question, drawn when it appears."""
+        rng, d = self.form_rng, view.data
+        plan = {"prefer": rng.random() < self.p.prefer_not_rate, "key": d["prefer_not_key"]}
+        if d["type"] == "choice":
+            levels = d["levels"]
+            weights = PLAUSIBLE.get(d["field"], {})
+            plan["index"] = rng.choices(range(len(levels)), [weights.get(c, 1.0) for c in levels])[0]
+            if plan["prefer"]:
+                plan["index"] = len(levels)
+        elif d["type"] == "number":
+            low, high = d["low"], d["high"]
+            if d["field"] == "age":     # a student sample: mostly early twenties
+                value = min(high, max(low, round(rng.lognormvariate(math.log(max(low, 23)), 0.15))))
+            else:
+                value = rng.uniform(low, high)
+                value = round(value) if d.get("whole") else round(value, 1)
+            plan["text"] = str(value)
+            if rng.random() < self.p.typo_rate:
+                plan["typo"] = str(int(high) * 10 + 1)        # out of range: refused and asked again
+        else:
+            words = sorted(self.lexicon.values()) or ["answer"]
+            plan["text"] = rng.choice(words)[:d.get("max_length", 60)]
+        return plan
+
+    def _choose_form(self, view: View, now: float) -> KeyPress:
+        """Mark the planned option (a number key, or the prefer-not key), then ENTER."""
+        plan, rng = self.form_plan, self.form_rng
+        index = plan.get("index", 0)
+        if view.selected != index:
+            key = plan["key"] if index == len(view.data["levels"]) else str(index + 1)
+            return KeyPress(key, now + rng.lognormvariate(math.log(2.0), 0.4))
+        return KeyPress("return", now + rng.uniform(0.3, 1.0))
+
+    def _type_form(self, now: float, until: float):
+        plan, rng = self.form_plan, self.form_rng
+        t = now + rng.lognormvariate(math.log(3.0), 0.4)
+        if t >= until:
+            return None
+        if plan["prefer"]:
+            return KeyPress(plan["key"], t)
+        text = plan.pop("typo", None) or plan["text"]
+        return TextEntry(text, t, max(now, t - len(text) / self.p.typing_speed))
+
+
+FORM_ROLES = ("consent", "demographics")
+# How often each value of a standard demographic question is chosen (others: equally often).
+PLAUSIBLE = {"sex": {"female": 0.6, "male": 0.38, "other": 0.02},
+             "handedness": {"right": 0.88, "left": 0.1, "ambidextrous": 0.02}}
+
 
 def participant_for(prepared) -> SimulatedParticipant:
     """The simulated participant of a prepared session (`--simulate PROFILE`), with its own
     random stream derived from the session seed."""
     req = prepared.request
     rng = random.Random(prepared.seed * 7919 + 17)   # separate from the schedule's stream
+    form_rng = random.Random(prepared.seed * 7919 + 29)     # consent and demographics
     return SimulatedParticipant(parse_profile(req.simulate), rng, protocol_vocabulary(req.protocol),
-                                req.protocol.keys)
+                                req.protocol.keys, form_rng)

@@ -62,7 +62,8 @@ COMMON_COLUMNS: tuple[Column, ...] = (
     Column("condition", "Condition the participant was assigned to."),
     Column("phase", "Phase id from the protocol."),
     Column("role", "Role of the phase in the design.",
-           levels={"instructions": "instructions", "practice": "practice trials",
+           levels={"consent": "informed consent", "demographics": "questions about the participant",
+                   "instructions": "instructions", "practice": "practice trials",
                    "training": "training (manipulation)", "check": "manipulation check",
                    "test": "test phase", "repair": "mood repair after debriefing",
                    "debriefing": "debriefing"}),
@@ -99,9 +100,15 @@ class Task:
     params: ClassVar[tuple[Param, ...]]
     columns: ClassVar[tuple[Column, ...]]
     key_list_params: ClassVar[tuple[str, ...]] = ()   # "str" params holding space-separated key names
+    fixed_role: ClassVar[bool] = False    # the phase's role is always default_role (consent, demographics)
 
     def check(self, params: dict, base_dir: Path) -> list[Problem]:
         """Cross-field and file checks, after every single field has passed its own check."""
+        return []
+
+    def check_keys(self, params: dict, keys: dict) -> list[Problem]:
+        """Checks of the task's keys against the protocol's keys (withdraw, abort, continue),
+        beyond the rule every task obeys (no task key is the withdraw or abort key)."""
         return []
 
     def check_conditions(self, conditions: dict, phases: dict) -> list[FileProblem]:
