@@ -13,9 +13,10 @@ The request goes through the same parser, preflight and session code as `lhlab r
 (experiment.cli.run_session), and the runner exits with `lhlab run`'s exit code when the session
 ends; the launcher (gui.session_runner) then starts a new one. While it waits, the runner holds
 no participant and no data: nothing is written until a request arrives (PsychoPy's own files in
-$HOME aside). It ends with exit 0, writing nothing, on SIGTERM/SIGINT or when stdin closes
-before a request (the launcher went away); a request that is not valid JSON or not valid `lhlab
-run` arguments is one stderr line and exit 2.
+$HOME aside). Before it reads a request it ends at once, writing nothing, on SIGTERM/SIGINT
+(exit 3, `lhlab run`'s "aborted": a request already sent while it was starting up was aborted
+before it began) or with exit 0 when stdin closes (the launcher went away); a request that is
+not valid JSON or not valid `lhlab run` arguments is one stderr line and exit 2.
 
 Hidden, not "not yet opened": opening the window costs 0.2-0.5 s, showing a hidden one ~1 ms
 (measured on Xvfb; benchmarks/bench_launcher.py).
@@ -31,7 +32,7 @@ import sys
 import threading
 import time
 
-from experiment.errors import EXIT_BAD_INPUT, EXIT_ERROR
+from experiment.errors import EXIT_ABORTED, EXIT_BAD_INPUT, EXIT_ERROR
 
 
 class _Quit(Exception):
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         serving.set()
     except _Quit:
         _close(display)
-        return 0
+        return EXIT_ABORTED
     if not line.strip():
         _close(display)            # the launcher closed our stdin: nobody will ask
         return 0
