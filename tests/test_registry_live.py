@@ -65,8 +65,11 @@ def test_heartbeats_show_a_running_session_then_its_end(backend, lab, tmp_path, 
     def slowed(self, event, **fields):
         real_call(self, event, **fields)
         if event == "phase_start" and self.context.get("phase") == "test":
-            time.sleep(0.4)                  # ~8 beats
+            time.sleep(0.3)                  # ~6 beats
             with Registry.open(datafile.study_dir(data, "yoketest")) as reg:
+                deadline = time.monotonic() + 10
+                while [s.phase for s in reg.live_sessions()] != ["test"] and time.monotonic() < deadline:
+                    time.sleep(0.05)
                 seen.append(reg.live_sessions())
     monkeypatch.setattr(session_mod.Progress, "__call__", slowed)
     Registry.open(datafile.study_dir(data, "yoketest"), load_protocol(proto_path)).close()   # the launcher made it
@@ -75,7 +78,7 @@ def test_heartbeats_show_a_running_session_then_its_end(backend, lab, tmp_path, 
     [live] = seen[0]
     assert (live.station, live.label, live.condition, live.session, live.phase, live.state) == \
         ("cubicle-3", "A1", "escape", 1, "test", "running")
-    assert 0.3 < live.elapsed_s < 30
+    assert 0.2 < live.elapsed_s < 30
     with Registry.open(datafile.study_dir(data, "yoketest")) as reg:
         [end] = reg.live_sessions()
     assert (end.label, end.state, end.status) == ("A1", "finished", "complete")
@@ -194,12 +197,26 @@ def test_a_yoked_participant_replays_a_partner_run_on_another_station(pg_url, la
     path = noise_protocol(tmp_path)
     proto = load_protocol(path)
     a_data, b_data = tmp_path / "A", tmp_path / "B"
+    b_study = datafile.study_dir(b_data, proto.study_id)
     with Registry.open(datafile.study_dir(a_data, proto.study_id), proto, seed=5) as reg:
         partner = test_registry.conditions_until(reg, proto, "escapable")[-1]
+    # A's partner is in the yoke queue as soon as training is over, while A's test phase still runs
+    from experiment import session as session_mod
+    real_call, queue_meanwhile = session_mod.Progress.__call__, []
+
+    def slowed(self, event, **fields):
+        real_call(self, event, **fields)
+        if event == "phase_start" and self.context.get("phase") == "shuttle":
+            deadline = time.monotonic() + 10
+            with Registry.open(b_study, proto) as reg:
+                while not reg.yoke_queue() and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                queue_meanwhile.append(reg.yoke_queue())
+    monkeypatch.setattr(session_mod.Progress, "__call__", slowed)
     assert run(capsys, path, a_data, partner.label, "escapable").returncode == 0
-    b_study = datafile.study_dir(b_data, proto.study_id)
+    monkeypatch.setattr(session_mod.Progress, "__call__", real_call)
+    assert queue_meanwhile == [[(partner.label, "escapable")]]
     with Registry.open(b_study, proto) as reg:
-        assert (partner.label, "escapable") in reg.yoke_queue()
         yoked = test_registry.conditions_until(reg, proto, "yoked")[-1]
     assert yoked.yoked_to == partner.label
     check = _in_process(capsys, "run", path, "--participant", yoked.label, "--condition", "yoked", "--yoked-to",

@@ -143,8 +143,13 @@ class HeartbeatWriter:
 
     def __init__(self, open_registry: Callable, label: str, session: int, condition: str, station: str,
                  interval: float = HEARTBEAT_S, log: Callable[[str], None] | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, after_training: Callable | None = None):
         self._open, self.interval, self._log, self._clock = open_registry, interval, log, clock
+        # after_training(registry): once, in this thread, when the session has left its training
+        # phases (the first event of a later phase); retried at each beat until it succeeds
+        self._after_training = after_training
+        self._training = "before"          # 'before' -> 'in' (a training phase ended) -> 'due' -> 'done'
+        self._wake = threading.Event()
         self._lock = threading.Lock()
         self._state = {"label": label, "session": session, "station": station, "condition": condition,
                        "phase": None, "trial": None, "started": now_iso(), "status": "running"}
@@ -169,6 +174,11 @@ class HeartbeatWriter:
                 self._state["trial"] = msg["trial"]
             elif kind == "session_end" and msg.get("status"):
                 self._state["status"] = msg["status"]
+            if kind == "phase_end" and msg.get("role") == "training" and self._training == "before":
+                self._training = "in"
+            elif self._training == "in" and msg.get("role") not in (None, "training"):
+                self._training = "due"
+                self._wake.set()
 
     def start(self) -> HeartbeatWriter:
         """Beat from now on (without waiting for the session_start event)."""
@@ -184,6 +194,7 @@ class HeartbeatWriter:
                 self._state["status"] = status or "crashed"
         started = self._thread.is_alive()
         self._ended.set()
+        self._wake.set()
         if started:
             self._thread.join(timeout)
             if self._thread.is_alive():
@@ -230,10 +241,25 @@ class HeartbeatWriter:
                 pass
             self._reg = None
 
+    def _training_done(self) -> None:
+        if self._training != "due" or self._after_training is None or self._reg is None:
+            return
+        try:
+            self._after_training(self._reg)
+            self._training = "done"
+        except Exception as e:  # noqa: BLE001 - retried at the next beat; after the session it is done anyway
+            if self.problem is None:
+                self.problem = " ".join(str(e).split()) or type(e).__name__
+                if self._log:
+                    self._log(f"the finished training was not stored in the registry ({self.problem}); retrying")
+            self._close()
+
     def _loop(self) -> None:
         while not self._ended.is_set():
             self._write()
-            self._ended.wait(self.interval)
+            self._training_done()
+            self._wake.wait(self.interval)
+            self._wake.clear()
         if not self.disabled:
             self._write()        # the final status (a failure stays in self.problem)
         self._close()

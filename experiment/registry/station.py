@@ -52,8 +52,18 @@ def heartbeat(prepared, say: Callable[[str], None]) -> HeartbeatWriter | None:
         say(f"no heartbeats to the registry ({e})")
         return None
     req = prepared.request
+
+    def training_done(reg) -> None:
+        """The partner side of a yoke, as soon as training is over: its noise schedules and its
+        registry row (training complete), so another station can yoke to it while this session
+        goes on with its test phase."""
+        from experiment.registry import partner
+        record = datafile.read_session(datafile.session_json_path(prepared.study, req.participant, prepared.session))
+        partner.store(reg, prepared.study, record, name)
+        reg.sync_sessions()
     return HeartbeatWriter(lambda: _open(prepared.study), req.participant, prepared.session, req.condition, name,
-                           interval=_interval(), log=say)      # starts beating at the session_start event
+                           interval=_interval(), log=say,     # starts beating at the session_start event
+                           after_training=training_done)
 
 
 def after_session(prepared, record: dict, writer: HeartbeatWriter | None, say: Callable[[str], None]) -> None:
