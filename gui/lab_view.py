@@ -26,7 +26,7 @@ from gui.models import STALE_AFTER_S, LabSnapshot, lab_snapshot
 from gui.progress import format_duration
 
 REFRESH_MS = 2000
-COLUMNS = ("Station", "Participant", "Condition", "Phase", "Trial", "Elapsed", "Last heartbeat", "State")
+COLUMNS = ("Station", "Participant", "Condition", "Phase", "Trial", "Elapsed", "Heartbeat", "State")
 LOST_COLOR, LOST_BACKGROUND, FINISHED_COLOR = "#c62828", "#ffebee", "#757575"
 FULL_TEXT = ("STUDY FULL: every condition has reached its planned n. A new participant needs a typed reason "
              "(it is kept with their session).")
@@ -139,8 +139,11 @@ class LabView(QWidget):
         side.addStretch(1)
         body = QHBoxLayout()
         body.setContentsMargins(0, 0, 0, 0)
-        body.addWidget(self.table, 3)
-        body.addLayout(side, 2)
+        body.addWidget(self.table, 1)
+        side_box = QWidget()
+        side_box.setLayout(side)
+        side_box.setMaximumWidth(300)
+        body.addWidget(side_box)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.full_banner)
@@ -216,9 +219,10 @@ class LabView(QWidget):
             state = {"lost": "LOST", "running": "running", "finished": "finished"}.get(s.state, s.state)
             values = (s.station, f"{s.label} ses-{s.session}" if s.session else s.label, s.condition,
                       s.phase or "-", "-" if s.trial is None else str(s.trial), format_duration(s.elapsed_s),
-                      _beat(s.last_beat, now), state)
+                      _ago(s.last_beat, now), state)
             for col, text in enumerate(values):
                 item = QTableWidgetItem(str(text))
+                item.setToolTip(f"last heartbeat {_beat(s.last_beat, now)}")
                 if s.state == "lost":
                     item.setForeground(QBrush(QColor(LOST_COLOR)))
                     item.setBackground(QBrush(QColor(LOST_BACKGROUND)))
@@ -253,9 +257,9 @@ class LabView(QWidget):
                 bar.setRange(0, planned)
                 bar.setValue(min(done, planned))
                 bar.setFormat(f"{done} / {planned}")
-            else:
-                bar.setRange(0, max(done, 1))
-                bar.setValue(done)
+            else:                  # nothing to fill toward: an empty bar with the count
+                bar.setRange(0, 1)
+                bar.setValue(0)
                 bar.setFormat(f"{done} (no planned n)")
             bar.setToolTip(f"{condition}: {done} completed session(s)"
                            + (f" of {planned} planned" if planned else "; the protocol sets no planned n"))
@@ -270,15 +274,24 @@ class LabView(QWidget):
                 for r in range(self.table.rowCount())]
 
 
+def _when(iso: str | None) -> datetime | None:
+    try:
+        when = datetime.fromisoformat(iso or "")
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+def _ago(iso: str | None, now: datetime) -> str:
+    """'4 s ago', '01:04 ago'."""
+    when = _when(iso)
+    if when is None:
+        return iso or "-"
+    ago = max(0, int((now - when).total_seconds()))
+    return f"{format_duration(ago) if ago >= 60 else f'{ago} s'} ago"
+
+
 def _beat(iso: str | None, now: datetime) -> str:
     """'14:03:07 (4 s ago)' in local time."""
-    if not iso:
-        return "-"
-    try:
-        when = datetime.fromisoformat(iso)
-    except ValueError:
-        return iso
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    ago = max(0, int((now - when).total_seconds()))
-    return f"{when.astimezone():%H:%M:%S} ({format_duration(ago) if ago >= 60 else f'{ago} s'} ago)"
+    when = _when(iso)
+    return f"{when.astimezone():%H:%M:%S} ({_ago(iso, now)})" if when else (iso or "-")

@@ -242,7 +242,7 @@ class LauncherWindow(QMainWindow):
             self.restoreState(state)
         else:
             self.resizeDocks([self.lab_dock], [250], Qt.Orientation.Vertical)
-            self.resizeDocks([self.lab_dock, self.log_dock], [780, 500], Qt.Orientation.Horizontal)
+            self.resizeDocks([self.lab_dock, self.log_dock], [880, 400], Qt.Orientation.Horizontal)
         split = self.settings.value("splitter")
         if isinstance(split, QByteArray) and not split.isEmpty():
             self.splitter.restoreState(split)

@@ -36,9 +36,9 @@ class ParticipantsTabs(QTabWidget):
         self.study, self.pilot = study, pilot
         self.protocol_invalid = False           # the chosen protocol file does not validate
         self.filter_edit = QLineEdit()
-        self.filter_edit.setPlaceholderText("Filter: label, id, condition, status…")
+        self.filter_edit.setPlaceholderText("Filter…")
         self.filter_edit.setClearButtonEnabled(True)
-        self.filter_edit.setMinimumWidth(160)
+        self.filter_edit.setMinimumWidth(180)
         self.filter_edit.setToolTip("Show only the participants whose row contains this text (any column)")
         self.setCornerWidget(self.filter_edit, Qt.Corner.TopRightCorner)
         self.study_table, self.study_stack = self._table(study, EMPTY_STUDY)

@@ -43,6 +43,9 @@ def test_real_launcher_screenshot(x_display, tmp_path):
     assert "withdrawn" in summary["statuses"] and summary["statuses"].count("registered") == 2
     assert summary["phase_at_shot"].startswith("test (test, anagram)") and " of 5" in summary["trial_at_shot"]
     assert summary["status"] == "aborted" and summary["max_gap_s"] < 0.5
+    lab = {row[0]: row for row in summary["lab"]}           # the lab monitor: a running and a lost station
+    assert lab["cubicle-2"][1] == "P007 ses-1" and lab["cubicle-2"][7] == "running"
+    assert lab["cubicle-3"][1] == "P008 ses-1" and lab["cubicle-3"][7] == "LOST"
     for path in outputs:
         assert path.stat().st_size > 20000, path
     assert _png_size(outputs[0]) == tuple(summary["size"])
@@ -121,6 +124,9 @@ def drive(data: Path, protocols: Path, screen_png: Path, outputs: list[Path]) ->
     w.tabs.setCurrentIndex(0)                    # the study's participants, with the pilot's progress
     w._select(w.study_table, "P006")
     w.note_edit.setPlainText("Withdrew during the test phase (simulated); debriefing shown.")
+    _other_stations(w.study.registry)            # the lab monitor with two more rooms
+    w.lab.refresh()
+    wait(lambda: any(r[0] == "cubicle-2" for r in w.lab.rows()), 5)
     wait(lambda: False, 0.3)
     phase, trial = w.phase_label.text(), w.trial_label.text()
     shot = w.grab()
@@ -139,12 +145,30 @@ def drive(data: Path, protocols: Path, screen_png: Path, outputs: list[Path]) ->
     w.act_abort.trigger()
     wait(lambda: not w.runner.is_running(), 20)
     result = w.last_result or {}
-    print(json.dumps({"platform": QApplication.platformName(), "rows": len(w.study.rows),
+    lab = w.lab.rows()
+    print(json.dumps({"platform": QApplication.platformName(), "rows": len(w.study.rows), "lab": lab,
                       "statuses": [r.status for r in w.study.rows], "phase_at_shot": phase, "trial_at_shot": trial,
                       "status": result.get("status"), "max_gap_s": round(gaps["max"], 3),
                       "size": [shot.width(), shot.height()]}))
     w.close()
     return 0
+
+
+def _other_stations(reg) -> None:
+    """Heartbeats as two other stations' `lhlab run` would write them (experiment.registry.live):
+    P007 running in cubicle-2, and P008 in cubicle-3, silent for a minute (LOST)."""
+    from datetime import datetime, timedelta, timezone
+
+    from experiment.registry.live import beat
+
+    def ago(s: float) -> str:
+        return (datetime.now(timezone.utc) - timedelta(seconds=s)).isoformat(timespec="milliseconds")
+    for label, station, phase, trial, elapsed, last in (("P007", "cubicle-2", "practice", 2, 52.0, 1),
+                                                        ("P008", "cubicle-3", "test", 3, 480.0, 64)):
+        condition = reg.participant(label).condition
+        beat(reg, {"label": label, "session": 1, "station": station, "condition": condition, "phase": phase,
+                   "trial": trial, "elapsed": elapsed, "started": ago(elapsed + last), "last_beat": ago(last),
+                   "status": "running"})
 
 
 if __name__ == "__main__" and len(sys.argv) > 1 and sys.argv[1] == "drive":
