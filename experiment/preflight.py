@@ -126,6 +126,8 @@ def preflight(req: SessionRequest) -> Preflight:
             result.checks.append(full)
         if not result.ok:
             return result
+    else:
+        req.override_full = None          # no planned n, or not a new participant: nothing to override
     seed = req.seed if req.seed is not None else secrets.randbelow(2**31)
     conditions = [req.condition] if req.condition is not None else list(proto.conditions)
     prepared = Prepared(req, study, result.session or 0, seed,
@@ -260,17 +262,17 @@ def _check_study_full(req: SessionRequest, study: Path) -> str:
             raise BadInput(problem)
     try:
         if not Registry.exists(study):
+            req.override_full = None      # nothing to override: nothing to log
             return ""
         with Registry.open(study) as reg:
             known = {p.label for p in reg.participants()}
             progress = reg.progress_by_condition()
     except BadInput as e:         # the server is down: a session never waits for it
         return f"planned n not checked ({e})"
-    if req.participant in known:
-        return ""                 # registered before the study was full (or with an override)
     planned = {c: (progress.get(c, (0, None))[0], n) for c, n in req.protocol.planned_n.items()}
     planned.update({c: (done, None) for c, (done, _) in progress.items() if c not in planned})
-    if not is_full(planned):
+    if req.participant in known or not is_full(planned):
+        req.override_full = None  # registered before the study filled up, or not full: nothing overridden
         return ""
     if req.override_full is None:
         raise BadInput(full_message(req.protocol.study_id, planned, "pass --override-full REASON"))
