@@ -59,7 +59,6 @@ class DataActions(QObject):
     def _on_analysis_finished(self, code, by_signal: bool) -> None:
         w = self.w
         w.update_actions()
-        study = w.study.study_dir
         report = self.out / "report.html" if self.out else None
         if code == 0 and self.out is not None:
             try:

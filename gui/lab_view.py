@@ -3,19 +3,21 @@ the yoke queue, the sessions not yet in the central folder, and a banner when th
 
 Everything comes from the study's registry (gui.models.lab_snapshot over
 Registry.live_sessions / progress_by_condition / yoke_queue / sessions), read every
-REFRESH_MS in a worker thread that holds its own registry connection, so a slow or
-unreachable server never freezes the window (and SQLite's connection stays in the thread
-that made it). A station whose heartbeat stopped is LOST (red), not running: the registry
+REFRESH_MS in a worker thread (a daemon Python thread) that holds its own registry
+connection, so a slow or unreachable server never freezes the window (and SQLite's
+connection stays in the thread that made it). A station whose heartbeat stopped is LOST (red), not running: the registry
 decides that from the heartbeat's age.
 """
 
 from __future__ import annotations
 
+import queue
+import threading
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-from PyQt6.QtCore import QMetaObject, QObject, Qt, QThread, QTimer, pyqtSignal, pyqtSlot
+from PyQt6.QtCore import Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QBrush, QColor, QFont
 from PyQt6.QtWidgets import (QAbstractItemView, QGridLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel,
                              QProgressBar, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
@@ -40,40 +42,50 @@ def open_existing(study_dir: Path):
     return Registry.open(study_dir)
 
 
-class _Fetcher(QObject):
-    """Lives in the worker thread: owns its registry connection, answers `fetch` with a snapshot."""
+class _Fetcher:
+    """The worker thread: owns its registry connection (SQLite's stays in the thread that made
+    it), answers each study folder put on its queue with a snapshot through `deliver`. A
+    daemon thread: a window that goes away without shutdown() never blocks or aborts the exit."""
 
-    ready = pyqtSignal(object, object)            # (study_dir, LabSnapshot)
-
-    def __init__(self, open_registry: Callable[[Path], object]):
-        super().__init__()
-        self._open = open_registry
+    def __init__(self, open_registry: Callable[[Path], object], deliver: Callable[[object, LabSnapshot], None]):
+        self._open, self._deliver = open_registry, deliver
         self._reg = None
         self._dir: Path | None = None
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._loop, name="lab-monitor", daemon=True)
+        self.thread.start()
 
-    @pyqtSlot(object)
-    def fetch(self, study_dir) -> None:
+    def _loop(self) -> None:
+        while True:
+            item = self.queue.get()
+            if item is _STOP:
+                return self.close()
+            snap = self.fetch(item)
+            try:
+                self._deliver(item, snap)
+            except RuntimeError:        # the view is gone
+                return self.close()
+
+    def fetch(self, study_dir) -> LabSnapshot:
         if study_dir != self._dir:
             self.close()
             self._dir = study_dir
         if study_dir is None:
-            return self.ready.emit(study_dir, LabSnapshot(problem=None))
+            return LabSnapshot()
         if self._reg is None:
             try:
                 self._reg = self._open(study_dir)
             except (BadInput, LhlabError) as e:
-                return self.ready.emit(study_dir, LabSnapshot(problem=str(e)))
+                return LabSnapshot(problem=str(e))
             except Exception as e:  # noqa: BLE001 - one line in the view, never a dead thread
-                return self.ready.emit(study_dir, LabSnapshot(problem=f"cannot open the registry "
-                                                                      f"({type(e).__name__}: {e})"))
+                return LabSnapshot(problem=f"cannot open the registry ({type(e).__name__}: {e})")
             if self._reg is None:
-                return self.ready.emit(study_dir, LabSnapshot(problem=NO_REGISTRY))
+                return LabSnapshot(problem=NO_REGISTRY)
         snap = lab_snapshot(self._reg)
-        if snap.problem:          # reconnect next time (a server back up, lhlab updated)
+        if snap.problem:          # reconnect next time (a server back up)
             self.close()
-        self.ready.emit(study_dir, snap)
+        return snap
 
-    @pyqtSlot()
     def close(self) -> None:
         reg, self._reg = self._reg, None
         if reg is not None:
@@ -83,11 +95,14 @@ class _Fetcher(QObject):
                 pass
 
 
+_STOP = object()
+
+
 class LabView(QWidget):
     """The lab monitor widget. `set_study(dir)` picks the study; it refreshes itself every REFRESH_MS."""
 
     updated = pyqtSignal(object)                  # LabSnapshot, after it is shown
-    _request = pyqtSignal(object)                 # study_dir, to the worker
+    _ready = pyqtSignal(object, object)           # (study_dir, LabSnapshot) from the worker thread
 
     def __init__(self, parent: QWidget | None = None, open_registry: Callable[[Path], object] = open_existing,
                  interval_ms: int = REFRESH_MS):
@@ -95,13 +110,8 @@ class LabView(QWidget):
         self.study_dir: Path | None = None
         self.snapshot: LabSnapshot | None = None
         self._busy = False
-        self._thread = QThread(self)
-        self._thread.setObjectName("lab-monitor")
-        self._fetcher = _Fetcher(open_registry)
-        self._fetcher.moveToThread(self._thread)
-        self._request.connect(self._fetcher.fetch)
-        self._fetcher.ready.connect(self._show)
-        self._thread.start()
+        self._ready.connect(self._show)            # queued: emitted in the worker thread
+        self._fetcher = _Fetcher(open_registry, self._ready.emit)
 
         self.full_banner = QLabel(FULL_TEXT)
         self.full_banner.setWordWrap(True)
@@ -168,15 +178,13 @@ class LabView(QWidget):
         if self._busy:
             return
         self._busy = True
-        self._request.emit(self.study_dir)
+        self._fetcher.queue.put(self.study_dir)
 
     def shutdown(self) -> None:
         """Stop polling and close the worker's registry connection (in its own thread)."""
         self.timer.stop()
-        if self._thread.isRunning():
-            QMetaObject.invokeMethod(self._fetcher, "close", Qt.ConnectionType.BlockingQueuedConnection)
-            self._thread.quit()
-            self._thread.wait(5000)
+        self._fetcher.queue.put(_STOP)
+        self._fetcher.thread.join(5)
 
     # -- showing ---------------------------------------------------------------------------------
     def _show(self, study_dir, snap: LabSnapshot) -> None:
