@@ -239,6 +239,13 @@ def test_a_yoked_participant_replays_a_partner_run_on_another_station(pg_url, la
     check = _in_process(capsys, "run", path, "--participant", "Z1", "--condition", "yoked", "--yoked-to",
                         partner.label, "--simulate", "default", "--data-dir", b_data, "--check")
     assert check.returncode == 2 and "fails its checksum" in check.stdout
+    # the partner withdraws consent: their stored schedule and heartbeats go with their data
+    with Registry.open(b_study) as reg:
+        reg.erase(partner.label, "consent withdrawn")
+        assert partner.label not in [s.label for s in reg.live_sessions()]
+    check = _in_process(capsys, "run", path, "--participant", "Z1", "--condition", "yoked", "--yoked-to",
+                        partner.label, "--simulate", "default", "--data-dir", b_data, "--check")
+    assert check.returncode == 2 and "no 'escape' training in the registry" in check.stdout, check.stdout
 
 
 # -- automatic copy to the central folder --------------------------------------------------------------

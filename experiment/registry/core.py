@@ -348,14 +348,17 @@ class Registry:
         self._transaction(body)
 
     def erase(self, label: str, reason: str) -> None:
-        """Mark `label` erased (consent withdrawn): external id, key entry and notes go; the
-        label, its sessions and its assignment log rows stay, so the log and balance stay
-        auditable; an audit row says when, where and why. The data files are dataset.erase's."""
+        """Mark `label` erased (consent withdrawn): external id, key entry, notes, stored training
+        schedules and heartbeats go; the label, its sessions and its assignment log rows stay, so
+        the log and balance stay auditable; an audit row says when, where and why. The data
+        files are dataset.erase's."""
         def body() -> None:
             sql = "UPDATE participants SET status = 'erased', notes = '', external_id = NULL WHERE label = ?"
             if self._x(sql, (label,)).rowcount == 0:
                 raise BadInput(f"participant {label!r} is not in {self.where}; check the label")
             self._x("UPDATE sessions SET notes = '' WHERE label = ?", (label,))
+            self._x("DELETE FROM partner_schedules WHERE label = ?", (label,))    # their trial data
+            self._x("DELETE FROM heartbeats WHERE label = ?", (label,))
             self._forget_external(label)
             self._audit("erase", label, reason)
         self._transaction(body)
