@@ -46,6 +46,9 @@ METHOD_CITATIONS = {
     "chinn": "Chinn, S. (2000). A simple method for converting an odds ratio to effect size for use in "
              "meta-analysis. Statistics in Medicine, 19, 3127-3131.",
 }
+LME4 = ("Bates, D., Maechler, M., Bolker, B., & Walker, S. (2015). Fitting linear mixed-effects models using "
+        "lme4. Journal of Statistical Software, 67(1), 1-48.")
+TRIAL_MODELS = ("failure_glmm", "latency_crossed")      # the trial-level models a paper reports
 
 
 # -- APA number formatting ---------------------------------------------------------------------
@@ -191,7 +194,85 @@ def tables(result) -> list[Table]:
                              ["Measure", "ANOVA", "p", "Welch", "p", "Kruskal-Wallis", "p", "eta^2", "omega^2",
                               "95% CI"], rows,
                              "95% CI of the population proportion of variance explained (noncentral F)."))
+    trial = trial_table(result)
+    if trial is not None:
+        out.append(trial)
     return out
+
+
+def trial_table(result) -> Table | None:
+    """The APA table of the crossed trial-level mixed models (None when the study has none)."""
+    tm = _trial_rows(result)
+    if len(tm):
+        rows = []
+        for r in tm.itertuples():
+            sd = ", ".join(f"{w} {f2(v)}" for w, v in (("participants", r.sd_participant), ("items", r.sd_item))
+                           if pd.notna(v))
+            fit = "not fitted" if not pd.notna(r.estimate) else (
+                "; ".join(x for x in ("" if r.converged else "did not converge",
+                                      "singular" if _flag(r.singular) else "") if x) or "ok")
+            rows.append([str(r.phase), "Failure (logistic)" if r.model == "failure_glmm" else "Log latency (linear)",
+                         f"{f2(r.effect)} {ci2(r.effect_ci_low, r.effect_ci_high)}", f2(r.statistic), p_apa(r.p),
+                         sd or "-", f"{r.n_trials} / {r.n_participants} / {r.n_items}", fit])
+        return Table("trial_models", "Trial-level mixed models of the test phase: helpless group against the "
+                         "other groups",
+                         ["Phase", "Model", "OR or ratio [95% CI]", "z", "p", "Random-intercept SDs",
+                          "Trials / participants / items", "Fit"], rows,
+                         "Failure: logistic mixed model of each trial's failure with crossed random intercepts for "
+                         "participants and items (maximum likelihood, Laplace approximation), odds ratio of failing a "
+                         "trial; SDs on the logit scale. Log latency: linear mixed model with crossed random intercepts "
+                         "(REML), ratio of latencies; SDs on the log scale. Wald z tests and intervals. Values above 1 "
+                         "mean the helpless group did worse. A singular fit has a random-intercept SD estimated as 0.")
+    return None
+
+
+def _flag(v) -> bool:
+    """A yes/no cell that may be missing (NaN: not applicable) as a bool."""
+    return bool(v) if v is not None and not (isinstance(v, float) and math.isnan(v)) else False
+
+
+def _trial_rows(result) -> pd.DataFrame:
+    """The crossed mixed models of the trial_models table (failure first), fitted or said not to be."""
+    tm = result.tables.get("trial_models", pd.DataFrame())
+    if tm is None or tm.empty or "model" not in tm.columns:
+        return pd.DataFrame()
+    tm = tm[tm["model"].isin(TRIAL_MODELS)]
+    return tm.sort_values("model", key=lambda c: c.map({m: i for i, m in enumerate(TRIAL_MODELS)}), kind="stable")
+
+
+def trial_sentence(result) -> str:
+    """The methods-and-results sentences of the trial-level mixed models ("" when none was fitted)."""
+    out = []
+    for r in _trial_rows(result).itertuples():
+        if not pd.notna(r.estimate):
+            continue
+        glmm = r.model == "failure_glmm"
+        two = pd.notna(r.sd_item)
+        what = (("Each test trial's failure (phase " + str(r.phase) + ") was analysed with a logistic mixed model with "
+                 + ("random intercepts for participants and items" if two else "a random intercept for participants")
+                 + ", fitted by maximum likelihood with the Laplace approximation (the model of lme4's glmer; Bates "
+                 "et al., 2015)") if glmm else
+                ("Log latency per test trial (phase " + str(r.phase) + "; unsolved trials scored at the limit) was "
+                 "analysed with a linear mixed model with " + ("crossed random intercepts for participants and items"
+                                                                if two else "a random intercept for participants")
+                 + ", fitted by REML (the model of lme4's lmer)"))
+        eff = (f"the helpless group's odds of failing a trial were {f2(r.effect)} times those of the other groups "
+               f"(odds ratio, 95% CI {ci2(r.effect_ci_low, r.effect_ci_high)})" if glmm else
+               f"the helpless group's latencies were {f2(r.effect)} times those of the other groups (ratio, 95% CI "
+               f"{ci2(r.effect_ci_low, r.effect_ci_high)})")
+        scale = "logit" if glmm else "log"
+        sds = f"random-intercept SD for participants {f2(r.sd_participant)}" + (
+            f" and for items {f2(r.sd_item)}" if two else "") + f" ({scale} scale)"
+        flags = []
+        if _flag(r.singular):
+            flags.append("the fit was singular (" + (r.note.split("singular fit: ")[-1].split(";")[0]
+                                                      if "singular fit: " in str(r.note) else "an SD estimated as 0") + ")")
+        if not r.converged:
+            flags.append("the optimiser did not converge; read these numbers with caution")
+        out.append(f"{what}: {eff}, z = {f2(r.statistic)}, {p_eq(r.p)}; {sds}; "
+                   f"{r.n_trials} trials from {r.n_participants} participants and {r.n_items} items"
+                   + ("; " + "; ".join(flags) if flags else "") + ".")
+    return " ".join(out)
 
 
 def write_tables(result, out: Path) -> list[Path]:
@@ -273,6 +354,10 @@ def methods(result) -> str:
                  "(1998) interval for the difference, Fisher's exact test, and d from the log odds ratio (Chinn, "
                  "2000). Secondary p values were adjusted with Holm's (1979) method.")
     lines.append("")
+    trial = trial_sentence(result)
+    if trial:
+        lines += ["### Trial-level models", "", trial + " Trial-level models are reported as a check of the "
+                  "per-participant tests above; the primary outcome is the per-participant test.", ""]
     lines.append("## Software")
     lines.append("")
     py = platform.python_version()
@@ -293,6 +378,8 @@ def methods(result) -> str:
     refs = [CITATIONS["Python"].format(v=py)] + [CITATIONS[k] for k in ("numpy", "pandas", "scipy", "statsmodels",
                                                                          "matplotlib", "PsychoPy")]
     refs += list(METHOD_CITATIONS.values())
+    if trial:
+        refs.append(LME4)
     if plan.reference:
         refs.append(plan.reference)
     lines += [f"- {r}" for r in sorted(refs)]

@@ -420,18 +420,40 @@ def _trial_models(result, cat) -> str:
     tm = result.tables.get("trial_models", pd.DataFrame())
     out = ['<h2 id="trials">Trial-level models (test phase)</h2>',
            '<p class="note">Every test trial, helpless group against the mean of the other groups, signed so that a '
-           "positive estimate means the helpless group did worse. Latency: linear mixed model of log latency "
-           "(random intercept per participant, items as fixed effects; estimate as a ratio of latencies). "
-           "Failure: logistic regression of each trial's failure with items as fixed effects and SEs clustered by "
-           "participant (odds ratio). statsmodels, not lme4: crossed random effects for items are not fitted.</p>"]
+           "positive estimate means the helpless group did worse (Wald z, 95% CI). Failure, first: logistic mixed "
+           "model of each trial's failure with crossed random intercepts for participants and items, fitted by "
+           "maximum likelihood with the Laplace approximation (as lme4's <code>glmer</code>; odds ratio of failing, "
+           "random-effect SDs on the logit scale). Latency: linear mixed model of log latency with crossed random "
+           "intercepts (REML, as <code>lmer</code>; ratio of latencies). The models with items as fixed effects "
+           "(and, for failure, SEs clustered by participant) are shown as a check. A singular fit (an SD estimated "
+           "as 0) or a fit that did not converge says so in the note.</p>"]
     if tm.empty:
         out.append("<p>Not fitted (see the warnings, or --trial-models).</p>")
         return "".join(out)
-    rows = [[esc(r.phase), esc(r.model), esc(r.method), str(r.n_trials), str(r.n_participants),
+    rank = {"failure_glmm": 0, "latency_crossed": 1, "failure": 2, "latency": 3}
+    tm = tm.sort_values(["phase", "model"], key=lambda c: c.map(rank) if c.name == "model" else c, kind="stable")
+
+    def sds(r) -> str:
+        parts = [f"{w} {num(v)}" for w, v in (("participant", getattr(r, "sd_participant", np.nan)),
+                                               ("item", getattr(r, "sd_item", np.nan)),
+                                               ("residual", getattr(r, "sd_residual", np.nan))) if pd.notna(v)]
+        return ", ".join(parts) if parts else "&ndash;"
+
+    def status(r) -> str:
+        if not bool(r.converged) and not pd.notna(r.estimate):
+            return '<span class="worse">not fitted</span>'
+        flags = [] if bool(r.converged) else ['<span class="worse">did not converge</span>']
+        sing = getattr(r, "singular", False)
+        if sing is not None and not (isinstance(sing, float) and math.isnan(sing)) and bool(sing):
+            flags.append('<span class="worse">singular</span>')
+        return ", ".join(flags) or "ok"
+    rows = [[esc(r.phase), esc(r.model), esc(r.method), str(r.n_trials), str(r.n_participants), str(r.n_items),
              f"{num(r.estimate)} {ci(r.ci_low, r.ci_high)}", f"{num(r.effect)} {ci(r.effect_ci_low, r.effect_ci_high)}",
-             esc(r.effect_scale), f"z = {num(r.statistic)}", pval(r.p), esc(r.note)] for r in tm.itertuples()]
-    out.append(table(rows, ["phase", "model", "method", "trials", "participants", "estimate [95% CI]",
-                            "effect [95% CI]", "effect is", "test", "p", "note"], (0, 1, 2, 7, 10)))
+             esc(r.effect_scale), f"z = {num(r.statistic)}", pval(r.p), sds(r), status(r), esc(r.note)]
+            for r in tm.itertuples()]
+    out.append(table(rows, ["phase", "model", "method", "trials", "participants", "items", "estimate [95% CI]",
+                            "effect [95% CI]", "effect is", "test", "p", "random-effect SDs", "fit", "note"],
+                     (0, 1, 2, 8, 11, 12, 13)))
     return "".join(out)
 
 

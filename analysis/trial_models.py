@@ -200,8 +200,11 @@ def fit(trials: pd.DataFrame, between: str, kinds: Mapping, order: list, glmm: b
             fe = pd.Series(m["params"], index=X.columns)
             cov = pd.DataFrame(m["cov"], index=X.columns, columns=X.columns)
             est, se, lo, hi, z, p = _contrast(fe, cov, names, helpless, others)
+            singular = bool(m["tau2"] < 1e-8 * m["sigma2"])          # lme4's isSingular: theta < 1e-4
             row.update(estimate=est, se=se, ci_low=lo, ci_high=hi, statistic=z, p=p, effect=np.exp(est),
-                       effect_ci_low=np.exp(lo), effect_ci_high=np.exp(hi), converged=m["converged"], note="")
+                       effect_ci_low=np.exp(lo), effect_ci_high=np.exp(hi), sd_participant=np.sqrt(m["tau2"]),
+                       sd_residual=np.sqrt(m["sigma2"]), loglik=-m["reml_criterion"] / 2, converged=m["converged"],
+                       singular=singular, note="singular fit: participant SD estimated as 0" if singular else "")
         except Exception as e:            # a singular design (e.g. no variation) is reported, not raised
             row.update(converged=False, note=f"not estimable: {type(e).__name__}: {e}")
         rows.append(row)

@@ -302,3 +302,36 @@ def test_the_analysis_fits_them_and_skips_them_above_the_limit_unless_asked(stud
     assert g["note"] == on.set_index("model").loc["failure", "note"] == (
         "not estimable (separation): notraining never failed a trial")
     assert analyze(study, Options(trial_models="off")).tables["trial_models"].empty
+
+
+def _result_of(name: str):
+    import types
+    d = pd.read_csv(REF / DATASETS[name])
+    return types.SimpleNamespace(tables={"trial_models": trial_models.fit(d, "condition", KINDS, list(KINDS))})
+
+
+def test_the_paper_and_the_report_show_the_glmm_first_with_its_sds_and_its_singularity():
+    from analysis import paper, report
+    r = _lme4()
+    res = _result_of("crossed")
+    text = paper.trial_sentence(res)
+    # named as lme4 would name it, with the numbers of the pinned fit (APA: 2 decimals)
+    assert text.startswith("Each test trial's failure (phase test) was analysed with a logistic mixed model with "
+                           "random intercepts for participants and items, fitted by maximum likelihood with the "
+                           "Laplace approximation")
+    assert f"odds of failing a trial were {np.exp(r['glmm.crossed.contrast.estimate']):.2f} times" in text
+    assert (f"random-intercept SD for participants {r['glmm.crossed.sd.participant']:.2f} and for items "
+            f"{r['glmm.crossed.sd.item']:.2f} (logit scale)") in text
+    assert "504 trials from 42 participants and 12 items" in text and "singular" not in text
+    tab = paper.trial_table(res)
+    assert [row[1] for row in tab.rows] == ["Failure (logistic)", "Log latency (linear)"]
+    assert tab.rows[0][-1] == "ok" and "\\begin{tabular}" in tab.latex() and tab.markdown().count("\n|") >= 3
+    html = report._trial_models(res, pd.DataFrame())
+    first = html.index("failure_glmm")
+    assert first < html.index("latency_crossed") < html.index("<td class=\"t\">failure</td>")
+    assert f"participant {r['glmm.crossed.sd.participant']:.2f}" in html
+    # a singular fit says so, in the text, the table and the report
+    res = _result_of("base")
+    assert "the fit was singular (item SD estimated as 0)" in paper.trial_sentence(res)
+    assert paper.trial_table(res).rows[0][-1] == "singular"
+    assert 'class="worse">singular</span>' in report._trial_models(res, pd.DataFrame())
