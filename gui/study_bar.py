@@ -51,14 +51,14 @@ class StudyBar(QWidget):
         slay = QHBoxLayout(self)
         slay.setContentsMargins(4, 2, 4, 2)
         slay.addWidget(QLabel("Study:"))
-        slay.addWidget(self.combo, 5)
+        slay.addWidget(self.combo, 10)
         slay.addSpacing(12)
         slay.addWidget(QLabel("Protocols:"))
-        slay.addWidget(self.protocols_edit, 2)
+        slay.addWidget(self.protocols_edit, 1)
         slay.addWidget(_tool_button(choose_protocols, "Change…"))
         slay.addSpacing(12)
         slay.addWidget(QLabel("Data:"))
-        slay.addWidget(self.data_edit, 2)
+        slay.addWidget(self.data_edit, 1)
         slay.addWidget(_tool_button(choose_data, "Change…"))
         self.banner = QLabel()
         self.banner.setWordWrap(True)
@@ -71,7 +71,7 @@ class StudyBar(QWidget):
         for edit, path in ((self.protocols_edit, protocols_dir), (self.data_edit, data_dir)):
             edit.setText(str(path))
             edit.setToolTip(str(path))
-            edit.setCursorPosition(0)
+            edit.setCursorPosition(len(str(path)))      # the folder names, at the end, stay visible
 
     def list_studies(self, entries: list[tuple[Path, object | None, list[str]]], keep: str | None) -> None:
         """Fill the list (without signals) from list_protocols(), by title (files that do not

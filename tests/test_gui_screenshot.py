@@ -140,6 +140,7 @@ def drive(data: Path, protocols: Path, screen_png: Path, outputs: list[Path]) ->
         keys.close()
     except Exception as e:  # noqa: BLE001 - the whole-screen picture is a bonus
         print(f"no whole-screen screenshot: {e}", file=sys.stderr)
+    gaps["last"] = time.monotonic()              # the screenshots above blocked the loop, not the launcher
     w.note_edit.setPlainText("")
     w.notes.discard_changes()
     w.act_abort.trigger()
