@@ -8,6 +8,13 @@ fresh process (`analyze` + `write_outputs`: every CSV including trials.csv, Parq
 tables, methods.md, the figures as PNG/SVG/PDF and report.html, pilot data included, and the
 trial-level models, which `--trial-models auto` fits up to 10,000 participants) so its peak
 RSS is its own. Targets: 1,000 participants in under 10 s and 10,000 in under 60 s on 2 cores.
+The "models s" column is the trial-level models' share of the analysis (the logistic mixed model is
+fitted up to 2,000 participants in auto mode).
+
+First, the trial-level mixed models alone (analysis/glmm.py) on a synthetic test phase of 60
+participants x 20 items (3 groups, participant and item effects): the logistic GLMM (Laplace) and
+the crossed LMM, best of 3. Target: the GLMM under 2 s. `--glmm-only` prints just that, with
+`--glmm-sizes` for other numbers of participants.
 """
 
 from __future__ import annotations
@@ -57,6 +64,40 @@ def ensure_study(data: Path, n: int, jobs: int) -> Path:
     return study
 
 
+def bench_glmm(participants: int = 60, items: int = 20, repeats: int = 3, seed: int = 1) -> dict:
+    """Seconds (best of `repeats`) of glmm.glmm and glmm.lmm on a synthetic crossed test phase."""
+    import numpy as np
+    from analysis import glmm
+    rng = np.random.default_rng(seed)
+    pid = np.repeat(np.arange(participants), items)
+    item = np.tile(np.arange(items), participants)
+    grp = pid % 3
+    X = (grp[:, None] == np.arange(3)).astype(float)
+    eta = np.array([-0.3, -1.0, -1.0])[grp] + rng.normal(0, 0.7, participants)[pid] + rng.normal(0, 0.6, items)[item]
+    y = (rng.random(len(eta)) < 1 / (1 + np.exp(-eta))).astype(float)
+    lat = 2.5 + 0.4 * eta + rng.normal(0, 0.5, len(eta))
+    out = {"participants": participants, "items": items, "trials": len(y), "glmm_s": np.inf, "lmm_s": np.inf}
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        m = glmm.glmm(y, X, [pid, item], ["participant", "item"])
+        t1 = time.perf_counter()
+        glmm.lmm(lat, X, [pid, item], ["participant", "item"])
+        t2 = time.perf_counter()
+        out["glmm_s"], out["lmm_s"] = min(out["glmm_s"], t1 - t0), min(out["lmm_s"], t2 - t1)
+    out.update(converged=m["converged"], evals=m["evals"])
+    return out
+
+
+def print_glmm(sizes: list[int]) -> None:
+    for n in sizes:
+        g = bench_glmm(n)
+        print(f"trial-level models, {g['participants']:,} participants x {g['items']} items ({g['trials']:,} trials): "
+              f"logistic GLMM (Laplace) {g['glmm_s']:.2f} s ({g['evals']} deviance evaluations, "
+              f"{'converged' if g['converged'] else 'NOT converged'}"
+              + (f"; {'meets' if g['glmm_s'] < 2 else 'MISSES'} the 2 s target" if n == 60 else "")
+              + f"), crossed LMM (REML) {g['lmm_s']:.2f} s; best of 3")
+
+
 def child(study: Path, out: Path) -> None:
     """Run one analysis in this process and print its figures as JSON."""
     os.environ.setdefault("MPLCONFIGDIR", tempfile.mkdtemp(prefix="lhlab-bench-mpl-"))
@@ -70,7 +111,7 @@ def child(study: Path, out: Path) -> None:
     t0 = time.perf_counter()
 
     def progress(msg: str) -> None:
-        for key in ("loaded", "writing tables", "drawing plots"):
+        for key in ("loaded", "fitting trial-level models", "writing tables", "drawing plots"):
             if msg.startswith(key):
                 marks.setdefault(key, time.perf_counter() - t0)
 
@@ -85,6 +126,7 @@ def child(study: Path, out: Path) -> None:
         "load_s": marks.get("loaded"), "measures_stats_s": t_analyze - marks.get("loaded", 0),
         "tables_s": marks.get("drawing plots", total) - marks.get("writing tables", t_analyze),
         "plots_report_s": total - marks.get("drawing plots", total), "total_s": total,
+        "models_s": t_analyze - marks["fitting trial-level models"] if "fitting trial-level models" in marks else 0.0,
         "peak_rss_mb": peak / 1024, "rss_before_mb": base_rss / 1024,
     }))
 
@@ -95,9 +137,14 @@ def main() -> int:
     ap.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "lhlab-bench-analysis")
     ap.add_argument("--jobs", type=int, default=2, help="processes for generating the studies")
     ap.add_argument("--child", nargs=2, type=Path, metavar=("STUDY", "OUT"), help=argparse.SUPPRESS)
+    ap.add_argument("--glmm-only", action="store_true", help="time the trial-level mixed models only")
+    ap.add_argument("--glmm-sizes", type=int, nargs="+", default=[60], help="participants (x 20 items) for that")
     args = ap.parse_args()
     if args.child:
         child(*args.child)
+        return 0
+    print_glmm(args.glmm_sizes)
+    if args.glmm_only:
         return 0
     print(f"lhlab analyze benchmark: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}", file=sys.stderr)
     rows = []
@@ -110,11 +157,11 @@ def main() -> int:
             print(r.stderr, file=sys.stderr)
             return 1
         rows.append(json.loads(r.stdout.strip().splitlines()[-1]))
-    print(f"{'participants':>12} {'trials':>9} {'files':>7} {'load s':>7} {'stats s':>8} {'csv s':>6} "
+    print(f"{'participants':>12} {'trials':>9} {'files':>7} {'load s':>7} {'stats s':>8} {'models s':>9} {'csv s':>6} "
           f"{'report s':>9} {'total s':>8} {'s/1000':>7} {'peak MB':>8} {'(start MB)':>10}")
     for r in rows:
         print(f"{r['participants']:>12} {r['trials']:>9} {r['files']:>7} {r['load_s']:>7.2f} "
-              f"{r['measures_stats_s']:>8.2f} {r['tables_s']:>6.2f} {r['plots_report_s']:>9.2f} {r['total_s']:>8.2f} "
+              f"{r['measures_stats_s']:>8.2f} {r['models_s']:>9.2f} {r['tables_s']:>6.2f} {r['plots_report_s']:>9.2f} {r['total_s']:>8.2f} "
               f"{1000 * r['total_s'] / r['participants']:>7.2f} {r['peak_rss_mb']:>8.0f} {r['rss_before_mb']:>10.0f}")
     for n, target in ((1000, 10), (10000, 60)):
         hit = [r for r in rows if r["participants"] == n]
