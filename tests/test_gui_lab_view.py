@@ -185,3 +185,18 @@ def test_the_full_study_dialog_requires_a_reason_and_keeps_what_was_typed(qtbot)
     assert dialog.full_label.isVisible() and ok.isEnabled() and dialog.request() == typed
     dialog.override.setText("   ")
     assert not ok.isEnabled(), "a full study must not take a participant without a typed reason"
+
+
+def test_pilots_are_never_refused_by_the_planned_n(make_launcher, tmp_path, monkeypatch):
+    from gui import preflight
+    protocols = planned_protocols(tmp_path)
+    run_lhlab("simulate", protocols / "demo.yaml", "--participants", 2, "--data-dir", tmp_path / "data" / "_pilot",
+              "--seed", 5, check_rc=0)          # two pilots done: the pilot folder reached the planned n
+    monkeypatch.setattr(preflight, "check_display", lambda *a, **k: preflight.Check("display", True, "test"))
+    w, dialogs = make_launcher(protocols=protocols)
+    started = []
+    monkeypatch.setattr(w.flow, "_launch", lambda model, argv, label, *rest: started.append(label))
+    assert w.pilot.is_full()
+    w.act_pilot.trigger()
+    assert started == ["P003"] and not dialogs.titles("error")
+    assert w.pilot.registry.assignment_log()[-1].override_full.startswith("pilot run")
