@@ -305,3 +305,19 @@ def test_a_schema_4_study_is_migrated_and_keeps_its_participants(backend, lab, t
         assert reg.add_participant(proto).label == "P002"
         assert reg.assignment_log()[0].override_full is None
     assert schema.SCHEMA_VERSION == 5
+
+
+def test_a_bad_station_name_in_lab_json_falls_back_to_the_host_name(lab, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("LHLAB_REGISTRY", "sqlite")
+    lab.write_text(json.dumps({"station": "room\n2"}), encoding="utf-8")
+    path = test_registry.write_yoked_protocol(tmp_path)
+    Registry.open(tmp_path / "data" / "yoketest", load_protocol(path)).close()
+    ran = run(capsys, path, tmp_path / "data", "A1", "escape")
+    assert ran.returncode == 0
+    import socket
+    assert ran.stderr.count("\n") == 1 and f"the lab monitor shows this station as {socket.gethostname()!r}" \
+        in ran.stderr
+    assert "station" in ran.stderr and "control characters" in ran.stderr and str(lab) in ran.stderr
+    with Registry.open(tmp_path / "data" / "yoketest") as reg:
+        assert [(s.station, s.state) for s in reg.live_sessions()] == [(socket.gethostname(), "finished")]
+        assert reg.sessions("A1")[0].status == "complete"

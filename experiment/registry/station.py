@@ -42,15 +42,17 @@ def _open(study: Path):
     return Registry.open(study)
 
 
-def heartbeat(prepared, say: Callable[[str], None]) -> HeartbeatWriter | None:
+def heartbeat(prepared, say: Callable[[str], None]) -> HeartbeatWriter:
     """The heartbeat writer of `prepared`'s session (add `.event` to the session's progress
-    listeners); None (said once) if the station has no usable name."""
+    listeners)."""
+    import socket
+
     from experiment.labconfig import station
     try:
         name = station()
-    except Exception as e:  # noqa: BLE001 - a bad lab.json "station" costs the monitor, never the session
-        say(f"no heartbeats to the registry ({e})")
-        return None
+    except Exception as e:  # noqa: BLE001 - a bad lab.json "station" costs its name, never the session
+        name = socket.gethostname()
+        say(f"the lab monitor shows this station as {name!r}: {e}")
     req = prepared.request
 
     def training_done(reg) -> None:
@@ -66,9 +68,19 @@ def heartbeat(prepared, say: Callable[[str], None]) -> HeartbeatWriter | None:
                            after_training=training_done)
 
 
+def _name() -> str:
+    """This station's name, or the host name when lab.json's is unusable (heartbeat() said so)."""
+    import socket
+
+    from experiment.labconfig import station
+    try:
+        return station()
+    except Exception:  # noqa: BLE001
+        return socket.gethostname()
+
+
 def after_session(prepared, record: dict, writer: HeartbeatWriter | None, say: Callable[[str], None]) -> None:
     """Everything a station does once the session has ended; never raises."""
-    from experiment.labconfig import station
     notes = []
     if writer is not None:
         problem = writer.finish(record.get("status"))
@@ -79,7 +91,7 @@ def after_session(prepared, record: dict, writer: HeartbeatWriter | None, say: C
         reg = _open(prepared.study)
         if reg is not None:
             with reg:
-                partner.store(reg, prepared.study, record, station())
+                partner.store(reg, prepared.study, record, _name())
                 reg.sync_sessions()
     except Exception as e:  # noqa: BLE001 - the registry learns it at the next sync (lhlab sync, the launcher)
         line = f"the registry was not updated with this session ({' '.join(str(e).split())}); lhlab sync or the " \
