@@ -107,6 +107,9 @@ class ParticipantsTabs(QTabWidget):
     def select(self, model: StudyModel, label: str) -> None:
         view = self.view_of(model)
         row = view.model().row_of(label)
+        if row < 0 and self.filter_edit.text() and model.participant(label) is not None:
+            self.filter_edit.clear()             # the filter hid them: show everyone rather than lose them
+            row = view.model().row_of(label)
         if row >= 0:
             view.selectRow(row)
             view.scrollTo(view.model().index(row, 0))

@@ -426,6 +426,9 @@ def test_participants_table_filters_and_sorts(make_launcher, qtbot):
     assert shown() == ["P003", "P002", "P001"]
     w._select(view, "P002")                                      # selection speaks in the rows shown
     assert w.selected_label() == "P002" and w.note_target.currentText() == "P002: participant note"
+    w.tables.filter_edit.setText("POOL-B")
+    w.act_new.trigger()                                          # the new one is shown and selected anyway
+    assert w.tables.filter_edit.text() == "" and w.selected_label() == "P004" and len(shown()) == 4
 
 
 def test_partner_column_only_for_yoked_studies(make_launcher, tmp_path):
