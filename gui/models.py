@@ -21,6 +21,7 @@ from PyQt6.QtGui import QBrush, QColor, QFont
 from experiment import datafile
 from experiment.errors import BadInput, LhlabError
 from experiment.registry import Participant, Registry, SessionEntry
+from experiment.registry.live import is_full as study_full     # the registry's rule, not a copy
 
 PILOT_FOLDER = "_pilot"     # DATA_DIR/_pilot/<study-id>/: pilots never mix with the study's data
 
@@ -53,10 +54,6 @@ class LabSnapshot:
     def full(self) -> bool:
         """Every condition has reached its planned n (never when a condition has none)."""
         return study_full(self.progress)
-
-
-def study_full(progress: dict) -> bool:
-    return bool(progress) and all(planned is not None and done >= planned for done, planned in progress.values())
 
 
 def central_configured() -> bool:
