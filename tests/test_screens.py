@@ -23,7 +23,7 @@ from experiment.tasks import TASKS
 from experiment.tasks.base import PhaseContext
 from experiment.tasks.instructions import show_page
 from experiment.devices.keyqueue import QueuedKeyboard
-from test_key_queue import BurstSource, burst
+from test_key_queue import BurstSource, burst, typed
 
 pytestmark = pytest.mark.window
 
@@ -67,41 +67,56 @@ def collect_views() -> list[tuple[str, object, str | None]]:
     noise = load_protocol(REPO / "protocols" / "hiroto-seligman-noise-shuttle.yaml")
     problems = load_protocol(REPO / "protocols" / "hiroto-seligman-problems-anagrams.yaml")
     out = []
+    pages = noise.phases["consent"].params["pages"]
+    consent = _run("consent", noise.phases["consent"].params,
+                   [e for n in range(len(pages)) for e in burst(2.5 * (n + 1), ["space" if n < len(pages) - 1 else "y"])],
+                   noise, role="consent")
+    out.append(("1-consent", consent[-1], None))                 # the last page: contact, question, keys
+    about = _run("demographics", noise.phases["demographics"].params,
+                 typed(1.0, "150\n") + typed(2.0, "23\n") + burst(3.0, ["2", "return"], gap=0.3)
+                 + burst(4.0, ["1", "return"], gap=0.3) + burst(5.0, ["f1", "return"], gap=0.3), noise, role="demographics")
+    out.append(("2-demographics-choice", next(v for v in about if v.data["field"] == "sex" and v.selected == 1), None))
+    out.append(("3-demographics-typed", next(v for v in about if v.data["field"] == "age" and v.message), "23"))
     page = _run("instructions", {"pages": noise.phases["welcome"].params["pages"][1:]}, burst(0.5, ["space"]), noise,
                 role="instructions")
-    out.append(("1-instructions", page[0], None))
+    out.append(("4-instructions", page[0], None))
     cards = _run("discrimination", {**problems.phases["problemssoluble"].params, "n_problems": 1, "trials_per_problem": 1},
                  burst(4.0, ["left"]), problems)
-    out.append(("2-cards", next(v for v in cards if v.kind == "card"), None))
-    out.append(("3-cards-feedback", next(v for v in cards if v.kind == "card_feedback"), None))
+    out.append(("5-cards", next(v for v in cards if v.kind == "card"), None))
+    out.append(("6-cards-feedback", next(v for v in cards if v.kind == "card_feedback"), None))
     training = _run("noise_escape", {**noise.phases["noiseescapable"].params, "n_trials": 1},
                     burst(30.0, ["space"]), noise, speaker=SilentSpeaker())
-    out.append(("4-noise-training", next(v for v in training if v.kind == "noise" and v.light), None))
+    out.append(("7-noise-training", next(v for v in training if v.kind == "noise" and v.light), None))
     rating = _run("rating", noise.phases["check"].params, burst(0.5, ["right", "right", "return"], gap=0.3)
                   + burst(3.0, ["left", "return"], gap=0.3), noise, role="check")
-    out.append(("5-rating", next(v for v in rating if v.kind == "rating" and not v.data["must_move"]), None))
+    out.append(("8-rating", next(v for v in rating if v.kind == "rating" and not v.data["must_move"]), None))
     anagrams = _run("anagram", {**problems.phases["anagrams"].params, "n_trials": 1},
                     burst(2.0, list("bric")) + burst(3.0, ["k", "return"]), problems, role="test")
-    out.append(("6-anagram", next(v for v in anagrams if v.kind == "anagram"), "bric"))
-    out.append(("7-anagram-feedback", next(v for v in anagrams if v.kind == "feedback"), None))
+    out.append(("9-anagram", next(v for v in anagrams if v.kind == "anagram"), "bric"))
+    out.append(("10-anagram-feedback", next(v for v in anagrams if v.kind == "feedback"), None))
     shuttle = _run("shuttle", {**noise.phases["shuttle"].params, "n_trials": 1}, burst(31.0, ["right"]), noise,
                    role="test", speaker=SilentSpeaker())
-    out.append(("8-shuttle-warning", next(v for v in shuttle if v.data.get("state") == "warning"), None))
-    out.append(("9-shuttle-feedback", next(v for v in shuttle if v.data.get("state") == "feedback"), None))
+    out.append(("11-shuttle-warning", next(v for v in shuttle if v.data.get("state") == "warning"), None))
+    out.append(("12-shuttle-feedback", next(v for v in shuttle if v.data.get("state") == "feedback"), None))
     stop = _run("instructions", {"pages": [noise.texts["withdrawn"]]}, burst(0.5, ["space"]), noise, role="debriefing")
-    out.append(("10-withdrawn", stop[0], None))
+    out.append(("13-withdrawn", stop[0], None))
     deb = _run("instructions", {"pages": noise.debriefing_for("escapable")}, burst(0.5, ["space"]) + burst(2, ["space"]), noise,
                role="debriefing")
-    out.append(("11-debriefing", deb[0], None))
-    out.append(("12-goodbye", replace(deb[0], text=noise.texts["goodbye"], footer=""), None))
+    out.append(("14-debriefing", deb[0], None))
+    out.append(("15-goodbye", replace(deb[0], text=noise.texts["goodbye"], footer=""), None))
     return out
 
 
 def test_screens_of_every_type_and_the_contact_sheet(x_display, tmp_path):
     views = collect_views()
     names = [n for n, _, _ in views]
-    assert "F12" not in views[names.index("11-debriefing")][1].footer       # no "to stop" in the debriefing
-    assert "F12" in views[names.index("1-instructions")][1].footer
+    assert "F12" not in views[names.index("14-debriefing")][1].footer       # no "to stop" in the debriefing
+    assert "F12" in views[names.index("4-instructions")][1].footer
+    consent = views[names.index("1-consent")][1]
+    assert "F12" in consent.footer and "Press Y to agree" in consent.footer      # the withdraw key works here too
+    assert "[E-MAIL ADDRESS]" in consent.text and consent.text.endswith("Do you agree to take part in this study?")
+    typed_view = views[names.index("3-demographics-typed")][1]
+    assert typed_view.entry and "16 to 99" in typed_view.message and "F1" in typed_view.footer
     (tmp_path / "views.pkl").write_bytes(pickle.dumps(views))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), str(REPO)])}
     subprocess.run([sys.executable, "-c", CHILD, str(tmp_path / "views.pkl"), str(ARTIFACTS)], cwd=REPO, env=env,
@@ -130,7 +145,7 @@ def contact_sheet(paths, out) -> None:
         ax.imshow(mpimg.imread(path))
         ax.set_title(path.stem.replace("screen-", "").split("-", 1)[1].replace("-", " "), fontsize=11)
     fig.suptitle("lhlab: the participant's screens (PsychoPy window, shipped Hiroto & Seligman protocols)", fontsize=12)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.4 / fig.get_figheight()))     # room for the title above the first row
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)
     plt.close(fig)

@@ -54,8 +54,10 @@ def test_data_only_session_writes_every_phase_with_common_columns(tmp_path):
         assert set(rows[0]) <= set(sidecar)                       # every column described
     with open(study / "participants.tsv", newline="") as f:
         parts = list(csv.DictReader(f, delimiter="\t"))
-    assert parts == [{"participant_id": "sub-p1", "condition": "unsolvable", "yoked_to": "n/a",
-                      "status": "complete", "sessions": "1"}]
+    assert len(parts) == 1 and list(parts[0])[:5] == ["participant_id", "condition", "yoked_to", "status", "sessions"]
+    assert {k: parts[0][k] for k in list(parts[0])[:5]} == {"participant_id": "sub-p1", "condition": "unsolvable",
+                                                            "yoked_to": "n/a", "status": "complete", "sessions": "1"}
+    assert list(parts[0])[5:] == ["age", "sex", "handedness", "english"]     # the demographics phase's answers
 
 
 def test_same_seed_same_data(tmp_path):
@@ -172,6 +174,8 @@ def test_study_folder_passes_the_bids_validator(tmp_path):
         sim(tmp_path, f"p{n}", cond, "--seed", str(n))
     run_lhlab("run", PROTO, "--participant", "w1", "--condition", "solvable", "--data-dir", tmp_path,
               "--simulate", "withdrawer,withdraw_rate=0.5", "--seed", "1", check_rc=4)
+    run_lhlab("run", PROTO, "--participant", "d1", "--condition", "solvable", "--data-dir", tmp_path,
+              "--simulate", "default,decline_consent=1", "--seed", "1", check_rc=5)     # only a consent record
     validator = REPO / ".venv/bin/bids-validator-deno"
     exe = str(validator) if validator.exists() else "bids-validator-deno"
     out = subprocess.run([exe, "--format", "json", str(tmp_path / "unsolvable-anagrams")], capture_output=True,
@@ -179,7 +183,7 @@ def test_study_folder_passes_the_bids_validator(tmp_path):
     report = json.loads(out.stdout)
     errors = [i for i in report["issues"]["issues"] if i["severity"] == "error"]
     assert out.returncode == 0 and not errors, errors
-    assert sorted(report["summary"]["subjects"]) == ["p1", "p2", "p3", "p4", "w1"]
+    assert sorted(report["summary"]["subjects"]) == ["d1", "p1", "p2", "p3", "p4", "w1"]
 
 
 def test_torn_last_row_is_reported_not_used(tmp_path):
