@@ -127,6 +127,37 @@ def test_a_killed_session_goes_lost_and_a_later_one_replaces_it(backend, lab, tm
         assert [(s.label, s.state) for s in reg.live_sessions(stale_after_s=0.3)] == [("B8", "finished")]
 
 
+def test_heartbeats_survive_a_server_restart_with_one_line_each_way(pg_server, pg_url, tmp_path):
+    from experiment.registry.live import HeartbeatWriter
+    study = tmp_path / "data" / "yoketest"
+    Registry.open(study).close()
+    said = []
+    w = HeartbeatWriter(lambda: Registry.open(study), "C1", 1, "escape", "cubicle-5", interval=0.05, log=said.append)
+    w.event({"event": "session_start", "elapsed": 0.0})
+
+    def beats() -> list:
+        with Registry.open(study) as reg:
+            return reg.live_sessions()
+    deadline = time.monotonic() + 10
+    while not beats() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    pg_server.stop()
+    try:          # longer than the registry's own 2 s of retrying a lost connection
+        w.event({"event": "trial", "elapsed": 3.0, "phase": "trainsolvable", "trial": 4})
+        deadline = time.monotonic() + 10
+        while not said and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        pg_server.start()
+    while [s.trial for s in beats()] != [4] and time.monotonic() < deadline + 20:
+        time.sleep(0.05)
+    assert w.finish("complete") is not None            # the outage is kept for the session's record
+    [end] = beats()
+    assert (end.label, end.phase, end.trial, end.state, end.status) == ("C1", "trainsolvable", 4, "finished",
+                                                                       "complete")
+    assert len(said) == 2 and "no heartbeat to the registry" in said[0] and "resumed" in said[1], said
+
+
 def test_a_session_never_creates_a_registry(lab, tmp_path, capsys, monkeypatch):
     """One PC without the launcher: `lhlab run` leaves no registry file behind (it would only
     compete with the session's data for the disk)."""

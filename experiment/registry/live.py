@@ -23,7 +23,6 @@ from typing import Callable
 from experiment.registry.vocab import now_iso
 
 HEARTBEAT_S = 3.0
-FINISHED = ("complete", "aborted", "withdrawn", "crashed", "declined")
 
 
 @dataclass(frozen=True)
@@ -220,8 +219,9 @@ class HeartbeatWriter:
                     return True
             beat(self._reg, self._snapshot())
             self.beats += 1
-            if self._failing and self._log:
+            if self._failing and self._log and not self._said_back:
                 self._log("the registry is reachable again; heartbeats resumed")
+                self._said_back = True
             self._failing = False
             return True
         except Exception as e:  # noqa: BLE001 - never into the session: log once, retry next beat
@@ -265,4 +265,5 @@ class HeartbeatWriter:
         self._close()
 
     _failing = False
+    _said_back = False
     disabled = False
