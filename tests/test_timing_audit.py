@@ -116,6 +116,69 @@ def test_the_plain_frames_file_is_the_final_log_written_early(tmp_path):
     assert packed["frames"] == 60 and packed["idle_ticks"] == 30
 
 
+STIMULUS_VIEWS = {"anagram": "letters", "card": "cards", "noise": "noise", "shuttle": "noise"}
+
+
+def test_every_trial_that_shows_a_stimulus_gets_a_timing_verdict(tmp_path):
+    """Every condition of every shipped protocol, data-only, on a screen that has frames (none
+    lost): each phase that put a stimulus on the screen (letters, cards, a noise or shuttle
+    trial) writes timing_ok = 1 on every row and registered its windows; phases that showed only
+    text, ratings or forms have no timing_ok column."""
+    import threading
+
+    from experiment.devices.virtual import RecordingScreen, data_only_devices
+    from experiment.preflight import SessionRequest, prepare
+    from experiment.protocol import load_protocol
+    from experiment.session import Session
+    from experiment.simulation.participant import participant_for
+    from audiotools import read_rows
+
+    class FramedScreen(RecordingScreen):
+        def __init__(self, clock, participant):
+            super().__init__(clock, participant)
+            self.phase, self.kinds, self.windows = None, {}, {}
+
+        def begin_phase(self, phase_id, role):
+            super().begin_phase(phase_id, role)
+            self.phase = phase_id
+
+        def show(self, view):
+            self.kinds.setdefault(self.phase, set()).add(view.kind)
+            return super().show(view)
+
+        def frames_lost(self, start, end, window):
+            self.windows.setdefault(self.phase, []).append(window)
+            return 0
+
+    checked = set()
+    for path in sorted((REPO / "protocols").glob("*.yaml")):
+        proto = load_protocol(path)
+        labels = {}
+        for n, cond in enumerate(sorted(proto.conditions.values(), key=lambda c: c.yoked_to is not None), 1):
+            label = f"c{n}"
+            prepared = prepare(SessionRequest(protocol=proto, participant=label, condition=cond.name,
+                                              data_dir=tmp_path / path.stem, seed=n, simulate="default",
+                                              yoked_to=labels.get(cond.yoked_to)))
+            labels[cond.name] = label
+            stop = threading.Event()
+            participant = participant_for(prepared)
+            clock, _, keyboard, speaker = data_only_devices(participant, proto.keys, stop)
+            screen = FramedScreen(clock, participant)
+            assert Session(prepared, (clock, screen, keyboard, speaker), stop, None).run() == 0
+            record = json.loads((prepared.study / f"sub-{label}" / "ses-1" / f"sub-{label}_ses-1_session.json")
+                                .read_text())
+            for ph in record["phases"]:
+                rows = read_rows(prepared.study, label, ph["id"])
+                shown = {STIMULUS_VIEWS[k] for k in screen.kinds.get(ph["id"], ()) if k in STIMULUS_VIEWS}
+                if shown:
+                    assert rows and all(r.get("timing_ok") == "1" for r in rows), (path.name, ph["id"], rows[:1])
+                    assert set(screen.windows[ph["id"]]) <= shown and len(screen.windows[ph["id"]]) == len(rows)
+                    checked.add(ph["task"])
+                else:
+                    assert all("timing_ok" not in r for r in rows), (path.name, ph["id"])
+    assert {"anagram", "noise_escape", "shuttle", "discrimination"} <= checked
+
+
 def test_no_vsync_reports_an_unknown_refresh_instead_of_inventing_one():
     assert measured_refresh([0.001] * 10) is None                 # Xvfb: ~1 kHz flips
     assert measured_refresh([1 / 59.95] * 10) == pytest.approx(59.95)
