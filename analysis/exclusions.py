@@ -1,6 +1,8 @@
 """Who is left out of the group comparison, and why: configurable rules, every reason listed.
 
 Reasons (``reason_code``):
+    ``declined``       the participant declined consent: always excluded (no rule keeps them;
+                       their session holds nothing but the consent decision)
     ``pilot``          pilot or simulated data (session JSON ``pilot: true``)
     ``withdrawn``      the participant withdrew
     ``incomplete``     the session was aborted, crashed or is still running
@@ -64,8 +66,9 @@ class ExclusionRules:
     checks: tuple[CheckRule, ...] = field(default_factory=tuple)
 
     def describe(self) -> list[str]:
-        out = [f"{name.replace('_', ' ')}: {'excluded' if getattr(self, name) else 'kept'}"
-               for name in ("pilot", "withdrawn", "incomplete", "broken_yoke", "missing_data")]
+        out = ["declined consent: always excluded"]
+        out += [f"{name.replace('_', ' ')}: {'excluded' if getattr(self, name) else 'kept'}"
+                for name in ("pilot", "withdrawn", "incomplete", "broken_yoke", "missing_data")]
         out += [f"manipulation check rule: {r}" for r in self.checks] or ["manipulation check rules: none"]
         return out
 
@@ -127,8 +130,13 @@ def exclusions(participants: pd.DataFrame, measures: pd.DataFrame, rules: Exclus
         rows.append({"participant_id": pid, "condition": part.at[pid, "condition"],
                      "condition_kind": part.at[pid, "condition_kind"], "reason_code": code, "reason": reason})
 
+    declined = set()
     for p in participants.itertuples():
         st = p.session_status
+        if st == "declined":          # no consent, no data: never analysed, whatever the rules
+            add(p.participant_id, "declined", f"declined consent in ses-{p.session}")
+            declined.add(p.participant_id)
+            continue
         if rules.pilot and bool(p.pilot):
             sim = getattr(p, "simulated", None)
             add(p.participant_id, "pilot", "pilot data" + (f" (simulated participant, profile {sim})"
@@ -157,4 +165,5 @@ def exclusions(participants: pd.DataFrame, measures: pd.DataFrame, rules: Exclus
         fail = vals[OPS[rule.op](vals, rule.value)]
         for pid, v in fail.items():
             add(pid, "failed_check", f"failed manipulation check: {rule.column} = {v:g} ({rule})")
+    rows = [r for r in rows if r["participant_id"] not in declined or r["reason_code"] == "declined"]   # one reason
     return pd.DataFrame(rows, columns=EXCLUSION_COLUMNS)

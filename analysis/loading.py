@@ -112,10 +112,10 @@ def load_study(study_dir: Path | str, session_rule: str = "first", progress: Pro
     """Read every session of `study_dir`.
 
     session_rule: which session of a participant the measures come from. ``first`` (default):
-    the first session that got past its first phase, whatever its status (a participant whose
-    first session broke off later is then excluded as incomplete rather than analysed on a
-    repeat run); ``first-complete``: the first
-    session whose status is complete (else the last one).
+    the first session that got past its first phase (a declined consent does not), whatever
+    its status (a participant whose first session broke off later is then excluded as
+    incomplete rather than analysed on a repeat run); ``first-complete``: the first session
+    whose status is complete (else the last one).
     Raises BadInput for a folder that is not a study or holds no sessions.
     """
     if session_rule not in SESSION_RULES:
@@ -264,9 +264,11 @@ def _participants(study: Path, sessions: pd.DataFrame, rule: str, problems: _Pro
     counts = sessions.groupby("participant_id", sort=False)["session"].transform("size")
     if rule == "first":
         # A session that ended before its first phase was done (e.g. stopped on the welcome
-        # page) holds no data: the participant's first session is the next one.
+        # page) holds no data: the participant's first session is the next one. So does a
+        # declined consent (its consent phase is complete, but nothing else was done).
         done_any = sessions["phases_completed"].fillna("").astype(str).str.len() > 0
-        started = sessions[done_any | (sessions["session_status"] == "complete")]
+        declined = sessions["session_status"] == "declined"
+        started = sessions[(done_any & ~declined) | (sessions["session_status"] == "complete")]
         first = started.groupby("participant_id", sort=False).head(1)
         rest = sessions[~sessions["participant_id"].isin(first["participant_id"])]
         chosen = pd.concat([first, rest.groupby("participant_id", sort=False).head(1)])

@@ -313,11 +313,20 @@ def methods(result) -> str:
     lines.append("## Participants")
     lines.append("")
     why = ""
+    declined = set(ex.loc[ex["reason_code"] == "declined", "participant_id"]) if len(ex) else set()
+    ex = ex[ex["reason_code"] != "declined"] if declined else ex     # they did not take part
+    took_part = len(part) - len(declined)
     if len(ex):
         per = ex.groupby("reason_code")["participant_id"].nunique()
-        why = (f" {ex['participant_id'].nunique()} of {len(part)} participants were excluded before analysis ("
+        why = (f" {ex['participant_id'].nunique()} of {took_part} participants were excluded before analysis ("
                + "; ".join(f"{k.replace('_', ' ')}: {v}" for k, v in per.items()) + ").")
-    lines.append(f"{len(part)} participants took part; {len(inc)} were analysed: {groups}.{why}")
+    if declined:
+        why += (f" {len(declined)} more {'person' if len(declined) == 1 else 'people'} declined consent and "
+                f"{'was' if len(declined) == 1 else 'were'} not tested.")
+    lines.append(f"{took_part} participants took part; {len(inc)} were analysed: {groups}.{why}")
+    described = _demographics(part[part["participant_id"].isin(inc["participant_id"])])
+    if described:
+        lines += ["", described]
     lines.append("")
     sentence = timing.methods_sentence(t["timing"]) if "timing" in t else ""
     if sentence:
@@ -441,3 +450,20 @@ def write_paper(result, out: Path, trials: bool = True) -> None:
     write_tables(result, out)
     (out / "methods.md").write_text(methods(result), encoding="utf-8")
     write_parquet(result, out, ("trials", "measures") if trials else ("measures",))
+
+
+def _demographics(part) -> str:
+    """One sentence on the analysed participants' age, sex and handedness (participants.tsv
+    columns of a demographics phase); '' when the study asked none of them."""
+    bits = []
+    if "age" in part.columns:
+        ages = pd.to_numeric(part["age"], errors="coerce").dropna()
+        if len(ages):
+            unknown = len(part) - len(ages)
+            bits.append(f"age M = {ages.mean():.1f} years (SD = {ages.std(ddof=1) if len(ages) > 1 else 0:.1f}, "
+                        f"range {ages.min():g}-{ages.max():g}" + (f"; {unknown} not given" if unknown else "") + ")")
+    for col in ("sex", "handedness"):
+        if col in part.columns and part[col].notna().any():
+            counts = part[col].fillna("not given").astype(str).value_counts()
+            bits.append(f"{col}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    return ("Analysed participants (self-report): " + "; ".join(bits) + ".") if bits else ""

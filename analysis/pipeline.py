@@ -198,7 +198,8 @@ def _check_options(options: Options, measures: Measures, participants: pd.DataFr
 FLAGS = {"pilot": "--include-pilot", "withdrawn": "--include-withdrawn", "incomplete": "--include-incomplete",
          "broken_yoke": "--include-broken-yokes", "failed_check": "a looser --check-rule (or none)",
          "timing": "a larger --max-dropped-frames (or none)",
-         "missing_data": "(no flag: they have no test data)"}
+         "missing_data": "(no flag: they have no test data)",
+         "declined": "(no flag: they declined consent)"}
 
 
 def _all_excluded(excl: pd.DataFrame, rules: ExclusionRules) -> str:

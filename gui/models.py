@@ -26,7 +26,7 @@ from experiment.registry.live import is_full as study_full     # the registry's 
 PILOT_FOLDER = "_pilot"     # DATA_DIR/_pilot/<study-id>/: pilots never mix with the study's data
 
 STATUS_COLORS = {"registered": None, "running": "#1565c0", "complete": "#2e7d32", "aborted": "#e65100",
-                 "withdrawn": "#6d4c41", "crashed": "#c62828"}
+                 "withdrawn": "#6d4c41", "declined": "#757575", "crashed": "#c62828"}
 
 
 SORT_ROLE = Qt.ItemDataRole.UserRole          # the value a column sorts by (numbers as numbers)

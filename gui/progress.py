@@ -2,7 +2,7 @@
 
 No Qt here: the session runner feeds events in, the window reads the fields out.
 Exit codes and statuses follow experiment.errors (0 complete, 2 refused, 3 aborted,
-4 withdrawn, 1 or a signal: crashed).
+4 withdrawn, 5 declined, 1 or a signal: crashed).
 """
 
 from __future__ import annotations
@@ -160,6 +160,6 @@ def status_for_exit(code: int | None, crashed_by_signal: bool, end_status: str |
     if crashed_by_signal or code is None:
         return "crashed"
     status = STATUS_FOR_EXIT.get(code, "crashed")
-    if end_status in ("complete", "aborted", "withdrawn", "crashed") and status != "refused":
+    if end_status in ("complete", "aborted", "withdrawn", "declined", "crashed") and status != "refused":
         return end_status if code != EXIT_ERROR else "crashed"
     return status

@@ -22,7 +22,7 @@ from gui.progress import describe
 if TYPE_CHECKING:
     from gui.launcher import LauncherWindow
 
-ENDED_NORMALLY = ("complete", "aborted", "withdrawn")
+ENDED_NORMALLY = ("complete", "aborted", "withdrawn", "declined")
 PILOT_OVERRIDE = "pilot run: the planned n counts real participants only"
 NO_EXPERIMENTER = ("no experimenter id: type yours in the Experimenter box of the toolbar (it is recorded with "
                    "the session); only pilots run without one")
