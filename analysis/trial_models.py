@@ -1,7 +1,9 @@
 """Trial-level models of the test phase: every trial, not one mean per participant.
 
-Two models per test phase, both comparing the helpless group(s) with the mean of the other
-groups (the same contrast as the primary test), signed so that positive = helpless worse:
+Four models per test phase (one table row each), all comparing the helpless group(s) with the
+mean of the other groups (the same contrast as the primary test), signed so that positive =
+helpless worse; the report and the paper lead with the crossed ones (latency_crossed,
+failure_glmm):
 
 latency
     Linear mixed model of log latency (anagrams: unsolved trials scored at the limit, the
@@ -32,8 +34,9 @@ Both crossed models report the random-effect SDs and say in ``singular`` / ``not
 is estimated as 0 (lme4's isSingular) or the fit did not converge.
 
 The first two models (items as fixed effects, population-averaged logistic model) are kept as a
-check of the crossed ones. All four are pinned to R: tests/reference/trial_models_lme4.csv holds lme4's ``lmer(log latency ~ 0 + group +
-item + (1 | participant), REML = TRUE)`` (sum-coded items) and ``glm`` + ``sandwich::vcovCL``
+check of the crossed ones. All four are pinned to R: tests/reference/trial_models_lme4.csv holds
+lme4's ``lmer(log latency ~ 0 + group + item + (1 | participant), REML = TRUE)`` (sum-coded
+items) and ``glm`` + ``sandwich::vcovCL``
 (type "HC1", the same small-sample correction as statsmodels' cluster SEs) fits of the test
 data, written by tests/reference/trial_models_reference.R, and the crossed models' lmer / glmer
 fits of three inputs (one with an item SD estimated as 0); the tests compare lhlab to them.

@@ -358,3 +358,21 @@ def test_the_exact_gradient_and_the_hessian_agree_with_lme4s_finite_differences(
         assert np.allclose(grad, g12, rtol=0, atol=1e-5), (grad, g12)
         h = glmm.hessian_from_gradient(lambda z: lap.value_and_grad(z)[1], par)
         assert np.abs(h - h12).max() < 1e-5 * np.abs(h12).max(), (h, h12)
+
+
+def test_with_one_grouping_factor_both_models_match_lme4():
+    """A task without item ids (the shuttle box) gets the participant intercept only."""
+    from analysis import glmm
+    r = _lme4()
+    f, X, levels = _crossed_data("crossed")
+    g = glmm.glmm(f["failed"].to_numpy(), X, [f["pid"]], ["participant"])
+    m = glmm.lmm(f["log_latency"].to_numpy(), X, [f["pid"]], ["participant"])
+    assert g["converged"] and m["converged"] and not g["singular"] and not m["singular"]
+    for fit, key, se_rel in ((g, "glmm1.crossed", 1e-4), (m, "lmm1.crossed", 1e-5)):
+        se = np.sqrt(np.diag(fit["cov"]))
+        for i, lv in enumerate(levels):
+            assert fit["params"][i] == pytest.approx(r[f"{key}.fe.grp.{lv}"], rel=1e-5), (key, lv)
+            assert se[i] == pytest.approx(r[f"{key}.se.grp.{lv}"], rel=se_rel), (key, lv)
+        assert fit["sd"][0] == pytest.approx(r[f"{key}.sd.participant"], rel=1e-5)
+    assert g["loglik"] == pytest.approx(r["glmm1.crossed.loglik"], abs=1e-7)
+    assert -m["reml_criterion"] / 2 == pytest.approx(r["lmm1.crossed.loglik"], abs=1e-7)

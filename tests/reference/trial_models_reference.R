@@ -47,6 +47,8 @@
 #   - lmm: lmer(log_latency ~ 0 + condition + (1 | participant_id) + (1 | item_id), REML = TRUE),
 #     tight bobyqa as above; lmm.<data>.{fe,se}.grp.<level>, sd.participant, sd.item, sigma,
 #     reml_criterion, singular, contrast.*;
+#   - glmm1.crossed / lmm1.crossed: the same two models with the participant intercept only (what
+#     lhlab fits for a task without item ids): fe, se, sd.participant, loglik;
 #   - lrt.<measure>: the three-group omnibus test of a yes/no measure (binary_lrt_input.csv) as a
 #     likelihood-ratio test of condition in a logistic regression, anova(glm(y ~ condition,
 #     binomial), test = "LRT"): chisq (deviance reduction), df, p; plus Pearson's chi-square
@@ -200,9 +202,30 @@ crossed <- function(name, file) {
   put(paste0(key, ".n_trials"), nrow(lat))
   con(key, b, V)
 }
+# one grouping factor only (a task without item ids, e.g. the shuttle box): participant intercepts
+one_factor <- function(name, file) {
+  x <- read.csv(file.path("tests/reference", file))
+  lv <- intersect(c("unsolvable", "solvable", "notraining"), unique(x$condition))
+  x$condition <- factor(x$condition, levels = lv)
+  x$failed <- as.numeric(x$outcome != "solved")
+  x$log_latency <- log(x$latency_scored)
+  g <- glmer(failed ~ 0 + condition + (1 | participant_id), data = x, family = binomial, control = tight_glmer)
+  m <- lmer(log_latency ~ 0 + condition + (1 | participant_id), data = x, REML = TRUE, control = tight_lmer)
+  for (mod in list(list("glmm1", g), list("lmm1", m))) {
+    key <- paste0(mod[[1]], ".", name)
+    b <- fixef(mod[[2]])
+    V <- as.matrix(vcov(mod[[2]]))
+    for (i in seq_along(b)) put(paste0(key, ".fe.grp.", lv[i]), b[i])
+    for (i in seq_along(b)) put(paste0(key, ".se.grp.", lv[i]), sqrt(V[i, i]))
+    vc <- as.data.frame(VarCorr(mod[[2]]))
+    put(paste0(key, ".sd.participant"), vc$sdcor[vc$grp == "participant_id"])
+    put(paste0(key, ".loglik"), as.numeric(logLik(mod[[2]])))
+  }
+}
 crossed("base", "trial_models_input.csv")
 crossed("crossed", "trial_models_crossed_input.csv")
 crossed("singular", "trial_models_singular_input.csv")
+one_factor("crossed", "trial_models_crossed_input.csv")
 
 # three-group yes/no measure: likelihood-ratio test of condition in a logistic regression
 bl <- read.csv("tests/reference/binary_lrt_input.csv")
