@@ -64,6 +64,8 @@ def main(data_dir: Path | None = None, protocols_dir: Path | None = None) -> int
     app, window = build(data_dir, protocols_dir, sys.argv[:1])
     # one prewarmed session runner waits between sessions (gui.session_runner): Start -> first frame ~0.3 s
     window.runner.enable_prewarm(lambda: (window.options.screen, window.options.windowed))
+    window.options.screen_combo.currentIndexChanged.connect(lambda _: window.runner.prewarm_options_changed())
+    window.options.windowed_check.toggled.connect(lambda _: window.runner.prewarm_options_changed())
     window.show()
     return app.exec()
 

@@ -35,6 +35,12 @@ STOP_TIMEOUT_S = 10.0        # SIGTERM -> this long -> SIGKILL (lhlab run stops 
 STDERR_TAIL_LINES = 40
 
 
+def runner_argv(screen: int, windowed: bool) -> list[str]:
+    """The prewarmed runner (experiment.runner) for a participant window on `screen`."""
+    argv = [sys.executable, "-m", "experiment.runner", "--screen", str(int(screen))]
+    return argv + ["--windowed"] if windowed else argv
+
+
 class ChildProcess(QObject):
     """One child process with line-based output and a graceful stop."""
 
@@ -185,6 +191,7 @@ class SessionRunner(QObject):
         self.spare_ready = False              # the spare said runner_ready
         self.spare_lost: str | None = None    # why the last spare ended on its own, until the next Start
         self.prewarm_options: Callable[[], tuple[int, bool]] | None = None    # () -> (screen, windowed)
+        self.spare_options: tuple | None = None    # what the spare's hidden window was opened with
         self.prewarmed_start = False          # whether the running session went to a prewarmed runner
         self.progress: LiveProgress | None = None
         self.state = "idle"
@@ -226,12 +233,25 @@ class SessionRunner(QObject):
         """Start a prewarmed runner unless one is there, a session runs, or prewarming is off."""
         if self.prewarm_options is None or self.spare.is_running() or self.is_running():
             return
-        screen, windowed = self.prewarm_options()
-        argv = [sys.executable, "-m", "experiment.runner", "--screen", str(int(screen))]
-        if windowed:
-            argv.append("--windowed")
+        self.spare_options = tuple(self.prewarm_options())
         self.spare_ready = False
-        self.spare.start(argv)
+        self.spare.start(runner_argv(*self.spare_options))
+
+    def prewarm_options_changed(self) -> None:
+        """The participant screen or the windowed option changed: a waiting runner whose hidden
+        window is elsewhere is replaced (a session it got would reopen the window, ~0.3 s slower)."""
+        if self.prewarm_options is None or not self.spare.is_running() \
+                or tuple(self.prewarm_options()) == self.spare_options:
+            return
+        keep, self.prewarm_options = self.prewarm_options, None      # its end is no loss to report
+        self.spare.proc.terminate()
+        self.spare.proc.waitForFinished(3000)
+        if self.spare.is_running():
+            self.spare.proc.kill()
+            self.spare.proc.waitForFinished(3000)
+        self.prewarm_options = keep
+        self.output.emit("participant screen options changed: prewarming a new runner for them")
+        self.start_spare()
 
     def close_spare(self) -> None:
         """Stop the waiting runner (it holds nothing: SIGTERM ends it at once)."""

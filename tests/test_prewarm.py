@@ -83,8 +83,7 @@ def test_start_uses_the_prewarmed_runner_and_falls_back_when_it_was_killed(qtbot
         assert (tmp_path / "data" / "_pilot" / "demo" / "sub-P001" / "ses-1" / "beh").is_dir()
 
         # 3. after the session a new runner is prewarmed; kill it: Start falls back and says so
-        qtbot.waitUntil(lambda: runner.spare_ready and runner.spare_pid() not in (None, prewarmed_pid),
-                        timeout=40000)
+        qtbot.waitUntil(lambda: runner.spare_pid() not in (None, prewarmed_pid), timeout=10000)
         killed = runner.spare_pid()
         os.kill(killed, signal.SIGKILL)
         qtbot.waitUntil(lambda: "was killed by a signal" in log_text(w), timeout=10000)
@@ -106,6 +105,37 @@ def test_start_uses_the_prewarmed_runner_and_falls_back_when_it_was_killed(qtbot
         if runner.child.is_running():
             runner.child.proc.kill()
             runner.child.proc.waitForFinished(5000)
+
+
+FAKE_RUNNER = """
+import json, os, sys
+print(json.dumps({"event": "runner_ready", "pid": os.getpid(), "prepare_s": 0.0}), flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_changing_the_participant_screen_replaces_the_waiting_runner(qtbot, monkeypatch):
+    """A stand-in runner (no PsychoPy): the launcher's option change starts one for the new screen."""
+    from gui import session_runner
+    monkeypatch.setattr(session_runner, "runner_argv",
+                        lambda screen, windowed: [sys.executable, "-c", FAKE_RUNNER, str(screen), str(windowed)])
+    runner = session_runner.SessionRunner()
+    log = []
+    runner.output.connect(log.append)
+    options = {"screen": 0, "windowed": False}
+    runner.enable_prewarm(lambda: (options["screen"], options["windowed"]))
+    try:
+        qtbot.waitUntil(lambda: runner.spare_ready, timeout=10000)
+        first = runner.spare_pid()
+        runner.prewarm_options_changed()                 # nothing changed: the runner stays
+        assert runner.spare_pid() == first
+        options["screen"] = 1
+        runner.prewarm_options_changed()
+        qtbot.waitUntil(lambda: runner.spare_ready and runner.spare_pid() not in (None, first), timeout=10000)
+        assert runner.spare.argv[-2:] == ["1", "False"]
+        assert not [line for line in log if "the next session starts in a fresh lhlab run" in line]
+    finally:
+        runner.close_spare()
 
 
 def test_runner_refuses_a_bad_request_and_writes_nothing(tmp_path):
