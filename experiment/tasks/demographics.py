@@ -360,9 +360,9 @@ def _levels_problems(levels, where: str, base: dict | None) -> list[Problem]:
         problems.append(Problem(where, f"needs 2 to {MAX_LEVELS} options (number keys 1-{MAX_LEVELS}; got "
                                        f"{len(levels)})"))
     for code, label in levels.items():
-        if isinstance(code, bool):
-            problems.append(Problem(f"{where}.{str(code).lower()}", "YAML reads yes/no/true/false as true or false: "
-                                                                    "quote the value ('yes': ...) or use another"))
+        if isinstance(code, bool) or code in ("True", "False"):      # YAML's yes/no (the loader keeps keys as text)
+            problems.append(Problem(f"{where}.{code}", "YAML reads an unquoted yes, no, true or false as a truth "
+                                                       "value: quote it ('yes': ...) or use another word"))
         elif not isinstance(code, str) or not LEVEL_RE.match(code):
             problems.append(Problem(f"{where}.{code}", "a value is letters, digits, _ or - (at most 32): it is "
                                                        "written to participants.tsv"))
