@@ -40,8 +40,8 @@ def lab(tmp_path, monkeypatch):
 def two_group_protocol(folder: Path, planned: str = "1") -> Path:
     """The yoked test study without its yoked group, blocks of 2, `planned_n: <planned>`."""
     text = test_registry.write_yoked_protocol(folder, block_size=2).read_text()
-    text = text.replace("  yoked:\n    kind: helpless\n    yoked_to: escape\n    phases: [trainunsolvable, check, test]\n",
-                        "")
+    text = text.replace("  yoked:\n    kind: helpless\n    yoked_to: escape\n"
+                        "    phases: [trainunsolvable, check, test]\n", "")
     text = text.replace("  block_size: 2\n", f"  block_size: 2\n  planned_n: {planned}\n")
     path = folder / "twogroups.yaml"
     path.write_text(text, encoding="utf-8")
@@ -192,13 +192,29 @@ def test_planned_n_is_validated_in_one_line_each(tmp_path):
     assert load_protocol(two_group_protocol(tmp_path, "3")).planned_n == {"escape": 3, "none": 3}
 
 
+def _as_a_person(study: Path, label: str) -> None:
+    """Make a data-only session's record look like a person's (not pilot, not simulated)."""
+    path = datafile.session_json_path(study, label, 1)
+    rec = json.loads(path.read_text(encoding="utf-8"))
+    rec.update(pilot=False, simulated=None)
+    datafile.write_json_atomic(path, rec)
+
+
 def test_a_full_study_refuses_new_participants_unless_overridden(backend, lab, tmp_path, capsys):
-    from experiment import cohort
     path = two_group_protocol(tmp_path, "1")
     proto, data = load_protocol(path), tmp_path / "data"
     study = datafile.study_dir(data, proto.study_id)
-    cohort.simulate(proto, data, 2, seed=3)              # one complete session in each condition
-    with Registry.open(study, proto) as reg:
+    with Registry.open(study, proto, seed=3) as reg:
+        first, second = reg.add_participant(proto), reg.add_participant(proto)     # one block: one of each
+        test_registry.run_session(proto, data, first.label, first.condition)
+        _as_a_person(study, first.label)
+        test_registry.run_session(proto, data, "S1", second.condition)   # simulated: never counts
+        reg.sync_sessions()
+        assert reg.progress_by_condition() == {first.condition: (1, 1), second.condition: (0, 1)}
+        assert not reg.is_full()
+        test_registry.run_session(proto, data, second.label, second.condition)
+        _as_a_person(study, second.label)
+        reg.sync_sessions()
         assert reg.progress_by_condition() == {"escape": (1, 1), "none": (1, 1)} and reg.is_full()
         with pytest.raises(BadInput, match=r"yoketest is full: .*escape 1/1, none 1/1.*--override-full REASON"):
             reg.add_participant(proto)

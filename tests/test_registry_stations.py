@@ -303,6 +303,7 @@ def _downgrade(execute, version: int) -> None:
         execute("DROP TABLE heartbeats")
         execute("DROP TABLE partner_schedules")
         execute("ALTER TABLE assignment_log DROP COLUMN override_full")
+        execute("ALTER TABLE sessions DROP COLUMN pilot")
     if version < 4:
         for column in ("central", "central_sha256", "synced"):
             execute(f"ALTER TABLE sessions DROP COLUMN {column}")

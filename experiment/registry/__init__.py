@@ -11,9 +11,10 @@ processes and (PostgreSQL) across PCs. Unique indexes in the schema (schema.py) 
 The other modules: vocab.py (statuses, timestamps), sync.py (session records on disk -> the
 registry), live.py (heartbeats, live sessions, planned N, the yoke queue: the lab monitor),
 partner.py (training schedules for yoking across stations), station.py (what `lhlab run` does
-around a session: heartbeats, then the registry and the central copy), keyfile.py (a SQLite study's identity key, outside the study folder), admin.py and
-commands.py (`lhlab registry init|check|migrate`, `--registry`), dataset.py (`lhlab export`,
-`lhlab erase`), central.py (`lhlab sync` to the central data folder).
+around a session: heartbeats, then the registry and the central copy), keyfile.py (a SQLite
+study's identity key, outside the study folder), admin.py and commands.py (`lhlab registry
+init|check|migrate`, `--registry`), dataset.py (`lhlab export`, `lhlab erase`), central.py
+(`lhlab sync` to the central data folder).
 
 Assignment
 ----------
@@ -53,5 +54,5 @@ from experiment.registry.postgres import RegistryUnavailable
 from experiment.registry.schema import SCHEMA_VERSION
 from experiment.registry.sqlite import BUSY_TIMEOUT_S, REGISTRY_FILE
 
-__all__ = ["Assignment", "BUSY_TIMEOUT_S", "LABEL_PREFIX", "LiveSession", "PARTICIPANT_STATUSES", "Participant", "REGISTRY_FILE",
-           "RULES", "RegistryUnavailable", "Registry", "SCHEMA_VERSION", "SessionEntry", "block_order", "now_iso"]
+__all__ = ["Assignment", "BUSY_TIMEOUT_S", "LABEL_PREFIX", "LiveSession", "PARTICIPANT_STATUSES", "Participant",
+           "REGISTRY_FILE", "RULES", "RegistryUnavailable", "Registry", "SCHEMA_VERSION", "SessionEntry", "block_order", "now_iso"]

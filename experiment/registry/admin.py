@@ -120,7 +120,7 @@ def server_migrate(location: Location) -> list[str]:
 _COPY = {  # table: columns copied from SQLite to the server, in the order rows were made
     "participants": ("label", "external_id", "condition", "status", "notes", "created"),
     "sessions": ("label", "number", "started", "ended", "status", "data_path", "experimenter", "training_complete",
-                 "notes"),
+                 "notes", "pilot"),
     "assignment_log": ("label", "condition", "rule", "block", "slot", "seed", "yoked_to", "reason",
                        "protocol_sha256", "time", "request", "station", "override_full"),
     "audit": ("time", "action", "label", "detail", "station"),

@@ -1,8 +1,9 @@
 """`lhlab registry init|check|migrate TARGET` and the `--registry URL` option.
 
 TARGET is a PostgreSQL URL (the lab server) or a study folder (its SQLite registry).
-`--registry URL` on `run`, `status`, `analyze`, `launch`, `export`, `erase` and `sync` means the same as LHLAB_REGISTRY=URL
-for that process (and what it starts); location.py says how the registry is chosen otherwise.
+`--registry URL` on `run`, `status`, `analyze`, `launch`, `export`, `erase` and `sync` means
+the same as LHLAB_REGISTRY=URL for that process (and what it starts); location.py says how the
+registry is chosen otherwise.
 `simulate` is the exception: it uses a server only when `--registry` names one.
 Every failure is one line on stderr with exit code 2, passwords masked.
 """

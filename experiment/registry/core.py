@@ -312,7 +312,8 @@ class Registry:
         return _live.live_sessions(self, stale_after_s)
 
     def progress_by_condition(self) -> dict[str, tuple[int, int | None]]:
-        """{condition: (participants with a complete session, planned n or None)} (as of the last sync)."""
+        """{condition: (participants with a complete real session, planned n or None)} (as of the
+        last sync; pilot and simulated sessions do not count)."""
         return _live.progress_by_condition(self)
 
     def is_full(self) -> bool:

@@ -84,13 +84,14 @@ def live_sessions(reg, stale_after_s: float = 15.0) -> list[LiveSession]:
 
 
 def progress_by_condition(reg) -> dict[str, tuple[int, int | None]]:
-    """{condition: (participants with a complete session, planned n or None)}, not counting erased."""
+    """{condition: (participants with a complete session, planned n or None)}; erased participants
+    and pilot or simulated sessions do not count."""
     def body():
         design = reg._meta("design")
         planned = json.loads(reg._meta("planned_n") or "null") or {}
         done = dict(reg._x(
             "SELECT p.condition, COUNT(*) FROM participants p WHERE p.status != 'erased' AND EXISTS "
-            "(SELECT 1 FROM sessions s WHERE s.label = p.label AND s.status = 'complete') "
+            "(SELECT 1 FROM sessions s WHERE s.label = p.label AND s.status = 'complete' AND s.pilot = 0) "
             "GROUP BY p.condition").fetchall())
         return (json.loads(design)["conditions"] if design else sorted(done)), planned, done
     conditions, planned, done = reg._read(body)

@@ -85,4 +85,5 @@ def read(reg, partner: str, partner_condition: str, phase_id: str, n_trials: int
                 "partner_status": schedule.get("status"), "partner_station": station,
                 "source": "registry", "schedule_sha256": sha,
                 "partner_total_noise_s": round(sum(t["duration"] for t in trials), 6), "trials": trials}
-    raise BadInput(f"--yoked-to {partner}: no usable {phase_id!r} training in the registry (" + "; ".join(reasons) + ")")
+    raise BadInput(f"--yoked-to {partner}: no usable {phase_id!r} training in the registry ("
+                   + "; ".join(reasons) + ")")

@@ -47,12 +47,13 @@ def sync(reg) -> list[str]:
         training = [p for p in phases if p.get("role") == "training"]
         done = all(p.get("status") == "complete" for p in training) if training else status == "complete"
         reg._x("INSERT INTO sessions (label, number, started, ended, status, data_path, experimenter, "
-               "training_complete) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(label, number) DO UPDATE SET "
+               "training_complete, pilot) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(label, number) DO UPDATE SET "
                "started = excluded.started, ended = excluded.ended, status = excluded.status, "
                "data_path = excluded.data_path, experimenter = excluded.experimenter, "
-               "training_complete = excluded.training_complete",
+               "training_complete = excluded.training_complete, pilot = excluded.pilot",
                (label, number, rec.get("started"), rec.get("ended"), status,
-                 str(datafile.session_dir(Path("."), label, number)), rec.get("experimenter"), int(done)))
+                str(datafile.session_dir(Path("."), label, number)), rec.get("experimenter"), int(done),
+                int(bool(rec.get("pilot") or rec.get("simulated")))))
         latest[label] = max(latest.get(label, (0, "")), (number, status))
     # A participant's status is their latest session's, whichever station ran it.
     for label in latest:
