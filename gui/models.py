@@ -22,8 +22,8 @@ from experiment import datafile
 from experiment.errors import BadInput, LhlabError
 from experiment.registry import Participant, Registry, SessionEntry
 from experiment.registry.live import is_full as study_full     # the registry's rule, not a copy
+from experiment.registry.vocab import PILOT_FOLDER
 
-PILOT_FOLDER = "_pilot"     # DATA_DIR/_pilot/<study-id>/: pilots never mix with the study's data
 
 STATUS_COLORS = {"registered": None, "running": "#1565c0", "complete": "#2e7d32", "aborted": "#e65100",
                  "withdrawn": "#6d4c41", "declined": "#757575", "crashed": "#c62828"}

@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from gui.launcher import LauncherWindow
 
 ENDED_NORMALLY = ("complete", "aborted", "withdrawn", "declined")
-PILOT_OVERRIDE = "pilot run: the planned n counts real participants only"
 NO_EXPERIMENTER = ("no experimenter id: type yours in the Experimenter box of the toolbar (it is recorded with "
                    "the session); only pilots run without one")
 
@@ -129,8 +128,8 @@ class SessionFlow(QObject):
             return w.dialogs.error(w, "No study selected", "Pick a valid protocol in the Study list first.")
         if self._preflight(w.pilot, None, None, None) is None:
             return
-        try:       # the planned n counts real participants: a pilot folder is never "full"
-            p = w.pilot.add_participant(override_full=PILOT_OVERRIDE if w.pilot.is_full() else None)
+        try:       # pilot sessions never count toward the planned n (the registry's rule)
+            p = w.pilot.add_participant()
         except (BadInput, LhlabError) as e:
             return w.dialogs.error(w, "Pilot not started", str(e),
                                    f"The pilot folder is {w.pilot.study_dir}; delete it to start pilots afresh.")

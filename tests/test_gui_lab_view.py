@@ -8,6 +8,7 @@ ones run the launcher over a real registry (heartbeats written with experiment.r
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -141,6 +142,9 @@ def test_launcher_lab_view_full_study_and_a_lost_station(make_launcher, qtbot, t
     protocols = planned_protocols(tmp_path)
     run_lhlab("simulate", protocols / "demo.yaml", "--participants", 2, "--data-dir", tmp_path / "data",
               "--seed", 5, check_rc=0)
+    # simulated sessions never count toward the planned n: these two stand in for real participants' sessions
+    with sqlite3.connect(tmp_path / "data" / "demo" / "registry.sqlite") as db:
+        db.execute("UPDATE sessions SET pilot = 0")
     w, dialogs = make_launcher(protocols=protocols)
     beat(w.study.registry, {"label": "P002", "session": 2, "station": "cubicle-7", "condition": "unsolvable",
                             "phase": "test", "trial": 4, "elapsed": 130.0, "started": _ago(200),
@@ -196,7 +200,8 @@ def test_pilots_are_never_refused_by_the_planned_n(make_launcher, tmp_path, monk
     w, dialogs = make_launcher(protocols=protocols)
     started = []
     monkeypatch.setattr(w.flow, "_launch", lambda model, argv, label, *rest: started.append(label))
-    assert w.pilot.is_full()
+    assert [p.label for p in w.pilot.rows] == ["PILOT001", "PILOT002"]     # pilots' own label prefix
+    assert not w.pilot.is_full()                 # pilot sessions never count toward the planned n
     w.act_pilot.trigger()
-    assert started == ["P003"] and not dialogs.titles("error")
-    assert w.pilot.registry.assignment_log()[-1].override_full.startswith("pilot run")
+    assert started == ["PILOT003"] and not dialogs.titles("error")
+    assert not w.pilot.registry.assignment_log()[-1].override_full

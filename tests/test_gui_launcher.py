@@ -107,7 +107,7 @@ def make_launcher(qtbot, tmp_path):
             w.runner.child.proc.waitForFinished(5000)
 
 
-def pilot_row(w, label="P001"):
+def pilot_row(w, label="PILOT001"):
     return next(p for p in w.pilot.rows if p.label == label)
 
 
@@ -256,20 +256,20 @@ def test_pilot_shows_progress_aborts_and_keeps_files(make_launcher, qtbot, x_dis
     assert not dialogs.titles("error") and not dialogs.titles("warning")
 
     # files: the pilot folder, never the study's
-    ses = tmp_path / "data" / "_pilot" / "demo" / "sub-P001" / "ses-1"
-    record = json.loads((ses / "sub-P001_ses-1_session.json").read_text())
+    ses = tmp_path / "data" / "_pilot" / "demo" / "sub-PILOT001" / "ses-1"
+    record = json.loads((ses / "sub-PILOT001_ses-1_session.json").read_text())
     assert record["status"] == "aborted" and record["pilot"] and record["simulated"]["mode"] == "visual"
-    assert (ses / "beh" / "sub-P001_ses-1_task-welcome_beh.tsv").exists()
-    assert (ses / "beh" / "sub-P001_ses-1_task-practice_beh.tsv").exists()
+    assert (ses / "beh" / "sub-PILOT001_ses-1_task-welcome_beh.tsv").exists()
+    assert (ses / "beh" / "sub-PILOT001_ses-1_task-practice_beh.tsv").exists()
     assert not (tmp_path / "data" / "demo").exists() and not w.study.rows
 
     # the note typed during the session was saved when it ended, not thrown away
-    assert w.pilot.registry.participant("P001").notes == "fidgeted during practice"
+    assert w.pilot.registry.participant("PILOT001").notes == "fidgeted during practice"
     # a note for that session, stored in the (pilot) registry
     assert w.note_target.currentData() == 1 and "session 1 · aborted" in w.note_target.currentText()
     w.note_edit.setPlainText("pilot aborted on purpose")
     assert w.save_note()
-    assert [s.notes for s in w.pilot.sessions("P001")] == ["pilot aborted on purpose"]
+    assert [s.notes for s in w.pilot.sessions("PILOT001")] == ["pilot aborted on purpose"]
 
 
 @pytest.mark.window
@@ -287,7 +287,7 @@ def test_child_killed_shows_crashed_and_launcher_survives(make_launcher, qtbot, 
     assert "ended: crashed (killed by a signal)" in w.statusBar().currentMessage()
     kind, title, text, detail = dialogs.last("error")
     assert title == "Session crashed" and "run again as a new session" in text
-    record = json.loads((tmp_path / "data/_pilot/demo/sub-P001/ses-1/sub-P001_ses-1_session.json").read_text())
+    record = json.loads((tmp_path / "data/_pilot/demo/sub-PILOT001/ses-1/sub-PILOT001_ses-1_session.json").read_text())
     assert record["status"] == "crashed" and "finished trials are on disk" in record["exit"]["reason"]
     assert meter.max_gap < 0.5, f"the launcher froze for {meter.max_gap:.2f} s"
     assert w.act_pilot.isEnabled() and w.act_start.isEnabled() and not w.act_abort.isEnabled()
@@ -363,7 +363,7 @@ def test_closing_during_a_session_aborts_it_first(make_launcher, qtbot, x_displa
     assert w.isVisible() and w.runner.state == "stopping"
     qtbot.waitUntil(lambda: not w.isVisible(), timeout=15000)
     assert w.last_result["status"] == "aborted"
-    record = json.loads((tmp_path / "data/_pilot/demo/sub-P001/ses-1/sub-P001_ses-1_session.json").read_text())
+    record = json.loads((tmp_path / "data/_pilot/demo/sub-PILOT001/ses-1/sub-PILOT001_ses-1_session.json").read_text())
     assert record["status"] == "aborted"
 
 

@@ -64,7 +64,7 @@ def test_start_uses_the_prewarmed_runner_and_falls_back_when_it_was_killed(qtbot
         qtbot.waitUntil(lambda: runner.spare_ready, timeout=40000)
         prewarmed_pid = runner.spare_pid()
         assert prewarmed_pid and "prewarmed runner ready" in log_text(w)
-        assert not (tmp_path / "data" / "_pilot" / "demo" / "sub-P001").exists()
+        assert not (tmp_path / "data" / "_pilot" / "demo" / "sub-PILOT001").exists()
 
         # 2. Start: the session runs in that very process, through the usual events
         first = {}
@@ -77,10 +77,10 @@ def test_start_uses_the_prewarmed_runner_and_falls_back_when_it_was_killed(qtbot
         w.act_abort.trigger()
         qtbot.waitUntil(lambda: not runner.is_running(), timeout=15000)
         assert w.last_result["status"] == "aborted" and w.last_result["prewarmed"]
-        record = session_record(tmp_path, "P001", 1)
+        record = session_record(tmp_path, "PILOT001", 1)
         assert record["status"] == "aborted" and record["process"]["pid"] == prewarmed_pid
         assert record["devices"]["participant_window"]["prewarmed"] is True
-        assert (tmp_path / "data" / "_pilot" / "demo" / "sub-P001" / "ses-1" / "beh").is_dir()
+        assert (tmp_path / "data" / "_pilot" / "demo" / "sub-PILOT001" / "ses-1" / "beh").is_dir()
 
         # 3. after the session a new runner is prewarmed; kill it: Start falls back and says so
         qtbot.waitUntil(lambda: runner.spare_pid() not in (None, prewarmed_pid), timeout=10000)
@@ -97,7 +97,7 @@ def test_start_uses_the_prewarmed_runner_and_falls_back_when_it_was_killed(qtbot
         w.act_abort.trigger()
         qtbot.waitUntil(lambda: not runner.is_running(), timeout=15000)
         assert w.last_result["status"] == "aborted" and not w.last_result["prewarmed"]
-        record = session_record(tmp_path, "P002", 1)
+        record = session_record(tmp_path, "PILOT002", 1)
         assert record["status"] == "aborted" and record["devices"]["participant_window"]["prewarmed"] is False
         assert not dialogs.shown
     finally:

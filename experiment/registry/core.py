@@ -22,7 +22,8 @@ from experiment.registry import live as _live
 from experiment.registry import sync as _sync_module
 from experiment.registry.live import LiveSession
 from experiment.registry.location import Location, resolve
-from experiment.registry.vocab import LABEL_PREFIX, PARTICIPANT_STATUSES, RULES, now_iso, station_name
+from experiment.registry.vocab import (LABEL_PREFIX, PARTICIPANT_STATUSES, RULES, label_prefix, now_iso,
+                                      station_name)
 
 if TYPE_CHECKING:
     from experiment.protocol import Protocol
@@ -435,9 +436,9 @@ class Registry:
                            "continue: restore the protocol or start a new study id")
 
     def _new_label(self) -> str:
-        n = int(self._meta("next_label") or 1)
+        n, prefix = int(self._meta("next_label") or 1), label_prefix(self.study_dir)
         while True:
-            label = f"{LABEL_PREFIX}{n:03d}"
+            label = f"{prefix}{n:03d}"
             taken = self._x("SELECT 1 FROM participants WHERE label = ?", (label,)).fetchone()
             if not taken and not (self.study_dir / f"sub-{label}").exists():
                 break

@@ -10,6 +10,13 @@ PARTICIPANT_STATUSES = ("registered", "running", "complete", "aborted", "withdra
                         "erased")
 RULES = ("block", "manual", "command-line")
 LABEL_PREFIX = "P"
+PILOT_FOLDER = "_pilot"        # DATA_DIR/_pilot/<study-id>/: pilots never mix with the study's data
+PILOT_LABEL_PREFIX = "PILOT"   # sub-PILOT001: a pilot is never mistaken for a participant in a merged table
+
+
+def label_prefix(study_dir) -> str:
+    """The label prefix of a study folder: pilots (under `_pilot/`) get their own."""
+    return PILOT_LABEL_PREFIX if study_dir.parent.name == PILOT_FOLDER else LABEL_PREFIX
 
 
 def now_iso() -> str:
