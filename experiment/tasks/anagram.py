@@ -62,7 +62,9 @@ class Anagram(Task):
         Param("items", "file", "TSV of items (item_id, letters, solution, solvable), relative to the protocol"),
         Param("n_trials", "int", "number of trials (default: every item the proportion allows)", None, low=1),
         Param("unsolvable_proportion", "number", "share of trials drawn from unsolvable items", 0, low=0, high=1),
-        Param("order", "choice", "item order: shuffled (seeded) or as in the file", "shuffled",
+        Param("order", "choice", "item order: shuffled (drawn and ordered per participant, seeded; for training) "
+              "or fixed (the file's first items in the file's order for everyone: use it for a test phase, as the "
+              "classic anagram test gives every group the same items in the same order)", "shuffled",
               choices=("shuffled", "fixed")),
         Param("time_limit", "number", "seconds per anagram", 100, above=0),
         Param("pattern", "pattern", "letter order every item must obey, e.g. [3, 4, 2, 5, 1]", None),

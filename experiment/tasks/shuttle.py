@@ -203,7 +203,9 @@ class Shuttle(Task):
                 prev_end = noise_off if noise_off is not None else (shuttle.t if shuttle else ctx.clock.now())
                 text = {"avoid": p["text_avoid"], "escape": p["text_escape"], "fail": p["text_fail"]}[outcome]
                 if p["feedback_duration"] > 0:
-                    t = ctx.screen.show(View("shuttle", text=text, footer=hint, marker=0 if side == "left" else 1,
+                    # a feedback screen, as after an anagram: large text where the eye is, not the
+                    # prompt's small line under the light (the marker is back on the next screen)
+                    t = ctx.screen.show(View("feedback", text=text, footer=hint, marker=0 if side == "left" else 1,
                                              data={**base, "side": side, "state": "feedback", "outcome": outcome}))
                     ctx.clock.wait_until(t + p["feedback_duration"])
         finally:
