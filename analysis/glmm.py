@@ -41,8 +41,9 @@ parameters below 2e-3) are returned, never hidden.
 
 Speed: the random-effects system is never formed densely. The larger factor (participants) gives a
 diagonal block, eliminated first; what remains is the smaller factor (items) plus the fixed effects,
-a small dense matrix. One Laplace deviance costs O(n + q1 q2^2), so 60 participants x 20 items fits
-in ~0.1 s, 1,000 in ~1 s and 10,000 in ~9 s (benchmarks/bench_analysis.py --glmm-only). Long dot
+a small dense matrix. One Laplace deviance costs O(n + q1 q2^2), and a fit takes ~55 of them: 60
+participants x 20 items fit in 0.05 s, 1,000 in 0.3 s and 10,000 in 3.2 s on 2 cores with a load
+of 3 (0.2 s, 1.0 s and 8.7 s with a load of 7; benchmarks/bench_analysis.py --glmm-only). Long dot
 products avoid BLAS and the fits run with BLAS on one thread (threadpoolctl, when installed): on a
 busy machine a threaded BLAS ddot of 20,000 numbers took 20 ms.
 
