@@ -240,6 +240,21 @@ def _trial_rows(result) -> pd.DataFrame:
     return tm.sort_values("model", key=lambda c: c.map({m: i for i, m in enumerate(TRIAL_MODELS)}), kind="stable")
 
 
+def binary_omnibus_sentence(result, cat) -> str:
+    """The omnibus tests of the test phase's yes/no measures across three or more groups: Pearson's
+    chi-square and the likelihood-ratio test of condition in a logistic regression ("" if none)."""
+    bt = result.tables.get("binary", pd.DataFrame())
+    if bt is None or bt.empty or "lr_chi2" not in bt.columns:
+        return ""
+    bt = bt[(bt["role"] == "test") & (bt["dof"] >= 2) & bt["chi2"].notna()]
+    if bt.empty:
+        return ""
+    parts = [f"{_label(cat, r.measure).lower()}: Pearson chi-square({int(r.dof)}) = {f2(r.chi2)}, {p_eq(r.p_chi2)}; "
+             f"likelihood ratio chi-square({int(r.dof)}) = {f2(r.lr_chi2)}, {p_eq(r.p_lr)}" for r in bt.itertuples()]
+    return ("Yes/no measures were compared across the groups with Pearson's chi-square test and, beside it, the "
+            "likelihood-ratio test of condition in a logistic regression (" + "; ".join(parts) + ").")
+
+
 def trial_sentence(result) -> str:
     """The methods-and-results sentences of the trial-level mixed models ("" when none was fitted)."""
     out = []
@@ -363,6 +378,9 @@ def methods(result) -> str:
                  "(1998) interval for the difference, Fisher's exact test, and d from the log odds ratio (Chinn, "
                  "2000). Secondary p values were adjusted with Holm's (1979) method.")
     lines.append("")
+    yes_no = binary_omnibus_sentence(result, cat)
+    if yes_no:
+        lines += [yes_no, ""]
     trial = trial_sentence(result)
     if trial:
         lines += ["### Trial-level models", "", trial + " Trial-level models are reported as a check of the "

@@ -380,3 +380,16 @@ def test_with_one_grouping_factor_both_models_match_lme4():
         assert fit["sd"][0] == pytest.approx(r[f"{key}.sd.participant"], rel=1e-5)
     assert g["loglik"] == pytest.approx(r["glmm1.crossed.loglik"], abs=1e-7)
     assert -m["reml_criterion"] / 2 == pytest.approx(r["lmm1.crossed.loglik"], abs=1e-7)
+
+
+def test_the_methods_text_gives_the_yes_no_likelihood_ratio_test():
+    import types
+
+    from analysis import binary, paper
+    r = _lme4()
+    d = pd.read_csv(REF / "binary_lrt_input.csv")
+    bt = binary.chi_square(d, "insight", "condition", order=list(KINDS)).assign(measure="insight", role="test")
+    text = paper.binary_omnibus_sentence(types.SimpleNamespace(tables={"binary": bt}), pd.DataFrame())
+    p = f"{r['lrt.insight.p']:.3f}".removeprefix("0")                    # APA: .314
+    assert f"likelihood ratio chi-square(2) = {r['lrt.insight.chisq']:.2f}, p = {p}" in text
+    assert f"Pearson chi-square(2) = {r['lrt.insight.pearson_chisq']:.2f}" in text
