@@ -58,7 +58,7 @@ def test_loads_every_trial_with_session_columns(study):
     assert set(s.trials["session_status"]) == {"complete"}
     # phases in the order they ran, trials in order
     first = s.trials[s.trials["participant_id"] == s.trials["participant_id"].iloc[0]]
-    assert list(dict.fromkeys(first["phase"]))[:2] == ["welcome", "practice"]
+    assert list(dict.fromkeys(first["phase"]))[:4] == ["consent", "demographics", "welcome", "practice"]
     assert first.groupby("phase", sort=False)["trial"].apply(lambda t: t.is_monotonic_increasing).all()
     p = s.participants.iloc[0]
     assert p["protocol_sha256"] and len(p["protocol_sha256"]) == 64 and p["pilot"]
