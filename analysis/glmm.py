@@ -29,15 +29,15 @@ Logistic mixed model (Laplace approximation)
     Standard errors as lme4's default for nAGQ >= 1 (``vcov.merMod``, use.hessian = TRUE): the
     Hessian H of the Laplace deviance in (theta, beta) by central finite differences with lme4's
     step (``deriv12``, delta = 1e-4, no bounds; lme4 differences the deviance, this module its exact
-    gradient: the same H up to O(delta^2), 2m instead of 2m^2 + 1 evaluations), vcov(beta) = 2 (H^-1)[beta, beta]: this accounts for
-    the uncertainty in theta. If that matrix is not positive definite, lme4 falls back on R_X (the
+    gradient: the same H up to O(delta^2), 2m instead of 2m^2 + 1 evaluations), and
+    vcov(beta) = 2 (H^-1)[beta, beta]: this accounts for the uncertainty in theta. If that matrix is not positive definite, lme4 falls back on R_X (the
     fixed-effects block of the penalised information at u*, theta held fixed); so does this module,
     and says so in ``cov_method``. The R_X covariance is returned too (``cov_rx``): it is smaller
     than the Hessian's by ~1-2% in the reference data, which is why the choice matters.
 
 Singular fits (an SD estimated as 0: lme4's ``isSingular``, theta < 1e-4) and convergence
-(optimiser success and lme4's ``checkConv`` rule: the Newton step H^-1 g over the interior
-parameters below 2e-3) are returned, never hidden.
+(lme4's ``checkConv`` rule: the Newton step H^-1 g over the interior parameters below 2e-3) are
+returned, never hidden.
 
 Speed: the random-effects system is never formed densely. The larger factor (participants) gives a
 diagonal block, eliminated first; what remains is the smaller factor (items) plus the fixed effects,
