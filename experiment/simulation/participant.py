@@ -58,19 +58,31 @@ class Profile:
     choice_median: float = 2.2       # s, median time to choose a pattern in discrimination problems
     ability_sd: float = 0.0          # between-person spread: log-SD of each person's solving-time factor
     insight_sd: float = 0.0          # between-person spread of the chance to notice the letter pattern (logit SD)
+    respond_sd: float = 0.0          # between-person spread of the chance to respond on a noise/shuttle trial (logit SD)
+    latency_sd: float = 0.0          # between-person spread of escape latency and avoidance learning (log-SD)
+    susceptibility_sd: float = 0.0   # between-person spread of how helpless the same training makes a person (log-SD)
+    escape_drop: float = 0.5         # share of the chance to respond in the shuttle test that full helplessness removes
 
+
+# The between-person spreads of the calibrated profiles (and of no-effect): solving speed
+# (log-SD 0.4), insight (logit SD 1.0), the chance to respond in noise/shuttle trials (logit SD
+# 1.5), escape latency (log-SD 0.4) and susceptibility to helplessness (log-SD 0.6).
+PEOPLE = dict(ability_sd=0.4, insight_sd=1.0, respond_sd=1.5, latency_sd=0.4, susceptibility_sd=0.6)
 
 PROFILES = {
     "default": Profile(),
-    "no-effect": Profile(name="no-effect", helplessness_effect=0.0),
     "strong": Profile(name="strong", helplessness_effect=0.95),
     "withdrawer": Profile(name="withdrawer", withdraw_rate=0.05),
-    # Calibrated to published effect sizes on the anagram test's mean latency (helpless vs the
-    # other groups, Hedges g): targets, sources and tolerances in docs/simulation.md, checked by
-    # tests/test_power_calibration.py. Both have individual differences (ability_sd, insight_sd),
-    # so within-group SDs come from people differing, not only from trial-to-trial noise.
-    "classic": Profile(name="classic", ability_sd=0.4, insight_sd=1.0, helplessness_effect=0.57),
-    "replication": Profile(name="replication", ability_sd=0.4, insight_sd=1.0, helplessness_effect=0.2),
+    # Calibrated targets (docs/simulation.md, checked by tests/test_power_calibration.py): the
+    # Hedges g of the primary outcome, helpless vs the other groups, on the anagram test's mean
+    # latency (helplessness_effect) and the shuttle test's failures to escape (escape_drop, with
+    # the slowing that helplessness_effect already gives). The targets are placeholders until
+    # someone reads the papers' group means and SDs: see docs/simulation.md. Every one of these
+    # profiles has individual differences (PEOPLE), so within-group SDs come from people
+    # differing, not only from trial-to-trial noise; no-effect has the same people and no effect.
+    "classic": Profile(name="classic", helplessness_effect=0.48, escape_drop=0.2, **PEOPLE),
+    "replication": Profile(name="replication", helplessness_effect=0.14, escape_drop=0.22, **PEOPLE),
+    "no-effect": Profile(name="no-effect", helplessness_effect=0.0, **PEOPLE),
 }
 
 
@@ -121,6 +133,14 @@ class SimulatedParticipant:
         self.speed = math.exp(rng.gauss(0, profile.ability_sd)) if profile.ability_sd > 0 else 1.0
         self.insight = insight_chance(profile.insight_prob, rng.gauss(0, profile.insight_sd)) \
             if profile.insight_sd > 0 else profile.insight_prob
+        # ... and, for the noise and shuttle tasks, a chance to respond at all, a latency factor
+        # (slower people also learn to respond to the warning more slowly) and a susceptibility
+        # factor scaling the helplessness the same training produces.
+        self.escape_prob = insight_chance(profile.escape_prob, rng.gauss(0, profile.respond_sd)) \
+            if profile.respond_sd > 0 else profile.escape_prob
+        self.latency = math.exp(rng.gauss(0, profile.latency_sd)) if profile.latency_sd > 0 else 1.0
+        self.susceptibility = math.exp(rng.gauss(0, profile.susceptibility_sd)) \
+            if profile.susceptibility_sd > 0 else 1.0
         self.lexicon = {"".join(sorted(w)): w for w in vocabulary}
         self.view: View | None = None
         self.role = "instructions"
@@ -141,7 +161,7 @@ class SimulatedParticipant:
     def enter_phase(self, role: str) -> None:
         if self.role == "training" and role != "training":
             share = self.failed / self.tried if self.tried else 0.0
-            self.helplessness = min(1.0, self.p.helplessness_effect * share)
+            self.helplessness = min(1.0, self.p.helplessness_effect * share * self.susceptibility)
         self.role = role
         self.pattern = self.last_perm = None     # a letter order belongs to one set of items
         self.ineffective = self.escapes = self.noise_trials = 0
@@ -187,12 +207,12 @@ class SimulatedParticipant:
             return []
         if self._withdraws():
             return [KeyPress(self.keys["withdraw"], onset + self.rng.uniform(0.2, 2.0))]
-        p_try = self.p.escape_prob * (1 - self.p.giveup) ** self.ineffective
+        p_try = self.escape_prob * (1 - self.p.giveup) ** self.ineffective
         if self.rng.random() >= p_try:
             return []
         practice = 1 - self.p.escape_learning * (1 - math.exp(-(self.noise_trials - 1) / 10))
         slow = 1 + self.p.slowing * self.helplessness
-        t = onset + self.rng.lognormvariate(math.log(self.p.escape_median * practice * slow), 0.45)
+        t = onset + self.rng.lognormvariate(math.log(self.p.escape_median * self.latency * practice * slow), 0.45)
         return self._sequence(list(matcher.sequence), t)
 
     def _plan_shuttle(self, view: View, warn: float) -> list[KeyPress]:
@@ -200,15 +220,16 @@ class SimulatedParticipant:
         data = view.data
         if self._withdraws():
             return [KeyPress(self.keys["withdraw"], warn + self.rng.uniform(0.2, 2.0))]
-        if self.rng.random() >= self.p.escape_prob * (1 - 0.5 * h):
+        if self.rng.random() >= self.escape_prob * (1 - self.p.escape_drop * h):
             return []
         out = []
-        p_avoid = min(0.9, self.p.avoid_learning * self.escapes) * (1 - h)
+        p_avoid = min(0.9, self.p.avoid_learning * self.escapes / self.latency) * (1 - h)
         if self.rng.random() < p_avoid:
             t = warn + self.rng.uniform(0.3, 0.8) * data.get("warning", 5.0)
         else:
             slow = 1 + self.p.slowing * h
-            t = warn + data.get("warning", 5.0) + self.rng.lognormvariate(math.log(self.p.escape_median * slow), 0.5)
+            t = warn + data.get("warning", 5.0) + self.rng.lognormvariate(
+                math.log(self.p.escape_median * self.latency * slow), 0.5)
         if self.rng.random() < self.p.wrong_key_rate:
             own = data["keys"][data["side"]]
             out.append(KeyPress(own, max(warn, t - self.p.press_interval)))
@@ -337,31 +358,6 @@ class SimulatedParticipant:
             return KeyPress("right" if view.marker < high else "left", t)
         return KeyPress("return", t)
 
-
-def protocol_vocabulary(proto) -> set[str]:
-    """The words a simulated participant 'knows': every solution in the protocol's stimulus files
-    (read once per process for the same files, unchanged: power analyses run thousands of sessions)."""
-    files = [proto.base_dir / ph.params["items"] for ph in proto.phases.values() if ph.task == "anagram"]
-    try:
-        stamps = tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files)
-    except OSError:
-        return set(_vocabulary_uncached(tuple(files)))      # read_items says what is wrong
-    return set(_vocabulary(stamps))
-
-
-@functools.lru_cache(maxsize=16)
-def _vocabulary(stamps: tuple) -> frozenset:
-    return _vocabulary_uncached(tuple(Path(s[0]) for s in stamps))
-
-
-def _vocabulary_uncached(files: tuple) -> frozenset:
-    from experiment.tasks.anagram import read_items
-    words = set()
-    for f in files:
-        items, _ = read_items(f)
-        words.update(i["solution"] for i in items if i["solvable"])
-    return frozenset(words)
-
     # -- consent and demographics (their own random stream: self.form_rng) -----------------
     def _consent(self, view: View, keys: list[str], now: float) -> KeyPress:
         """Read the page (consent text is read more slowly than instructions); on the last page
@@ -422,6 +418,31 @@ FORM_ROLES = ("consent", "demographics")
 # How often each value of a standard demographic question is chosen (others: equally often).
 PLAUSIBLE = {"sex": {"female": 0.6, "male": 0.38, "other": 0.02},
              "handedness": {"right": 0.88, "left": 0.1, "ambidextrous": 0.02}}
+
+
+def protocol_vocabulary(proto) -> set[str]:
+    """The words a simulated participant 'knows': every solution in the protocol's stimulus files
+    (read once per process for the same files, unchanged: power analyses run thousands of sessions)."""
+    files = [proto.base_dir / ph.params["items"] for ph in proto.phases.values() if ph.task == "anagram"]
+    try:
+        stamps = tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files)
+    except OSError:
+        return set(_vocabulary_uncached(tuple(files)))      # read_items says what is wrong
+    return set(_vocabulary(stamps))
+
+
+@functools.lru_cache(maxsize=16)
+def _vocabulary(stamps: tuple) -> frozenset:
+    return _vocabulary_uncached(tuple(Path(s[0]) for s in stamps))
+
+
+def _vocabulary_uncached(files: tuple) -> frozenset:
+    from experiment.tasks.anagram import read_items
+    words = set()
+    for f in files:
+        items, _ = read_items(f)
+        words.update(i["solution"] for i in items if i["solvable"])
+    return frozenset(words)
 
 
 def participant_for(prepared) -> SimulatedParticipant:
