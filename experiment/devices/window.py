@@ -40,6 +40,8 @@ HINT_COLOR = (0.7, 0.7, 0.7)
 BIG_TEXT = {"feedback": (0.09, 0.16), "card_feedback": (0.09, 0.16)}   # kind -> (height, y): where the eye is
 TEXT_AT = {"form": (0.045, 0.27)}      # a demographic question: large, above its options or answer box
 OPTION_Y, OPTION_STEP, OPTION_H = 0.13, 0.062, 0.042    # the options of a choice question, one line each
+OPTION_GAP = 0.05                      # between an option's key and its label
+OPTION_FLOOR = -0.35                   # the message under the options stays above the key hints
 MESSAGE_COLOR = (1.0, 0.85, 0.3)       # why an answer was refused: read at once, not an alarm
 MOTION_BACKSPACE = 0xFF08   # pyglet.window.key.MOTION_BACKSPACE (pyglet is PsychoPy's, not imported here)
 
@@ -152,7 +154,7 @@ class Display:
                                          alignText="right"),
                          visual.TextStim(w, text="", font=FONT, height=OPTION_H, color=TEXT_COLOR,
                                          pos=(-0.17, OPTION_Y - i * OPTION_STEP), anchorHoriz="left",
-                                         alignText="left", wrapWidth=1.0))
+                                         alignText="left", wrapWidth=1.5))      # labels are one line
                         for i in range(9)],
             "scale_line": visual.Line(w, start=(-0.4, -0.12), end=(0.4, -0.12), lineColor=TEXT_COLOR, lineWidth=3),
             "marker": visual.Circle(w, radius=0.02, fillColor=(0.2, 0.6, 1.0), lineColor=None, pos=(0, -0.12)),
@@ -229,9 +231,19 @@ class Display:
         for i, (key, label) in enumerate(s["options"]):
             _set(key, view.options[i][0] if i < len(view.options) else "")
             _set(label, view.options[i][1] if i < len(view.options) else "")
-        if view.selected is not None and view.selected < len(view.options):
-            s["option_mark"].pos = (0.06, OPTION_Y - view.selected * OPTION_STEP)
-        y = OPTION_Y - len(view.options) * OPTION_STEP - 0.01 if view.options else 0.04
+        if view.options:      # the block (keys, a gap, labels) centred, whatever the labels' length
+            shown = s["options"][:len(view.options)]
+            keys_w = max(k.boundingBox[0] for k, _ in shown) / self.win.size[1]
+            labels_w = max(lab.boundingBox[0] for _, lab in shown) / self.win.size[1]
+            left = -(keys_w + OPTION_GAP + labels_w) / 2
+            step = min(OPTION_STEP, (OPTION_Y - OPTION_FLOOR) / (len(view.options) + 0.5))   # many: closer
+            for i, (key, label) in enumerate(shown):
+                key.pos = (left + keys_w, OPTION_Y - i * step)
+                label.pos = (left + keys_w + OPTION_GAP, OPTION_Y - i * step)
+            s["option_mark"].size = (keys_w + OPTION_GAP + labels_w + 0.08, step * 0.92)
+            if view.selected is not None and view.selected < len(view.options):
+                s["option_mark"].pos = (0, OPTION_Y - view.selected * step)
+        y = OPTION_Y - len(view.options) * step - 0.005 if view.options else 0.04
         s["message"].pos = (0, y)
         _set(s["message"], view.message)
 

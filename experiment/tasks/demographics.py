@@ -7,7 +7,7 @@ question may be left unanswered with the prefer-not-to-say key (default F1): the
 n/a, like a question never asked.
 
 Three kinds of question:
-  choice   the options are listed with the number keys (1-8); the number marks an option,
+  choice   the options are listed with the number keys (1-7); the number marks an option,
            ENTER confirms it; the prefer-not key marks "Prefer not to say"
   number   typed, then ENTER; a number outside low..high (or not a whole number when `whole`)
            is refused on the screen and asked again (age: whole years, 16-99 by default)
@@ -34,8 +34,9 @@ FIELD_TYPES = ("choice", "number", "text")
 FIELD_ID_RE = re.compile(r"[a-z][a-z0-9_]{0,31}\Z")
 LEVEL_RE = re.compile(r"[A-Za-z0-9_-]{1,32}\Z")
 NUMBER_RE = re.compile(r"[+-]?\d{1,9}(?:[.,]\d{1,6})?\Z", re.ASCII)
-MAX_LEVELS = 8              # number keys 1-8, plus the prefer-not line: nine lines fit the screen
+MAX_LEVELS = 7              # number keys 1-7, plus the prefer-not line: eight lines fit the screen
 MAX_TEXT = 200
+MAX_LABEL = 48              # an option's label fits one line of the screen
 ENTER = ("return", "num_enter")
 # Keys that type or edit an answer, so they cannot mean "prefer not to say".
 EDIT_KEYS = {"return", "num_enter", "backspace", "delete", "left", "right", "up", "down", "tab", "space"}
@@ -368,6 +369,9 @@ def _levels_problems(levels, where: str, base: dict | None) -> list[Problem]:
                                                        "written to participants.tsv"))
         if not isinstance(label, str) or not label.strip():
             problems.append(Problem(f"{where}.{code}", "needs a label: the text shown for the option"))
+        elif len(label) > MAX_LABEL:
+            problems.append(Problem(f"{where}.{code}", f"an option is one line on the screen: at most {MAX_LABEL} "
+                                                       f"characters (got {len(label)})"))
     if base is not None and set(levels) != set(base["levels"]):
         problems.append(Problem(where, f"the values of {base['id']!r} are BIDS' ({', '.join(base['levels'])}); "
                                        "relabel or reorder them, do not add or rename"))
