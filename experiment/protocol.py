@@ -311,6 +311,8 @@ class _Validator:
             self.err(path + ("role",), f"a {task_name} phase has the role {task.default_role} (got {role!r})")
         elif role in FIXED_ROLES and FIXED_ROLES[role] != task_name:
             self.err(path + ("role",), f"the role {role} belongs to {FIXED_ROLES[role]} phases (got a {task_name} phase)")
+        if "instructions" in spec and not task.takes_instructions:
+            self.err(path + ("instructions",), f"a {task_name} phase shows no instructions: put the text in its pages")
         params, ok = {}, True
         for p in task.params:
             if p.name not in spec:

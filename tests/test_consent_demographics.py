@@ -328,7 +328,9 @@ def _protocol(tmp_path: Path, consent: str = "", order: str = "consent, welcome"
                                                   "for withdraw/abort"),
     ("agree_key: space\n", "consent, welcome", "phases.consent.agree_key: 'space' is keys.continue"),
     ("role: instructions\n", "consent, welcome", "phases.consent.role: a consent phase has the role consent"),
-], ids=["consent-not-first", "f12-agrees", "escape-declines", "continue-agrees", "other-role"])
+    ("instructions: Read this.\n", "consent, welcome", "phases.consent.instructions: a consent phase shows no "
+                                                       "instructions"),
+], ids=["consent-not-first", "f12-agrees", "escape-declines", "continue-agrees", "other-role", "instructions"])
 def test_validator_refuses_with_one_line_and_exit_2(tmp_path, consent, order, message):
     out = run_lhlab("validate", _protocol(tmp_path, consent, order), check_rc=EXIT_BAD_INPUT)
     lines = out.stderr.strip().splitlines()

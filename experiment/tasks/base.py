@@ -101,6 +101,7 @@ class Task:
     columns: ClassVar[tuple[Column, ...]]
     key_list_params: ClassVar[tuple[str, ...]] = ()   # "str" params holding space-separated key names
     fixed_role: ClassVar[bool] = False    # the phase's role is always default_role (consent, demographics)
+    takes_instructions: ClassVar[bool] = True   # the phase may show `instructions` pages before the task
 
     def check(self, params: dict, base_dir: Path) -> list[Problem]:
         """Cross-field and file checks, after every single field has passed its own check."""

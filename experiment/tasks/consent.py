@@ -27,6 +27,7 @@ class Consent(Task):
                "the decline key (or the withdraw key) ends the session with status declined, before any other data.")
     default_role = "consent"
     fixed_role = True
+    takes_instructions = False      # every page is the task's, so F12 on any of them declines
     params = (
         Param("pages", "pages", "the consent text, one screen each; the last one ends with the question"),
         Param("contact", "text", "who to ask about the study (lab, responsible researcher, e-mail), shown on the "
