@@ -169,15 +169,24 @@ def test_a_session_never_creates_a_registry(lab, tmp_path, capsys, monkeypatch):
 
 def test_a_registry_that_cannot_be_reached_never_touches_the_session(lab, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("LHLAB_REGISTRY", f"postgresql://nobody@/nodb?host={tmp_path}/no-server&port=1")
+    share = tmp_path / "share"
+    share.mkdir()
+    monkeypatch.setenv("LHLAB_CENTRAL", str(share))       # the share is up while the server is down
     proto_path = test_registry.write_yoked_protocol(tmp_path)
     ran = run(capsys, proto_path, tmp_path / "data", "A1", "escape")
     assert ran.returncode == 0, ran.stderr
     lines = ran.stderr.splitlines()
     assert any("no heartbeat to the registry" in ln and "the session goes on" in ln for ln in lines), lines
-    assert "Traceback" not in ran.stderr and len(lines) <= 3
+    assert "Traceback" not in ran.stderr and len(lines) <= 4
     rec = datafile.read_session(datafile.session_json_path(tmp_path / "data" / "yoketest", "A1", 1))
     assert rec["status"] == "complete"
     assert any(w.startswith("registry heartbeats:") for w in rec["warnings"])
+    # the session is in the central folder all the same; the registry learns it at the next sync
+    from experiment.registry.central import manifest
+    assert manifest(share / "yoketest" / "sub-A1" / "ses-1")[0] == \
+        manifest(tmp_path / "data" / "yoketest" / "sub-A1" / "ses-1")[0]
+    assert any("sub-A1 ses-1 copied to the central folder, but the registry was not told" in ln for ln in lines)
+    assert not any("not copied" in ln for ln in lines), lines
 
 
 # -- planned N and 'study full' ------------------------------------------------------------------------

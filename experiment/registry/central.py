@@ -20,11 +20,12 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from experiment import datafile
-from experiment.errors import BadInput
+from experiment.errors import BadInput, LhlabError
 from experiment.registry.core import Registry
 from experiment.labconfig import lab_config, lab_config_path
 from experiment.registry.vocab import now_iso
@@ -39,6 +40,7 @@ class SyncReport:
     already: list[str] = field(default_factory=list)
     running: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    registry_down: str = ""        # why the registry was not told (the copies were made all the same)
 
 
 def central_folder(to: str | Path | None) -> Path:
@@ -110,6 +112,23 @@ def _copy_verified(source: Path, target: Path, want: dict[str, str]) -> None:
         shutil.rmtree(partial, ignore_errors=True)
 
 
+def _registry(study: Path, report: SyncReport) -> Registry | None:
+    """The study's registry, synced from disk; None (and one problem line) when it cannot be
+    reached: the copies are still made, and the next sync records them (a copy already there
+    with the same checksum is recorded as such)."""
+    try:
+        reg = Registry.open(study)
+    except LhlabError as e:
+        report.registry_down = " ".join(str(e).split())
+        return None
+    try:
+        reg.sync_sessions()
+    except LhlabError:
+        reg.close()
+        raise
+    return reg
+
+
 def sync(study: Path, to: str | Path | None = None, only: set[tuple[str, int]] | None = None) -> SyncReport:
     """Copy every finished session of `study` (or those in `only`: (label, number)) that is not
     yet in the central folder."""
@@ -122,8 +141,8 @@ def sync(study: Path, to: str | Path | None = None, only: set[tuple[str, int]] |
                        "run lhlab sync again; the sessions stay safe on this PC")
     central = root / study.name
     report = SyncReport()
-    with Registry.open(study) as reg:
-        reg.sync_sessions()
+    reg = _registry(study, report)
+    with reg if reg is not None else nullcontext():
         try:
             central.mkdir(exist_ok=True)
             for name in DATASET_FILES:
@@ -152,7 +171,8 @@ def sync(study: Path, to: str | Path | None = None, only: set[tuple[str, int]] |
                     target.parent.mkdir(parents=True, exist_ok=True)
                     _copy_verified(source, target, files)
                     report.copied.append(where)
-                reg.record_central(label, number, str(target), checksum, now_iso())
+                if reg is not None:
+                    reg.record_central(label, number, str(target), checksum, now_iso())
             datafile.update_participants_tsv(central)
         except OSError as e:
             why = e.strerror or str(e)

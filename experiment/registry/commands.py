@@ -169,6 +169,9 @@ def _sync(args: argparse.Namespace) -> int:
     report = central.sync(args.study_dir, args.to)
     print(f"{len(report.copied)} sessions copied, {len(report.already)} already there"
           + (f", {len(report.running)} running (next time)" if report.running else ""))
+    if report.registry_down:
+        print(f"the registry was not updated ({report.registry_down}); the next lhlab sync records the copies",
+              file=sys.stderr)
     for line in report.problems:
         print(f"lhlab sync: {line}", file=sys.stderr)
     return EXIT_BAD_INPUT if report.problems else 0

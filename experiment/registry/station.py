@@ -124,8 +124,11 @@ def _central(prepared, record: dict, say: Callable[[str], None]) -> None:
         report = central.sync(prepared.study, root, only={(label, number)})
         problems = report.problems
     except Exception as e:  # noqa: BLE001 - the share is down: the session stays here, lhlab sync copies it later
-        problems = [" ".join(str(e).split())]
+        problems, report = [" ".join(str(e).split())], None
     if not problems:
+        if report is not None and report.registry_down:    # copied; the next sync tells the registry
+            say(f"sub-{label} ses-{number} copied to the central folder, but the registry was not told "
+                f"({report.registry_down}); lhlab sync records it later")
         return
     line = f"sub-{label} ses-{number} not copied to the central folder: {problems[0]}"
     say(line)
