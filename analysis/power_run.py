@@ -186,8 +186,8 @@ def materialise(bundle: ProtocolBundle) -> str:
     if bundle.lhlab != mine:
         raise RuntimeError(f"this Dask worker has lhlab {mine}, the client lhlab {bundle.lhlab}: install the "
                            "same lhlab version on every worker (a different simulator gives different numbers)")
-    if bundle.digest in _MATERIALISED:
-        return _MATERIALISED[bundle.digest]
+    if bundle.digest in _MATERIALISED and Path(_MATERIALISED[bundle.digest]).is_file():
+        return _MATERIALISED[bundle.digest]     # (a long-lived worker's temp folder may be cleaned)
     base = Path(tempfile.gettempdir()) / f"lhlab-protocols-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
     final = base / bundle.digest
     if not (final / ".complete").exists():
