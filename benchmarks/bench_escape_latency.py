@@ -44,7 +44,7 @@ LEVEL = 80.0
 CALIBRATION = {"id": "bench", "reading_dba": 84.5, "reference_dbfs": -20.0, "headphone": "null sink"}
 
 
-def child(trials: int, latency_class: int) -> None:
+def child(trials: int, latency_class: int, soak: float = 0.0) -> None:
     """The participant side: window + noise; one JSON line per event on stdout."""
     import threading
 
@@ -78,6 +78,17 @@ def child(trials: int, latency_class: int) -> None:
         while d.now() < t + 0.4:                   # a short gap with the frame loop running
             d.flip()
             d.poll()
+    left = soak
+    while left > 0:                                # continuous noise: gaps heard at the sink (underruns)
+        seconds = min(10.0, left)                  # lhlab's hard limit per burst
+        burst = spk.prepare(LEVEL, seconds, seed=1000 + int(left))
+        onset = spk.start(burst, d.now() + 0.05)
+        while d.now() < onset + seconds + 0.05:
+            d.flip()
+            d.poll()
+        spk.finish()
+        print(json.dumps({"soak": [d.to_unix(onset), d.to_unix(onset) + seconds]}), flush=True)
+        left -= seconds
     print(json.dumps({"xruns": spk.xruns(), "timing": {k: v for k, v in spk.timing().items() if k != "bursts"}}),
           flush=True)
     spk.close()
@@ -116,6 +127,18 @@ def sink_gaps(recording, a: float, b: float, min_gap_s: float = 0.001) -> int:
     return int((runs >= min_gap_s * RATE).sum())
 
 
+def buffer_label(a: dict) -> str:
+    """What sets the client's buffer on this route."""
+    if a.get("route") == "jack":
+        return f"quantum {a.get('pipewire_quantum')} fr @ {a['sample_rate']} Hz"
+    parts = [f"{a.get('buffer_size')} fr @ {a['sample_rate']} Hz"]
+    if a.get("pulse_latency_msec"):
+        parts.append(f"PULSE {a['pulse_latency_msec']:g} ms")
+    if a.get("suggested_latency_ms"):
+        parts.append(f"sugg {a['suggested_latency_ms']:g} ms")
+    return ", ".join(parts)
+
+
 def percentiles(xs: list[float]) -> tuple[float, float, float]:
     import numpy as np
     a = np.array(xs) * 1000
@@ -129,14 +152,24 @@ def main() -> int:
     ap.add_argument("--backend", choices=("pulseaudio", "pipewire", "both"), default="both",
                     help="sound server(s) to measure (default both, side by side)")
     ap.add_argument("--quantum", type=int, default=64, help="PipeWire quantum in frames at 48 kHz (default 64)")
-    ap.add_argument("--pipewire-latency-msec", type=float, default=5.0,
-                    help="PULSE_LATENCY_MSEC for the PipeWire run (lhlab's lab.json pulse_latency_msec; default 5; "
-                         "0: the server's default). PulseAudio runs at its default: 2-3 ms requests stall it")
+    ap.add_argument("--route", choices=("auto", "jack", "pulse"), default="auto",
+                    help="lhlab's audio_route for the PipeWire run (default auto: JACK into PipeWire when "
+                         "pipewire-jack is installed). PulseAudio always runs the pulse route")
+    ap.add_argument("--pipewire-latency-msec", type=float, default=0.0,
+                    help="PULSE_LATENCY_MSEC for the PipeWire run on the pulse route (lhlab's lab.json "
+                         "pulse_latency_msec; default 0: the server's default). PulseAudio runs at its default: "
+                         "2-3 ms requests stall it")
+    ap.add_argument("--buffer-frames", type=int, default=0,
+                    help="psychtoolbox buffersize for the PipeWire run (audio_buffer_frames; 0: psychtoolbox's choice)")
+    ap.add_argument("--suggested-latency-ms", type=float, default=0.0,
+                    help="psychtoolbox suggestedLatency for the PipeWire run (audio_suggested_latency_ms; 0: default)")
+    ap.add_argument("--soak", type=float, default=20.0,
+                    help="seconds of continuous noise after the trials, to count gaps heard at the sink (default 20)")
     ap.add_argument("--json", action="store_true", help="also print the results as one JSON line at the end")
     ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child is not None:
-        child(args.child, args.latency_class)
+        child(args.child, args.latency_class, args.soak)
         return 0
 
     home = Path(tempfile.mkdtemp(prefix="lhlab-bench-home-"))
@@ -156,16 +189,16 @@ def main() -> int:
         xvfb.stop()
     print(f"\nSide by side: key -> silence at the sink (inject->quiet, ms; poll = lhlab's wait), "
           f"{args.trials} trials per method")
-    print(f"{'backend':<12}{'client buffer':>28}{'median':>9}{'p95':>9}{'max':>9}{'underruns':>11}{'sink gaps':>11}")
+    print(f"{'backend':<12}{'route':<7}{'lc':>3}{'buffer':>34}{'median':>9}{'p95':>9}{'max':>9}{'underruns':>11}"
+          f"{'gaps':>6}{'soak gaps':>11}{'load':>6}")
     for backend, (rows, info) in summary:
         q = next(r[5] for r in rows if r[0] == "poll")
-        a = info["audio"]
-        buf = f"{a.get('buffer_size')} fr @ {a['sample_rate']} Hz" + (
-            f", {a['pulse_latency_msec']:g} ms" if a.get("pulse_latency_msec") else "")
-        print(f"{backend:<12}{buf:>28}{q[0]:9.2f}{q[1]:9.2f}{q[2]:9.2f}{info.get('xruns', 0):>11}"
-              f"{info.get('sink_gaps', 0):>11}")
+        print(f"{backend:<12}{info['audio'].get('route', 'pulse'):<7}{info['audio']['latency_class']:>3}"
+              f"{buffer_label(info['audio']):>34}{q[0]:9.2f}{q[1]:9.2f}{q[2]:9.2f}{info.get('xruns', 0):>11}"
+              f"{info.get('sink_gaps', 0):>6}{str(info.get('soak_gaps', '-')):>11}{info['load']:>6.2f}")
     if args.json:
         print(json.dumps({backend: {"audio": info["audio"], "xruns": info.get("xruns"), "sink_gaps": info["sink_gaps"],
+                                    "soak_gaps": info.get("soak_gaps"), "soak_s": info.get("soak_s"), "load": info["load"],
                                     **{r[0]: {"escaped": r[1], "trials": r[2], "key_stop_ms": r[3],
                                               "inject_stop_ms": r[4], "inject_quiet_ms": r[5]} for r in rows}}
                           for backend, (rows, info) in summary}))
@@ -178,18 +211,26 @@ def measure(backend: str, args, xvfb) -> tuple[list, dict]:
     from pipewiretools import PipeWireNullSink
     from x11tools import Keys
     pulse = PipeWireNullSink(args.quantum) if backend == "pipewire" else PulseNullSink()
-    os.environ["PULSE_SERVER"] = pulse.server
+    os.environ.pop("PIPEWIRE_RUNTIME_DIR", None)
+    os.environ.update(getattr(pulse, "client_env", {"PULSE_SERVER": pulse.server}))
     child_env = dict(os.environ)
-    child_env.pop("PULSE_LATENCY_MSEC", None)
-    if backend == "pipewire" and args.pipewire_latency_msec > 0:
-        child_env["LHLAB_PULSE_LATENCY_MSEC"] = f"{args.pipewire_latency_msec:g}"
+    for var in ("PULSE_LATENCY_MSEC", "LHLAB_PULSE_LATENCY_MSEC", "LHLAB_AUDIO_ROUTE", "LHLAB_AUDIO_BUFFER_FRAMES",
+                "LHLAB_AUDIO_SUGGESTED_LATENCY_MS"):
+        child_env.pop(var, None)
+    child_env["LHLAB_AUDIO_ROUTE"] = args.route if backend == "pipewire" else "pulse"
+    if backend == "pipewire":
+        for var, value in (("LHLAB_PULSE_LATENCY_MSEC", args.pipewire_latency_msec),
+                           ("LHLAB_AUDIO_BUFFER_FRAMES", args.buffer_frames),
+                           ("LHLAB_AUDIO_SUGGESTED_LATENCY_MS", args.suggested_latency_ms)):
+            if value > 0:
+                child_env[var] = f"{value:g}"
     rng = random.Random(1)
     results = {"poll": [], "frame": []}
     proc = None
     try:
         rec = Recorder()
         proc = subprocess.Popen([sys.executable, __file__, "--child", str(2 * args.trials),
-                                 "--latency-class", str(args.latency_class)], cwd=REPO, env=child_env,
+                                 "--latency-class", str(args.latency_class), "--soak", str(args.soak)], cwd=REPO, env=child_env,
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         lines = _lines(proc)
         keys = Keys(xvfb.display)
@@ -205,7 +246,9 @@ def measure(backend: str, args, xvfb) -> tuple[list, dict]:
             injected = keys.press("space", hold=0.03)
             end = json.loads(lines())
             results[end["mode"]].append({**end, "onset": start["onset"], "inject": injected})
-        final = json.loads(lines())
+        soaks = []
+        while "soak" in (final := json.loads(lines())):
+            soaks.append(final["soak"])
         proc.wait(60)
         recording = rec.stop()
     finally:
@@ -233,11 +276,21 @@ def measure(backend: str, args, xvfb) -> tuple[list, dict]:
         rows.append((mode, len(done), len(trials), percentiles(key_stop), percentiles(inj_stop), percentiles(quiet)))
     info["xruns"] = final.get("xruns", 0)
     info["sink_gaps"] = gaps
+    info["load"] = os.getloadavg()[0]
+    if soaks:
+        soak_gaps = 0
+        for a, b in soaks:
+            on, off = recording.first_sound_after(a - 0.05), recording.last_sound_before(b + 0.2)
+            soak_gaps += sink_gaps(recording, on, off) if on is not None and off is not None else 1
+        info["soak_gaps"], info["soak_s"] = soak_gaps, sum(b - a for a, b in soaks)
     print(f"\n[{backend}] Escape latency, {args.trials} trials per method, 60 Hz frame pacing, latency class "
           f"{info['audio']['latency_class']}, {info['audio']['sample_rate']} Hz, buffer "
           f"{info['audio'].get('buffer_size')} frames, server {info['audio'].get('server')}, device "
           f"{info['audio']['name']!r}, predicted latency {info['audio']['predicted_latency_s'] * 1000:.1f} ms, "
-          f"underruns {info['xruns']} (reported by psychtoolbox), gaps heard at the sink {gaps}")
+          f"underruns {info['xruns']} (reported by psychtoolbox), gaps heard at the sink {gaps} in the trials, "
+          f"{info.get('soak_gaps', '-')} in {info.get('soak_s', 0):.0f} s of continuous noise; route "
+          f"{info['audio'].get('route')}, real-time threads {info['audio'].get('realtime_threads')}, "
+          f"load {info['load']:.2f}")
     print(f"{'method':<8}{'escaped':>9}   {'key->stop (ms)':>22}   {'inject->stop (ms)':>22}   {'inject->quiet (ms)':>22}")
     print(f"{'':<8}{'':>9}   {'median   p95    max':>22}   {'median   p95    max':>22}   {'median   p95    max':>22}")
     for mode, n, total, ks, ist, q in rows:

@@ -26,7 +26,7 @@ def lab_config_path() -> Path:
 
 def lab_config() -> dict:
     """The machine's lab.json ({} if there is none). Keys: limits, audio_device, latency_class,
-    pulse_latency_msec, registry, central."""
+    pulse_latency_msec, audio_route, audio_buffer_frames, audio_suggested_latency_ms, registry, central."""
     path = lab_config_path()
     if not path.is_file():
         return {}
@@ -53,3 +53,41 @@ def station() -> str:
         raise BadInput(f"{lab_config_path()}: {problem or 'station must be a name of 1 to 64 characters'}; "
                        "fix it (e.g. \"cubicle-2\") or remove it to use the host name")
     return value.strip()
+
+
+AUDIO_ROUTES = ("auto", "jack", "pulse")
+
+
+def audio_route() -> dict:
+    """How psychtoolbox reaches the sound server: {"route", "buffer_frames", "suggested_latency_ms"}.
+
+    route ($LHLAB_AUDIO_ROUTE, else lab.json "audio_route", default "auto"):
+      "jack"  psychtoolbox's PortAudio as a JACK client inside the PipeWire graph (PipeWire's libjack,
+              package pipewire-jack): its buffer is the graph quantum;
+      "pulse" ALSA's `default`/`pulse` device through the PulseAudio protocol (PulseAudio or pipewire-pulse),
+              client buffer from pulse_latency_msec;
+      "auto"  "jack" when the server is PipeWire and pipewire-jack is installed, else "pulse".
+    buffer_frames / suggested_latency_ms ("audio_buffer_frames", "audio_suggested_latency_ms";
+    $LHLAB_AUDIO_BUFFER_FRAMES, $LHLAB_AUDIO_SUGGESTED_LATENCY_MS): psychtoolbox's buffersize and
+    suggestedLatency for the output (None: psychtoolbox chooses)."""
+    cfg = lab_config()
+    route = str(os.environ.get("LHLAB_AUDIO_ROUTE") or cfg.get("audio_route") or "auto").strip().lower()
+    if route not in AUDIO_ROUTES:
+        raise BadInput(f"audio_route must be one of {', '.join(AUDIO_ROUTES)} (got {route!r}); fix "
+                       f"{lab_config_path()} or LHLAB_AUDIO_ROUTE")
+
+    def number(key: str, env: str, lo: float, hi: float, kind=float):
+        raw = os.environ.get(env) or cfg.get(key)
+        if raw in (None, "", 0, "0"):
+            return None
+        try:
+            value = kind(raw)
+        except (TypeError, ValueError):
+            value = None
+        if value is None or isinstance(raw, bool) or not lo <= value <= hi:
+            raise BadInput(f"{key} must be a number from {lo:g} to {hi:g} (got {raw!r}); fix {lab_config_path()} "
+                           f"or {env}")
+        return value
+    return {"route": route,
+            "buffer_frames": number("audio_buffer_frames", "LHLAB_AUDIO_BUFFER_FRAMES", 16, 8192, int),
+            "suggested_latency_ms": number("audio_suggested_latency_ms", "LHLAB_AUDIO_SUGGESTED_LATENCY_MS", 0.5, 500)}

@@ -101,6 +101,98 @@ def pactl(*args: str) -> str | None:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
+def pipewire_version() -> str | None:
+    """The PipeWire version behind the PulseAudio-compatible server ("0.3.65"), None when the server is
+    PulseAudio itself or there is none (`pactl info`: "Server Name: PulseAudio (on PipeWire 0.3.65)")."""
+    import re
+    m = re.search(r"Server Name:.*PipeWire ([0-9][^)\s]*)", pactl("info") or "")
+    return m.group(1) if m else None
+
+
+def pipewire_jack_library() -> str | None:
+    """PipeWire's own libjack (Debian/Ubuntu package pipewire-jack, Fedora pipewire-jack-audio-connection-kit),
+    which lets a JACK client (psychtoolbox's PortAudio) join the PipeWire graph directly, as `pw-jack` does."""
+    import glob
+    for pattern in ("/usr/lib/*/pipewire-0.3/jack/libjack.so.0", "/usr/lib64/pipewire-0.3/jack/libjack.so.0",
+                    "/usr/lib/pipewire-0.3/jack/libjack.so.0"):
+        found = sorted(glob.glob(pattern))
+        if found:
+            return found[0]
+    return None
+
+
+def pipewire_socket() -> Path | None:
+    """The PipeWire server's socket this process would connect to (as libpipewire finds it), None if none runs."""
+    base = os.environ.get("PIPEWIRE_RUNTIME_DIR") or os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{os.getuid()}"
+    path = Path(base) / (os.environ.get("PIPEWIRE_REMOTE") or "pipewire-0")
+    return path if path.exists() else None
+
+
+def loaded_libjack() -> str | None:
+    """The libjack this process has loaded (path), None if none."""
+    try:
+        with open("/proc/self/maps") as f:
+            return next((line.split()[-1] for line in f if "libjack.so" in line), None)
+    except OSError:
+        return None
+
+
+def preload_pipewire_jack() -> str | None:
+    """Load PipeWire's libjack before anything loads psychtoolbox's PortAudio (which links libjack.so.0 and
+    is loaded by `import psychopy`), so that PortAudio's JACK outputs are PipeWire's sinks, as `pw-jack`
+    arranges with LD_LIBRARY_PATH. Only where lhlab may take the JACK route: audio_route auto/jack, a PipeWire
+    server running, pipewire-jack installed. Returns the library loaded (None: not needed or not possible;
+    experiment.devices.audio then says why and uses the PulseAudio route)."""
+    from experiment.labconfig import audio_route
+    try:
+        if audio_route()["route"] == "pulse":
+            return None
+    except LhlabError:
+        return None        # a bad lab.json: opening the output reports it
+    lib = pipewire_jack_library()
+    if lib is None or pipewire_socket() is None or not sys.platform.startswith("linux"):
+        return None
+    if loaded_libjack():
+        return loaded_libjack() if "pipewire" in loaded_libjack() else None
+    import ctypes
+    try:
+        ctypes.CDLL(lib, mode=ctypes.RTLD_GLOBAL)
+    except OSError:
+        return None
+    return lib
+
+
+def pipewire_quantum() -> int | None:
+    """The PipeWire graph's buffer in frames: clock.force-quantum when set, else clock.quantum (pw-metadata)."""
+    if not shutil.which("pw-metadata"):
+        return None
+    try:
+        out = subprocess.run(["pw-metadata", "-n", "settings"], capture_output=True, text=True, timeout=3).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    import re
+    values = dict(re.findall(r"key:'clock\.([a-z-]+)' value:'(\d+)'", out))
+    q = int(values.get("force-quantum", 0)) or int(values.get("quantum", 0))
+    return q or None
+
+
+def realtime_threads() -> int:
+    """How many threads of this process run with real-time scheduling (SCHED_FIFO/RR): the audio
+    callback thread should be one of them; 0 means no real-time permission (rtkit or limits.d)."""
+    n = 0
+    try:
+        tids = os.listdir("/proc/self/task")
+    except OSError:
+        return 0
+    for tid in tids:
+        try:
+            if os.sched_getscheduler(int(tid)) in (os.SCHED_FIFO, os.SCHED_RR):
+                n += 1
+        except (OSError, ValueError, AttributeError):
+            pass
+    return n
+
+
 def record_monitor(rate: int, channels: int = 1) -> subprocess.Popen:
     """`parec` on the default sink's monitor (PulseAudio or pipewire-pulse): raw s16le on stdout.
     NotSupportedHere without parec (pulseaudio-utils)."""

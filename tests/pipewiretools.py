@@ -68,6 +68,9 @@ class PipeWireNullSink:
             self._start(["pipewire", "-c", "pipewire-pulse.conf"], log, lambda: (run / "pulse" / "native").exists())
             self.server = f"unix:{run / 'pulse' / 'native'}"
             self.env_pulse = {**self.env, "PULSE_SERVER": self.server}
+            # what a client process needs to find this server: pipewire-pulse, and PipeWire itself for the
+            # JACK route (PipeWire's libjack) and pw-metadata
+            self.client_env = {"PULSE_SERVER": self.server, "PIPEWIRE_RUNTIME_DIR": str(run)}
             self._pactl("load-module", "module-null-sink", "sink_name=null", f"rate={rate}", "channels=2")
             deadline = time.time() + 10
             while self._pactl("set-default-sink", "null", check=False).returncode != 0:

@@ -13,7 +13,11 @@ from __future__ import annotations
 import os
 import time
 
-from psychopy import logging, prefs
+from experiment import os_specific
+
+os_specific.preload_pipewire_jack()           # before PsychoPy loads psychtoolbox's PortAudio (audio_route jack)
+
+from psychopy import logging, prefs           # noqa: E402
 
 prefs.general["audioLib"] = ["ptb"]
 logging.console.setLevel(logging.ERROR)       # stdout carries progress JSON only
@@ -71,8 +75,15 @@ class RealSpeaker:
 
     # -- opening ----------------------------------------------------------------------------
     def _open(self, name: str, latency_class: int) -> None:
+        from experiment import os_specific
         from experiment.devices.output import configured_pulse_latency_msec
-        self.pulse_latency_msec = configured_pulse_latency_msec()
+        from experiment.labconfig import audio_route
+        cfg = audio_route()
+        self.server = audio_server()
+        self.route, self.route_note = _choose_route(cfg["route"], name, self.server)
+        self.suggested_latency_ms = cfg["suggested_latency_ms"]
+        self.requested_buffer = cfg["buffer_frames"]
+        self.pulse_latency_msec = configured_pulse_latency_msec() if self.route == "pulse" else None
         if self.pulse_latency_msec:          # libpulse reads it when the stream connects (PipeWire/PulseAudio)
             os.environ["PULSE_LATENCY_MSEC"] = f"{self.pulse_latency_msec:g}"
         _fix_ptb_audio()
@@ -81,15 +92,22 @@ class RealSpeaker:
         from psychopy import sound
         from psychopy.hardware.speaker import SpeakerDevice
         self._ptb = ptb
+        if self.route == "jack":
+            jack_name = _jack_output()
+            if jack_name is None:
+                self.route, self.route_note = "pulse", "no JACK output of PipeWire found; using the PulseAudio route"
+            else:
+                name = jack_name
         errors = []
         self.speaker = None
-        for lc in dict.fromkeys((latency_class, 1)):
-            try:
-                self.speaker = SpeakerDevice(name=name, latencyClass=lc)
-                self.latency_class = lc
-                break
-            except Exception as e:  # noqa: BLE001 - report every attempt
-                errors.append(f"latency class {lc}: {e}")
+        with _stream_options(self.requested_buffer, self.suggested_latency_ms):
+            for lc in dict.fromkeys((latency_class, 1)):
+                try:
+                    self.speaker = SpeakerDevice(name=name, latencyClass=lc)
+                    self.latency_class = lc
+                    break
+                except Exception as e:  # noqa: BLE001 - report every attempt
+                    errors.append(f"latency class {lc}: {e}")
         if self.speaker is None:
             try:
                 import psychtoolbox.audio as ptb_audio
@@ -99,7 +117,8 @@ class RealSpeaker:
             raise DeviceError(f"cannot open the audio output {name!r} with PsychoPy/psychtoolbox "
                               f"({'; '.join(str(e).splitlines()[0] for e in errors)}). Outputs found: "
                               f"{', '.join(map(repr, names)) or 'none'}. Choose one with LHLAB_AUDIO_DEVICE or "
-                              "audio_device in lab.json; on PulseAudio check `pactl info`") from None
+                              "audio_device in lab.json (audio_route \"pulse\" to avoid JACK); on PulseAudio check "
+                              "`pactl info`") from None
         stream = self.speaker.stream
         calls0 = stream.status["TotalCalls"]
         deadline = time.time() + STREAM_START_TIMEOUT
@@ -108,12 +127,13 @@ class RealSpeaker:
                 raise DeviceError(f"the audio output {name!r} opened but its stream does not run "
                                   f"(a suspended PulseAudio sink? try `pactl suspend-sink @DEFAULT_SINK@ 0`)")
             time.sleep(0.01)
+        self.quantum = os_specific.pipewire_quantum() if self.server == "pipewire" else None
+        self.rt_threads = os_specific.realtime_threads()
         self.sample_rate = int(self.speaker.sampleRateHz)
         self.channels = int(self.speaker.channels)
         time.sleep(0.05)
         self.predicted_latency = max(0.0, float(stream.status.get("PredictedLatency", 0.0)))
-        self.buffer_size = int(stream.status.get("BufferSize", 0)) or None
-        self.server = audio_server()
+        self.buffer_size = int(stream.status.get("BufferSize", 0)) or (self.quantum if self.route == "jack" else None)
         silence = np.zeros((int(self.sample_rate * 0.05), self.channels), dtype=np.float32)
         self.sound = sound.Sound(value=silence, sampleRate=self.sample_rate, stereo=self.channels > 1,
                                  hamming=False, speaker=self.speaker, name="noise", autoLog=False)
@@ -122,8 +142,14 @@ class RealSpeaker:
         return {"backend": "psychopy-ptb", "device": self.device, "name": self.speaker.name,
                 "index": self.speaker.index, "sample_rate": self.sample_rate, "channels": self.channels,
                 "latency_class": self.latency_class, "predicted_latency_s": round(self.predicted_latency, 6),
-                "buffer_size": self.buffer_size, "server": self.server,
+                "buffer_size": self.buffer_size, "server": self.server, **self._route_info(),
                 "pulse_latency_msec": self.pulse_latency_msec, "calibration": (self.calibration or {}).get("id")}
+
+    def _route_info(self) -> dict:
+        """The route to the sound server (audio_route in lab.json) and what decides its latency."""
+        return {"route": self.route, "route_note": self.route_note, "pipewire_quantum": self.quantum,
+                "requested_buffer_frames": self.requested_buffer, "suggested_latency_ms": self.suggested_latency_ms,
+                "realtime_threads": self.rt_threads}
 
     def timing(self) -> dict:
         """Device settings and every burst's scheduled vs reported onset/offset and underruns
@@ -131,7 +157,7 @@ class RealSpeaker:
         def ms(values):
             v = sorted(x for x in values if x is not None)
             return None if not v else {"median": round(v[len(v) // 2], 3), "max": round(v[-1], 3)}
-        return {"audited": True, "backend": "psychopy-ptb", "server": self.server,
+        return {"audited": True, "backend": "psychopy-ptb", "server": self.server, **self._route_info(),
                 "latency_class": self.latency_class, "buffer_size": self.buffer_size,
                 "pulse_latency_msec": self.pulse_latency_msec, "sample_rate": self.sample_rate, "predicted_latency_ms": round(self.predicted_latency * 1000, 3),
                 "xruns_total": self.xruns(), "bursts_n": len(self.bursts),
@@ -318,6 +344,80 @@ def audio_server() -> str:
     if "PipeWire" in out:
         return "pipewire"
     return "pulseaudio" if "Server Name" in out else "unknown"
+
+
+def _choose_route(route: str, device: str, server: str) -> tuple[str, str | None]:
+    """("jack" | "pulse", note). "auto" picks JACK into PipeWire for the system default output when the
+    server is PipeWire and its libjack is installed: key -> silence at a 64-frame null sink ~1 ms median,
+    no gaps, against ~12 ms through pipewire-pulse (benchmarks/bench_escape_latency.py, README)."""
+    from experiment import os_specific
+    if route == "pulse" or (route == "auto" and (server != "pipewire" or device not in ("default", "pipewire"))):
+        return "pulse", None
+    lib = os_specific.pipewire_jack_library()
+    if lib is None:
+        note = "PipeWire's libjack is not installed (package pipewire-jack); using the PulseAudio route"
+        return "pulse", note if route == "jack" or server == "pipewire" else None
+    problem = _load_pipewire_jack(lib)
+    return ("pulse", problem + "; using the PulseAudio route") if problem else ("jack", None)
+
+
+def _load_pipewire_jack(lib: str) -> str | None:
+    """PipeWire's libjack must be in the process before psychtoolbox's PortAudio; None when it is."""
+    import sys
+    loaded = os_specific.loaded_libjack()
+    if loaded:
+        return None if "pipewire" in loaded else (f"another libjack was loaded first ({loaded}; is a JACK server "
+                                                  "meant to be used? else check PIPEWIRE_RUNTIME_DIR)")
+    if "psychtoolbox.PsychPortAudio" in sys.modules:
+        return "psychtoolbox's audio was loaded before PipeWire's libjack"
+    return None if os_specific.preload_pipewire_jack() else f"cannot load {lib}"
+
+
+def _jack_output() -> str | None:
+    """The JACK output device (PortAudio's JACK host API) of the default sink: PipeWire names it after the
+    sink's description ("Built-in Audio Analog Stereo"); else the first JACK output, None if there is none."""
+    import psychtoolbox.audio as ptb_audio
+    from experiment import os_specific
+    outs = [d for d in ptb_audio.get_devices() if isinstance(d, dict) and d.get("NrOutputChannels", 0) > 0
+            and str(d.get("HostAudioAPIName", "")).startswith("JACK")]
+    if not outs:
+        return None
+    default, desc = os_specific.pactl("get-default-sink"), None
+    block = None
+    for line in (os_specific.pactl("list", "sinks") or "").splitlines():
+        line = line.strip()
+        if line.startswith("Name:"):
+            block = line.split(":", 1)[1].strip()
+        elif line.startswith("Description:") and block == default:
+            desc = line.split(":", 1)[1].strip()
+    for d in outs:
+        if desc and str(d["DeviceName"]).startswith(desc):
+            return d["DeviceName"]
+    return outs[0]["DeviceName"]
+
+
+class _stream_options:
+    """psychtoolbox buffersize / suggestedLatency for the output PsychoPy opens (PsychoPy passes neither)."""
+
+    def __init__(self, buffer_frames: int | None, suggested_ms: float | None):
+        self.extra = {k: v for k, v in (("buffer_size", buffer_frames),
+                                        ("suggested_latency", suggested_ms and suggested_ms / 1000)) if v}
+
+    def __enter__(self):
+        import psychtoolbox.audio as ptb_audio
+        self.module, self.original = ptb_audio, ptb_audio.Stream
+        if self.extra:
+            extra, original = self.extra, self.original
+
+            def stream(*args, **kwargs):
+                kwargs.update({k: v for k, v in extra.items() if kwargs.get(k) in (None, [])})
+                return original(*args, **kwargs)
+            ptb_audio.Stream = stream
+        return self
+
+    def __exit__(self, *exc):
+        self.module.Stream = self.original
+        return False
 
 
 def open_speaker(device: dict, limits, calibration: dict | None, latency_class: int = 1,

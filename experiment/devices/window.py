@@ -18,7 +18,11 @@ import os
 import textwrap
 import time
 
-from psychopy import core, logging, prefs
+from experiment import os_specific
+
+os_specific.preload_pipewire_jack()           # before PsychoPy loads psychtoolbox's PortAudio (audio_route jack)
+
+from psychopy import core, logging, prefs     # noqa: E402
 
 prefs.general["audioLib"] = ["ptb"]
 logging.console.setLevel(logging.ERROR)       # stdout carries progress JSON only
