@@ -114,17 +114,40 @@ def _lines(proc: subprocess.Popen, timeout: float = 30.0):
     return next_line
 
 
-def sink_gaps(recording, a: float, b: float, min_gap_s: float = 0.001) -> int:
-    """Silent stretches (>= 1 ms of zero samples) inside one heard burst: dropouts the sink got
-    even when the client stream reports no underrun."""
+def gap_times(recording, a: float, b: float, min_gap_s: float = 0.001) -> list[float]:
+    """Start times of silent stretches (>= 1 ms of zero samples) inside one heard burst."""
     import numpy as np
-    seg = np.abs(recording.x[recording.index(a):recording.index(b), 0]) < 1e-4
-    if not seg.any():
-        return 0
-    edges = np.flatnonzero(np.diff(np.concatenate(([0], seg.astype(np.int8), [0]))))
-    runs = edges[1::2] - edges[::2]
     from audiotools import RATE
-    return int((runs >= min_gap_s * RATE).sum())
+    i0 = recording.index(a)
+    seg = np.abs(recording.x[i0:recording.index(b), 0]) < 1e-4
+    if not seg.any():
+        return []
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], seg.astype(np.int8), [0]))))
+    starts, runs = edges[::2], edges[1::2] - edges[::2]
+    return [recording.time(i0 + int(st)) for st, n in zip(starts, runs) if n >= min_gap_s * RATE]
+
+
+def sink_gaps(recording, a: float, b: float, min_gap_s: float = 0.001, confirm=None) -> int:
+    """Dropouts the sink got inside one heard burst, even when the client stream reports no underrun.
+    With `confirm` (a second, independent recording of the same monitor) only the gaps both recordings
+    show (within 15 ms) count: a gap in one recording alone is that recorder losing samples."""
+    times = gap_times(recording, a, b, min_gap_s)
+    if confirm is None or not times:
+        return len(times)
+    other = gap_times(confirm, a - 0.05, b + 0.05, min_gap_s)
+    return sum(1 for t in times if any(abs(t - u) < 0.015 for u in other))
+
+
+def control_noise(seconds: float) -> tuple[float, float]:
+    """Play `seconds` of noise by pacat with a 1 s buffer
+    through the same server (the floor of this machine and recorder, whatever lhlab's route); returns its (start, end)."""
+    import numpy as np
+    x = (np.random.default_rng(7).standard_normal((int(48000 * seconds), 2)) * 3000).astype("<i2")
+    t = time.time()
+    subprocess.run(["pacat", "--playback", "--raw", "--format=s16le", "--rate=48000", "--channels=2", "-d", "null",
+                    "--latency-msec=1000"], input=x.tobytes(), check=True, timeout=seconds + 30)
+    time.sleep(0.3)
+    return t, time.time()
 
 
 def buffer_label(a: dict) -> str:
@@ -165,6 +188,9 @@ def main() -> int:
                     help="psychtoolbox suggestedLatency for the PipeWire run (audio_suggested_latency_ms; 0: default)")
     ap.add_argument("--soak", type=float, default=20.0,
                     help="seconds of continuous noise after the trials, to count gaps heard at the sink (default 20)")
+    ap.add_argument("--control", type=float, default=10.0,
+                    help="seconds of noise played by pacat with a 1 s buffer after the session, gaps counted the same "
+                         "way: this machine's floor, whatever the route (default 10; 0: none)")
     ap.add_argument("--json", action="store_true", help="also print the results as one JSON line at the end")
     ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -190,15 +216,19 @@ def main() -> int:
     print(f"\nSide by side: key -> silence at the sink (inject->quiet, ms; poll = lhlab's wait), "
           f"{args.trials} trials per method")
     print(f"{'backend':<12}{'route':<7}{'lc':>3}{'buffer':>34}{'median':>9}{'p95':>9}{'max':>9}{'underruns':>11}"
-          f"{'gaps':>6}{'soak gaps':>11}{'load':>6}")
+          f"{'gaps':>6}{'soak gaps':>11}{'control':>9}{'load':>6}")
     for backend, (rows, info) in summary:
         q = next(r[5] for r in rows if r[0] == "poll")
         print(f"{backend:<12}{info['audio'].get('route', 'pulse'):<7}{info['audio']['latency_class']:>3}"
               f"{buffer_label(info['audio']):>34}{q[0]:9.2f}{q[1]:9.2f}{q[2]:9.2f}{info.get('xruns', 0):>11}"
-              f"{info.get('sink_gaps', 0):>6}{str(info.get('soak_gaps', '-')):>11}{info['load']:>6.2f}")
+              f"{info.get('sink_gaps', 0):>6}{str(info.get('soak_gaps', '-')):>11}{str(info.get('control_gaps', '-')):>9}"
+              f"{info['load']:>6.2f}")
     if args.json:
         print(json.dumps({backend: {"audio": info["audio"], "xruns": info.get("xruns"), "sink_gaps": info["sink_gaps"],
                                     "soak_gaps": info.get("soak_gaps"), "soak_s": info.get("soak_s"), "load": info["load"],
+                                    "soak_gaps_one_recorder": info.get("soak_gaps_one_recorder"),
+                                    "control_gaps": info.get("control_gaps"),
+                                    "control_gaps_one_recorder": info.get("control_gaps_one_recorder"),
                                     **{r[0]: {"escaped": r[1], "trials": r[2], "key_stop_ms": r[3],
                                               "inject_stop_ms": r[4], "inject_quiet_ms": r[5]} for r in rows}}
                           for backend, (rows, info) in summary}))
@@ -228,7 +258,7 @@ def measure(backend: str, args, xvfb) -> tuple[list, dict]:
     results = {"poll": [], "frame": []}
     proc = None
     try:
-        rec = Recorder()
+        rec, rec2 = Recorder(), Recorder(keepalive=False)
         proc = subprocess.Popen([sys.executable, __file__, "--child", str(2 * args.trials),
                                  "--latency-class", str(args.latency_class), "--soak", str(args.soak)], cwd=REPO, env=child_env,
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -250,7 +280,8 @@ def measure(backend: str, args, xvfb) -> tuple[list, dict]:
         while "soak" in (final := json.loads(lines())):
             soaks.append(final["soak"])
         proc.wait(60)
-        recording = rec.stop()
+        control = control_noise(args.control) if args.control > 0 else None
+        recording, recording2 = rec.stop(), rec2.stop()
     finally:
         if proc is not None and proc.poll() is None:
             proc.kill()
@@ -271,24 +302,33 @@ def measure(backend: str, args, xvfb) -> tuple[list, dict]:
             # from the burst's scheduled onset (psychtoolbox starts it sample-exactly at `when`)
             quiet.append((heard_off - heard_on) - (t["inject"] - t["onset"]))
             skew.append(heard_on - t["onset"])
-            gaps += sink_gaps(recording, heard_on, heard_off)
+            gaps += sink_gaps(recording, heard_on, heard_off, confirm=recording2)
         skews.extend(skew)
         rows.append((mode, len(done), len(trials), percentiles(key_stop), percentiles(inj_stop), percentiles(quiet)))
     info["xruns"] = final.get("xruns", 0)
     info["sink_gaps"] = gaps
     info["load"] = os.getloadavg()[0]
     if soaks:
-        soak_gaps = 0
+        soak_gaps = soak_one = 0
         for a, b in soaks:
             on, off = recording.first_sound_after(a - 0.05), recording.last_sound_before(b + 0.2)
-            soak_gaps += sink_gaps(recording, on, off) if on is not None and off is not None else 1
-        info["soak_gaps"], info["soak_s"] = soak_gaps, sum(b - a for a, b in soaks)
+            soak_gaps += sink_gaps(recording, on, off, confirm=recording2) if on is not None and off is not None else 1
+            soak_one += sink_gaps(recording, on, off) if on is not None and off is not None else 1
+        info["soak_gaps"], info["soak_s"], info["soak_gaps_one_recorder"] = soak_gaps, sum(b - a for a, b in soaks), soak_one
+    if control is not None:
+        on, off = recording.first_sound_after(control[0] - 0.05), recording.last_sound_before(control[1])
+        info["control_gaps"] = sink_gaps(recording, on, off, confirm=recording2) if on and off else None
+        info["control_gaps_one_recorder"] = sink_gaps(recording, on, off) if on and off else None
+        info["control_s"] = args.control
     print(f"\n[{backend}] Escape latency, {args.trials} trials per method, 60 Hz frame pacing, latency class "
           f"{info['audio']['latency_class']}, {info['audio']['sample_rate']} Hz, buffer "
           f"{info['audio'].get('buffer_size')} frames, server {info['audio'].get('server')}, device "
           f"{info['audio']['name']!r}, predicted latency {info['audio']['predicted_latency_s'] * 1000:.1f} ms, "
           f"underruns {info['xruns']} (reported by psychtoolbox), gaps heard at the sink {gaps} in the trials, "
-          f"{info.get('soak_gaps', '-')} in {info.get('soak_s', 0):.0f} s of continuous noise; route "
+          f"{info.get('soak_gaps', '-')} in {info.get('soak_s', 0):.0f} s of continuous noise "
+          f"({info.get('soak_gaps_one_recorder', '-')} in one recording), control (pacat, 1 s buffer) "
+          f"{info.get('control_gaps', '-')} in {info.get('control_s', 0):.0f} s "
+          f"({info.get('control_gaps_one_recorder', '-')} in one recording); route "
           f"{info['audio'].get('route')}, real-time threads {info['audio'].get('realtime_threads')}, "
           f"load {info['load']:.2f}")
     print(f"{'method':<8}{'escaped':>9}   {'key->stop (ms)':>22}   {'inject->stop (ms)':>22}   {'inject->quiet (ms)':>22}")

@@ -88,10 +88,16 @@ def run(args) -> int:
                                  latency_class=output.configured_latency_class())
     try:
         info = speaker.info()
-        print(f"measuring {device_name} ({info['server']}, latency class {info['latency_class']}, buffer "
-              f"{info['buffer_size']} frames at {info['sample_rate']} Hz, pulse_latency_msec "
-              f"{info['pulse_latency_msec'] or 'server default'}): {args.probes} bursts at {LEVEL_DBFS:g} dBFS",
-              file=sys.stderr)
+        route = (f"JACK into PipeWire, quantum {info['pipewire_quantum']} frames" if info["route"] == "jack" else
+                 f"PulseAudio protocol, pulse_latency_msec {info['pulse_latency_msec'] or 'server default'}")
+        print(f"measuring {device_name} ({info['server']}, route {info['route']}: {route}, latency class "
+              f"{info['latency_class']}, buffer {info['buffer_size']} frames at {info['sample_rate']} Hz, real-time "
+              f"threads {info['realtime_threads']}): {args.probes} bursts at {LEVEL_DBFS:g} dBFS", file=sys.stderr)
+        if info["route_note"]:
+            print(f"note: {info['route_note']}", file=sys.stderr)
+        if info["route"] == "jack" and not info["realtime_threads"]:
+            print("warning: the audio thread has no real-time priority (install rtkit, or add the user to a group "
+                  "with rtprio in /etc/security/limits.d); small quanta may then drop out under load", file=sys.stderr)
         res = measure(speaker, args.probes)
     finally:
         speaker.close()
