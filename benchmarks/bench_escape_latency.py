@@ -1,12 +1,15 @@
 """Escape latency: key event -> stop command -> silence at the sink, two ways of waiting.
 
     .venv/bin/python benchmarks/bench_escape_latency.py [--trials 30] [--backend pulseaudio|pipewire|both]
-        [--quantum 64]
+        [--quantum 64] [--route auto|jack|pulse] [--latency-class N] [--pipewire-latency-msec MS]
+        [--buffer-frames N] [--suggested-latency-ms MS] [--soak 20] [--control 10] [--json]
 
 Brings its own Xvfb and, per backend, a private null sink: PulseAudio (tests/audiotools.py) and
 PipeWire at 48 kHz with a fixed quantum (tests/pipewiretools.py; 64 frames = 1.33 ms by
-default), psychtoolbox reaching either through ALSA's `default` device and the PulseAudio
-protocol (pipewire-pulse for PipeWire). The results are printed side by side.
+default). On PulseAudio psychtoolbox goes through ALSA's `default` device and the PulseAudio
+protocol; on PipeWire lhlab's audio_route decides (default: PortAudio's JACK host API on
+PipeWire's libjack, i.e. a client inside the graph; `--route pulse`: ALSA `default` ->
+pipewire-pulse). The results are printed side by side.
 A child process opens the real participant window and the real noise output (PsychoPy sound,
 psychtoolbox backend) and plays a 3 s noise burst per trial; this process presses SPACE
 through XTEST (another process, as a USB keyboard's event would arrive) at a random moment
@@ -21,6 +24,11 @@ Reported per method (median / 95th percentile / max, ms):
   key->stop     ptb key timestamp (tDown) -> the stop command being issued
   inject->stop  XTEST press sent by this process -> stop command
   inject->quiet XTEST press -> the last noise sample at the sink (recording lined up to ~1-2 ms)
+
+Gaps: silent stretches >= 1 ms inside the noise, counted only when a second, independent recording
+of the monitor shows them too (one recorder alone loses samples on a busy machine), in the trials
+and over --soak seconds of continuous noise; --control seconds of noise played by pacat with a 1 s
+buffer afterwards show this machine's floor (gaps no client buffer can prevent).
 """
 
 from __future__ import annotations
@@ -139,8 +147,8 @@ def sink_gaps(recording, a: float, b: float, min_gap_s: float = 0.001, confirm=N
 
 
 def control_noise(seconds: float) -> tuple[float, float]:
-    """Play `seconds` of noise by pacat with a 1 s buffer
-    through the same server (the floor of this machine and recorder, whatever lhlab's route); returns its (start, end)."""
+    """Play `seconds` of noise with pacat and a 1 s buffer through the same server: gaps counted in it are the
+    floor of this machine and recorder, whatever lhlab's route. Returns its (start, end), Unix time."""
     import numpy as np
     x = (np.random.default_rng(7).standard_normal((int(48000 * seconds), 2)) * 3000).astype("<i2")
     t = time.time()

@@ -11,7 +11,7 @@ APT_PACKAGES=(
   libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-shape0 libxcb-xkb1 libxcb-randr0
   libxcb-xfixes0 libxcb-sync1 libxcb-shm0 libxcb-glx0 libxcb-util1 libxkbcommon0
   libxkbcommon-x11-0 libx11-xcb1 libdbus-1-3 libglib2.0-0 libfontconfig1 libfreetype6
-  fonts-dejavu-core pulseaudio pulseaudio-utils libasound2 libasound2-plugins libportaudio2 pipewire pipewire-bin pipewire-pulse wireplumber
+  fonts-dejavu-core pulseaudio pulseaudio-utils libasound2 libasound2-plugins libportaudio2 pipewire pipewire-bin pipewire-pulse pipewire-jack wireplumber
   libjack-jackd2-0 libpulse0 ca-certificates procps python3-venv
   postgresql
 )
