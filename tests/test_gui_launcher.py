@@ -240,7 +240,7 @@ def test_pilot_shows_progress_aborts_and_keeps_files(make_launcher, qtbot, x_dis
     assert pilot_row(w).status == "running"                 # the table follows (synced at session_start)
     assert re.match(r"\d\d:\d\d", w.elapsed_label.text()) and "trial 1 of 2" in w.event_label.text()
     assert w.act_abort.isEnabled() and not w.act_start.isEnabled() and not w.study_combo.isEnabled()
-    assert w.note_target.currentText() == "P001: participant note"
+    assert w.note_target.currentText() == "PILOT001: participant note"
     w.note_edit.setPlainText("fidgeted during practice")      # typed while the session runs, not saved
 
     t_abort = time.monotonic()
