@@ -161,7 +161,8 @@ def control_noise(seconds: float) -> tuple[float, float]:
 def buffer_label(a: dict) -> str:
     """What sets the client's buffer on this route."""
     if a.get("route") == "jack":
-        return f"quantum {a.get('pipewire_quantum')} fr @ {a['sample_rate']} Hz"
+        return f"quantum {a.get('pipewire_quantum')} fr @ {a['sample_rate']} Hz" + (
+            f" (asked {a['requested_quantum']})" if a.get("requested_quantum") else "")
     parts = [f"{a.get('buffer_size')} fr @ {a['sample_rate']} Hz"]
     if a.get("pulse_latency_msec"):
         parts.append(f"PULSE {a['pulse_latency_msec']:g} ms")
@@ -183,6 +184,12 @@ def main() -> int:
     ap.add_argument("--backend", choices=("pulseaudio", "pipewire", "both"), default="both",
                     help="sound server(s) to measure (default both, side by side)")
     ap.add_argument("--quantum", type=int, default=64, help="PipeWire quantum in frames at 48 kHz (default 64)")
+    ap.add_argument("--desktop", action="store_true",
+                    help="PipeWire with a desktop's settings instead of a pinned quantum: default quantum --quantum "
+                         "(use 1024), min-quantum 32, no clock.force-quantum; lhlab asks for its audio_quantum")
+    ap.add_argument("--audio-quantum", type=int, default=-1,
+                    help="lhlab's audio_quantum (the quantum the JACK route asks PipeWire for; default: lhlab's "
+                         "default, 64; 0: ask for nothing)")
     ap.add_argument("--route", choices=("auto", "jack", "pulse"), default="auto",
                     help="lhlab's audio_route for the PipeWire run (default auto: JACK into PipeWire when "
                          "pipewire-jack is installed). PulseAudio always runs the pulse route")
@@ -248,12 +255,12 @@ def measure(backend: str, args, xvfb) -> tuple[list, dict]:
     from audiotools import PulseNullSink, Recorder
     from pipewiretools import PipeWireNullSink
     from x11tools import Keys
-    pulse = PipeWireNullSink(args.quantum) if backend == "pipewire" else PulseNullSink()
+    pulse = PipeWireNullSink(args.quantum, force=not args.desktop) if backend == "pipewire" else PulseNullSink()
     os.environ.pop("PIPEWIRE_RUNTIME_DIR", None)
     os.environ.update(getattr(pulse, "client_env", {"PULSE_SERVER": pulse.server}))
     child_env = dict(os.environ)
     for var in ("PULSE_LATENCY_MSEC", "LHLAB_PULSE_LATENCY_MSEC", "LHLAB_AUDIO_ROUTE", "LHLAB_AUDIO_BUFFER_FRAMES",
-                "LHLAB_AUDIO_SUGGESTED_LATENCY_MS"):
+                "LHLAB_AUDIO_SUGGESTED_LATENCY_MS", "LHLAB_AUDIO_QUANTUM", "PIPEWIRE_LATENCY"):
         child_env.pop(var, None)
     child_env["LHLAB_AUDIO_ROUTE"] = args.route if backend == "pipewire" else "pulse"
     if backend == "pipewire":
@@ -262,6 +269,8 @@ def measure(backend: str, args, xvfb) -> tuple[list, dict]:
                            ("LHLAB_AUDIO_SUGGESTED_LATENCY_MS", args.suggested_latency_ms)):
             if value > 0:
                 child_env[var] = f"{value:g}"
+        if args.audio_quantum >= 0:
+            child_env["LHLAB_AUDIO_QUANTUM"] = str(args.audio_quantum)
     rng = random.Random(1)
     results = {"poll": [], "frame": []}
     proc = None

@@ -67,6 +67,9 @@ def audio_route() -> dict:
       "pulse" ALSA's `default`/`pulse` device through the PulseAudio protocol (PulseAudio or pipewire-pulse),
               client buffer from pulse_latency_msec;
       "auto"  "jack" when the server is PipeWire and pipewire-jack is installed, else "pulse".
+    quantum ("audio_quantum", $LHLAB_AUDIO_QUANTUM; default 64, 0: do not ask): on the JACK route the graph
+    buffer in frames lhlab asks PipeWire for while its output is open (PIPEWIRE_LATENCY quantum/48000);
+    PipeWire grants it between its min-quantum (default 32) and max-quantum unless clock.force-quantum pins it.
     buffer_frames / suggested_latency_ms ("audio_buffer_frames", "audio_suggested_latency_ms";
     $LHLAB_AUDIO_BUFFER_FRAMES, $LHLAB_AUDIO_SUGGESTED_LATENCY_MS): psychtoolbox's buffersize and
     suggestedLatency for the output (None: psychtoolbox chooses)."""
@@ -88,6 +91,19 @@ def audio_route() -> dict:
             raise BadInput(f"{key} must be a number from {lo:g} to {hi:g} (got {raw!r}); fix {lab_config_path()} "
                            f"or {env}")
         return value
-    return {"route": route,
+    quantum = cfg.get("audio_quantum", 64) if os.environ.get("LHLAB_AUDIO_QUANTUM") in (None, "") \
+        else os.environ["LHLAB_AUDIO_QUANTUM"]
+    if quantum in (0, "0", None):
+        quantum = None
+    else:
+        try:
+            quantum = int(quantum)
+        except (TypeError, ValueError):
+            quantum = -1
+        if not 16 <= quantum <= 8192:
+            raise BadInput(f"audio_quantum must be a number of frames from 16 to 8192, or 0 (got "
+                           f"{cfg.get('audio_quantum', os.environ.get('LHLAB_AUDIO_QUANTUM'))!r}); fix {lab_config_path()} "
+                           "or LHLAB_AUDIO_QUANTUM")
+    return {"route": route, "quantum": quantum,
             "buffer_frames": number("audio_buffer_frames", "LHLAB_AUDIO_BUFFER_FRAMES", 16, 8192, int),
             "suggested_latency_ms": number("audio_suggested_latency_ms", "LHLAB_AUDIO_SUGGESTED_LATENCY_MS", 0.5, 500)}

@@ -145,13 +145,16 @@ def preload_pipewire_jack() -> str | None:
     experiment.devices.audio then says why and uses the PulseAudio route)."""
     from experiment.labconfig import audio_route
     try:
-        if audio_route()["route"] == "pulse":
-            return None
+        cfg = audio_route()
     except LhlabError:
         return None        # a bad lab.json: opening the output reports it
+    if cfg["route"] == "pulse":
+        return None
     lib = pipewire_jack_library()
     if lib is None or pipewire_socket() is None or not sys.platform.startswith("linux"):
         return None
+    if cfg["quantum"]:          # read by PipeWire's libjack when the client connects: the graph quantum it asks for
+        os.environ["PIPEWIRE_LATENCY"] = f"{cfg['quantum']}/48000"
     if loaded_libjack():
         return loaded_libjack() if "pipewire" in loaded_libjack() else None
     import ctypes
@@ -162,8 +165,10 @@ def preload_pipewire_jack() -> str | None:
     return lib
 
 
-def pipewire_quantum() -> int | None:
-    """The PipeWire graph's buffer in frames: clock.force-quantum when set, else clock.quantum (pw-metadata)."""
+def pipewire_quantum(requested: int | None = None) -> int | None:
+    """The PipeWire graph's buffer in frames, from the settings metadata (pw-metadata): clock.force-quantum
+    when set; else, for a client that asked for `requested` frames, that request within clock.min-quantum ..
+    clock.max-quantum (another client asking for less would make it smaller); else clock.quantum."""
     if not shutil.which("pw-metadata"):
         return None
     try:
@@ -171,9 +176,12 @@ def pipewire_quantum() -> int | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     import re
-    values = dict(re.findall(r"key:'clock\.([a-z-]+)' value:'(\d+)'", out))
-    q = int(values.get("force-quantum", 0)) or int(values.get("quantum", 0))
-    return q or None
+    v = {k: int(x) for k, x in re.findall(r"key:'clock\.([a-z-]+)' value:'(\d+)'", out)}
+    if v.get("force-quantum"):
+        return v["force-quantum"]
+    if requested and v.get("min-quantum") and v.get("max-quantum"):
+        return max(v["min-quantum"], min(v["max-quantum"], requested))
+    return v.get("quantum") or None
 
 
 def realtime_threads() -> int:

@@ -33,7 +33,9 @@ def missing() -> list[str]:
 class PipeWireNullSink:
     """PipeWire + WirePlumber + pipewire-pulse with a null sink named `null` as the default sink."""
 
-    def __init__(self, quantum: int = 64, rate: int = 48000):
+    def __init__(self, quantum: int = 64, rate: int = 48000, force: bool = True):
+        """force: pin the graph at `quantum` (clock.force-quantum); else `quantum` is only the default and
+        a client may ask for less (down to 32 frames), as on a desktop PC with PipeWire's defaults."""
         if missing():
             raise RuntimeError(f"PipeWire is not installed ({', '.join(missing())}); run scripts/setup.sh")
         self.quantum, self.rate = quantum, rate
@@ -45,7 +47,7 @@ class PipeWireNullSink:
         (cfg / "pipewire" / "pipewire.conf.d" / "lhlab.conf").write_text(
             "context.properties = {\n"
             f"    default.clock.rate = {rate}\n    default.clock.allowed-rates = [ {rate} ]\n"
-            f"    default.clock.quantum = {quantum}\n    default.clock.min-quantum = {quantum}\n"
+            f"    default.clock.quantum = {quantum}\n    default.clock.min-quantum = {quantum if force else 32}\n"
             "    default.clock.max-quantum = 2048\n}\n")
         frac = f"{quantum}/{rate}"
         (cfg / "pipewire" / "pipewire-pulse.conf.d" / "lhlab.conf").write_text(
@@ -77,8 +79,9 @@ class PipeWireNullSink:
                 if time.time() > deadline:
                     raise RuntimeError(f"the PipeWire null sink never became the default; log {self.dir}")
                 time.sleep(0.1)
-            subprocess.run(["pw-metadata", "-n", "settings", "0", "clock.force-quantum", str(quantum)],
-                           env=self.env, check=True, capture_output=True, timeout=10)
+            if force:
+                subprocess.run(["pw-metadata", "-n", "settings", "0", "clock.force-quantum", str(quantum)],
+                               env=self.env, check=True, capture_output=True, timeout=10)
         except BaseException:
             self.stop()
             raise

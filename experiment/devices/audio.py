@@ -83,6 +83,7 @@ class RealSpeaker:
         self.route, self.route_note = _choose_route(cfg["route"], name, self.server)
         self.suggested_latency_ms = cfg["suggested_latency_ms"]
         self.requested_buffer = cfg["buffer_frames"]
+        self.requested_quantum = cfg["quantum"] if self.route == "jack" else None
         self.pulse_latency_msec = configured_pulse_latency_msec() if self.route == "pulse" else None
         if self.pulse_latency_msec:          # libpulse reads it when the stream connects (PipeWire/PulseAudio)
             os.environ["PULSE_LATENCY_MSEC"] = f"{self.pulse_latency_msec:g}"
@@ -127,7 +128,7 @@ class RealSpeaker:
                 raise DeviceError(f"the audio output {name!r} opened but its stream does not run "
                                   f"(a suspended PulseAudio sink? try `pactl suspend-sink @DEFAULT_SINK@ 0`)")
             time.sleep(0.01)
-        self.quantum = os_specific.pipewire_quantum() if self.server == "pipewire" else None
+        self.quantum = os_specific.pipewire_quantum(self.requested_quantum) if self.server == "pipewire" else None
         self.rt_threads = os_specific.realtime_threads()
         self.sample_rate = int(self.speaker.sampleRateHz)
         self.channels = int(self.speaker.channels)
@@ -148,6 +149,7 @@ class RealSpeaker:
     def _route_info(self) -> dict:
         """The route to the sound server (audio_route in lab.json) and what decides its latency."""
         return {"route": self.route, "route_note": self.route_note, "pipewire_quantum": self.quantum,
+                "requested_quantum": self.requested_quantum,
                 "requested_buffer_frames": self.requested_buffer, "suggested_latency_ms": self.suggested_latency_ms,
                 "realtime_threads": self.rt_threads}
 
