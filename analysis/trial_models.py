@@ -59,6 +59,7 @@ from scipy import stats as sps
 
 MAX_PARTICIPANTS = 10_000
 GLMM_MAX_PARTICIPANTS = 2_000
+MAX_LOG_ODDS = 30.0     # |log OR| beyond this is a fit running off to separation, not an estimate
 COLUMNS = ["phase", "task", "model", "outcome", "method", "n_trials", "n_participants", "n_items", "estimate",
            "se", "ci_low", "ci_high", "statistic", "p", "effect", "effect_ci_low", "effect_ci_high",
            "effect_scale", "sd_participant", "sd_item", "sd_residual", "loglik", "converged", "singular", "note"]
@@ -99,7 +100,8 @@ def _contrast(params: pd.Series, cov: pd.DataFrame, names: list[str], helpless: 
     for lv in others:
         w[names[lv]] = -1 / len(others)
     est = float(w @ params)
-    se = float(np.sqrt(w @ cov.loc[w.index, w.index] @ w))
+    var = float(w @ cov.loc[w.index, w.index] @ w)
+    se = float(np.sqrt(var)) if np.isfinite(var) and var > 0 else np.nan     # a broken fit: no SE, not a warning
     z = est / se if se > 0 else np.nan
     q = sps.norm.ppf(0.975)
     p = float(2 * sps.norm.sf(abs(z))) if np.isfinite(z) else np.nan
@@ -201,6 +203,8 @@ def _crossed(row: dict, kind: str, d: pd.DataFrame, y: np.ndarray, levels: list,
     fe = pd.Series(m["params"], index=cols)
     cov = pd.DataFrame(m["cov"], index=cols, columns=cols)
     est, se, lo, hi, z, p = _contrast(fe, cov, {lv: f"C(grp)[{lv}]" for lv in levels}, helpless, others)
+    if not (np.isfinite(se) and abs(lo) < MAX_LOG_ODDS and abs(hi) < MAX_LOG_ODDS):
+        return {**row, "converged": False, "note": "not estimable: the fit diverges (separation or a flat likelihood)"}
     row.update(estimate=est, se=se, ci_low=lo, ci_high=hi, statistic=z, p=p, effect=np.exp(est),
                effect_ci_low=np.exp(lo), effect_ci_high=np.exp(hi), sd_participant=float(m["sd"][0]),
                sd_item=float(m["sd"][1]) if two else np.nan,
@@ -278,9 +282,15 @@ def fit(trials: pd.DataFrame, between: str, kinds: Mapping, order: list, glmm: b
                 params = pd.Series(g["params"], index=Xd.columns)
                 cov = pd.DataFrame(g["cov"], index=Xd.columns, columns=Xd.columns)
                 est, se, lo, hi, z, p = _contrast(params, cov, names, helpless, others)
-                row.update(estimate=est, se=se, ci_low=lo, ci_high=hi, statistic=z, p=p, effect=np.exp(est),
-                           effect_ci_low=np.exp(lo), effect_ci_high=np.exp(hi), converged=g["converged"],
-                           note="" if g["converged"] else "IRLS did not converge")
+                if not (np.isfinite(se) and abs(hi) < MAX_LOG_ODDS and abs(lo) < MAX_LOG_ODDS):
+                    # quasi-separation (e.g. an item nobody in a group failed): the odds ratio runs off
+                    # to 0 or infinity; say so rather than print an interval of [0, inf]
+                    row.update(converged=False, note="not estimable (quasi-separation: the odds ratio diverges; "
+                                                     "the mixed model below shrinks the items and may be estimable)")
+                else:
+                    row.update(estimate=est, se=se, ci_low=lo, ci_high=hi, statistic=z, p=p, effect=np.exp(est),
+                               effect_ci_low=np.exp(lo), effect_ci_high=np.exp(hi), converged=g["converged"],
+                               note="" if g["converged"] else "IRLS did not converge")
             except Exception as e:
                 row.update(converged=False, note=f"not estimable: {type(e).__name__}: {e}")
         rows.append(row)
