@@ -206,6 +206,11 @@ def main() -> int:
     ap.add_argument("--control", type=float, default=10.0,
                     help="seconds of noise played by pacat with a 1 s buffer after the session, gaps counted the same "
                          "way: this machine's floor, whatever the route (default 10; 0: none)")
+    ap.add_argument("--no-realtime", action="store_true",
+                    help="run the participant side without the right to real-time scheduling (as root: setpriv drops "
+                         "CAP_SYS_NICE; the sound server keeps its own), as for a user without rtkit or limits.d")
+    ap.add_argument("--busy", type=int, default=0,
+                    help="this many busy-looping processes (nice 0) while measuring: a loaded lab PC")
     ap.add_argument("--json", action="store_true", help="also print the results as one JSON line at the end")
     ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -242,7 +247,7 @@ def main() -> int:
         print(json.dumps({backend: {"audio": info["audio"], "xruns": info.get("xruns"), "sink_gaps": info["sink_gaps"],
                                     "soak_gaps": info.get("soak_gaps"), "soak_s": info.get("soak_s"), "load": info["load"],
                                     "soak_gaps_one_recorder": info.get("soak_gaps_one_recorder"),
-                                    "control_gaps": info.get("control_gaps"),
+                                    "control_gaps": info.get("control_gaps"), "soak_gaps_at_s": info.get("soak_gaps_at_s"),
                                     "control_gaps_one_recorder": info.get("control_gaps_one_recorder"),
                                     **{r[0]: {"escaped": r[1], "trials": r[2], "key_stop_ms": r[3],
                                               "inject_stop_ms": r[4], "inject_quiet_ms": r[5]} for r in rows}}
@@ -276,7 +281,10 @@ def measure(backend: str, args, xvfb) -> tuple[list, dict]:
     proc = None
     try:
         rec, rec2 = Recorder(), Recorder(keepalive=False)
-        proc = subprocess.Popen([sys.executable, __file__, "--child", str(2 * args.trials),
+        wrap = ["setpriv", "--inh-caps=-sys_nice", "--ambient-caps=-sys_nice", "--bounding-set=-sys_nice"] \
+            if args.no_realtime else []
+        busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)]
+        proc = subprocess.Popen([*wrap, sys.executable, __file__, "--child", str(2 * args.trials),
                                  "--latency-class", str(args.latency_class), "--soak", str(args.soak)], cwd=REPO, env=child_env,
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         lines = _lines(proc)
@@ -302,6 +310,9 @@ def measure(backend: str, args, xvfb) -> tuple[list, dict]:
     finally:
         if proc is not None and proc.poll() is None:
             proc.kill()
+        for b in locals().get("busy", []):
+            b.kill()
+            b.wait(5)
         pulse.stop()
 
     rows, skews, gaps = [], [], 0
@@ -327,11 +338,18 @@ def measure(backend: str, args, xvfb) -> tuple[list, dict]:
     info["load"] = os.getloadavg()[0]
     if soaks:
         soak_gaps = soak_one = 0
+        soak_at: list[float] = []
         for a, b in soaks:
-            on, off = recording.first_sound_after(a - 0.05), recording.last_sound_before(b + 0.2)
+            on = recording.first_sound_after(a - 0.05)     # the next burst starts ~0.1 s after: stop before it
+            off = recording.last_sound_before(on + (b - a) + 0.02) if on is not None else None
             soak_gaps += sink_gaps(recording, on, off, confirm=recording2) if on is not None and off is not None else 1
             soak_one += sink_gaps(recording, on, off) if on is not None and off is not None else 1
+            if on is not None and off is not None:      # where in the burst (s after its heard onset), both recordings
+                other = gap_times(recording2, on - 0.05, off + 0.05)
+                soak_at += [round(t - on, 3) for t in gap_times(recording, on, off)
+                            if any(abs(t - u) < 0.015 for u in other)]
         info["soak_gaps"], info["soak_s"], info["soak_gaps_one_recorder"] = soak_gaps, sum(b - a for a, b in soaks), soak_one
+        info["soak_gaps_at_s"] = soak_at
     if control is not None:
         on, off = recording.first_sound_after(control[0] - 0.05), recording.last_sound_before(control[1])
         info["control_gaps"] = sink_gaps(recording, on, off, confirm=recording2) if on and off else None
