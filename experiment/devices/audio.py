@@ -97,6 +97,9 @@ class RealSpeaker:
             jack_name = _jack_output()
             if jack_name is None:
                 self.route, self.route_note = "pulse", "no JACK output of PipeWire found; using the PulseAudio route"
+                self.requested_quantum, self.pulse_latency_msec = None, configured_pulse_latency_msec()
+                if self.pulse_latency_msec:
+                    os.environ["PULSE_LATENCY_MSEC"] = f"{self.pulse_latency_msec:g}"
             else:
                 name = jack_name
         errors = []
@@ -350,8 +353,9 @@ def audio_server() -> str:
 
 def _choose_route(route: str, device: str, server: str) -> tuple[str, str | None]:
     """("jack" | "pulse", note). "auto" picks JACK into PipeWire for the system default output when the
-    server is PipeWire and its libjack is installed: key -> silence at a 64-frame null sink ~1 ms median,
-    no gaps, against ~12 ms through pipewire-pulse (benchmarks/bench_escape_latency.py, README)."""
+    server is PipeWire and its libjack is installed: key -> silence at a 64-frame null sink ~0.5 ms median,
+    p95 < 1.5 ms, against ~12 ms through pipewire-pulse, whose smaller buffers drop out
+    (benchmarks/bench_escape_latency.py, README)."""
     from experiment import os_specific
     if route == "pulse" or (route == "auto" and (server != "pipewire" or device not in ("default", "pipewire"))):
         return "pulse", None
