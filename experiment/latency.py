@@ -92,12 +92,15 @@ def run(args) -> int:
                  f"PulseAudio protocol, pulse_latency_msec {info['pulse_latency_msec'] or 'server default'}")
         print(f"measuring {device_name} ({info['server']}, route {info['route']}: {route}, latency class "
               f"{info['latency_class']}, buffer {info['buffer_size']} frames at {info['sample_rate']} Hz, real-time "
-              f"threads {info['realtime_threads']}): {args.probes} bursts at {LEVEL_DBFS:g} dBFS", file=sys.stderr)
+              f"threads {info['realtime_threads']}"
+              + ("" if info.get("audio_thread_realtime") is None else
+                 f", PipeWire's client thread real-time: {'yes' if info['audio_thread_realtime'] else 'no'}")
+              + f"): {args.probes} bursts at {LEVEL_DBFS:g} dBFS", file=sys.stderr)
         if info["route_note"]:
             print(f"note: {info['route_note']}", file=sys.stderr)
-        if info["route"] == "jack" and not info["realtime_threads"]:
-            print("warning: the audio thread has no real-time priority (install rtkit, or add the user to a group "
-                  "with rtprio in /etc/security/limits.d); small quanta may then drop out under load", file=sys.stderr)
+        if not info["realtime_threads"]:
+            print("warning: no thread of the audio output runs real-time (install rtkit, or add the user to a group "
+                  "with rtprio in /etc/security/limits.d); small quanta then drop out under load", file=sys.stderr)
         res = measure(speaker, args.probes)
     finally:
         speaker.close()

@@ -184,21 +184,41 @@ def pipewire_quantum(requested: int | None = None) -> int | None:
     return v.get("quantum") or None
 
 
-def realtime_threads() -> int:
-    """How many threads of this process run with real-time scheduling (SCHED_FIFO/RR): the audio
-    callback thread should be one of them; 0 means no real-time permission (rtkit or limits.d)."""
-    n = 0
+def _threads() -> list[tuple[int, str]]:
+    """(thread id, name) of every thread of this process (Linux)."""
+    out = []
     try:
         tids = os.listdir("/proc/self/task")
     except OSError:
-        return 0
+        return out
     for tid in tids:
         try:
-            if os.sched_getscheduler(int(tid)) in (os.SCHED_FIFO, os.SCHED_RR):
-                n += 1
-        except (OSError, ValueError, AttributeError):
+            out.append((int(tid), Path(f"/proc/self/task/{tid}/comm").read_text().strip()))
+        except (OSError, ValueError):
             pass
-    return n
+    return out
+
+
+def _is_realtime(tid: int) -> bool:
+    try:     # the policy may carry SCHED_RESET_ON_FORK (0x40000000), as psychtoolbox's threads do
+        return (os.sched_getscheduler(tid) & ~0x40000000) in (os.SCHED_FIFO, os.SCHED_RR)
+    except (OSError, AttributeError):
+        return False
+
+
+def realtime_threads() -> int:
+    """How many threads of this process run with real-time scheduling (SCHED_FIFO/RR); 0 means no
+    real-time permission (rtkit or limits.d)."""
+    return sum(1 for tid, _ in _threads() if _is_realtime(tid))
+
+
+def pipewire_threads_realtime() -> bool | None:
+    """Whether PipeWire's audio threads in this process (named "pw-...", e.g. the JACK client's data thread
+    "pw-PortAudio") run real-time: PipeWire's module-rt makes them so through rtkit or RLIMIT_RTPRIO (a
+    process with CAP_SYS_NICE but a zero limit, root in a container, gets neither). None: no such thread.
+    Not changed here: forcing that thread to SCHED_FIFO ourselves made the measured timing erratic (README)."""
+    threads = [tid for tid, name in _threads() if name.startswith("pw-")]
+    return None if not threads else all(_is_realtime(tid) for tid in threads)
 
 
 def record_monitor(rate: int, channels: int = 1) -> subprocess.Popen:

@@ -132,6 +132,7 @@ class RealSpeaker:
                                   f"(a suspended PulseAudio sink? try `pactl suspend-sink @DEFAULT_SINK@ 0`)")
             time.sleep(0.01)
         self.quantum = os_specific.pipewire_quantum(self.requested_quantum) if self.server == "pipewire" else None
+        self.audio_thread_realtime = os_specific.pipewire_threads_realtime() if self.route == "jack" else None
         self.rt_threads = os_specific.realtime_threads()
         self.sample_rate = int(self.speaker.sampleRateHz)
         self.channels = int(self.speaker.channels)
@@ -154,7 +155,7 @@ class RealSpeaker:
         return {"route": self.route, "route_note": self.route_note, "pipewire_quantum": self.quantum,
                 "requested_quantum": self.requested_quantum,
                 "requested_buffer_frames": self.requested_buffer, "suggested_latency_ms": self.suggested_latency_ms,
-                "realtime_threads": self.rt_threads}
+                "realtime_threads": self.rt_threads, "audio_thread_realtime": self.audio_thread_realtime}
 
     def timing(self) -> dict:
         """Device settings and every burst's scheduled vs reported onset/offset and underruns
