@@ -8,28 +8,15 @@ shuttle screen's small prompt line under the light.
 
 from __future__ import annotations
 
-import random
-
 from conftest import REPO
-from experiment.devices.keyqueue import QueuedKeyboard
 from experiment.devices.virtual import SilentSpeaker
 from experiment.protocol import load_protocol
-from experiment.tasks import TASKS
-from experiment.tasks.base import PhaseContext
-from test_key_queue import BurstSource, burst
+from test_key_queue import burst
+from test_screens import _run as screen_views
 
 
 def _views(task: str, params: dict, events, proto, speaker=None):
-    t = TASKS[task]
-    p = {prm.name: prm.default for prm in t.params}
-    p.update(params)
-    src = BurstSource(events)
-    if speaker is not None:
-        speaker.clock = src
-    ctx = PhaseContext("p", "test", p, src, src, QueuedKeyboard(src), speaker, proto.texts, proto.keys,
-                       lambda row: None, lambda *a, **k: None, proto.base_dir, {})
-    t.run(ctx, t.plan(p, random.Random(2), proto.base_dir))
-    return [v for _, v in src.views]
+    return screen_views(task, params, events, proto, role="test", speaker=speaker)
 
 
 def test_shuttle_feedback_is_a_feedback_screen_like_the_anagrams():
