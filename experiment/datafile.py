@@ -324,7 +324,11 @@ def read_session(path: Path) -> dict:
     large, not UTF-8 JSON, nested absurdly deep, or with a field of the wrong type
     (`session_record_problems`); OSError if unreadable."""
     from experiment.safeio import read_regular
-    raw = read_regular(path, MAX_SESSION_BYTES, "session record")
+    return parse_session(read_regular(path, MAX_SESSION_BYTES, "session record"), path)
+
+
+def parse_session(raw: bytes, path) -> dict:
+    """`read_session` on bytes already read from `path` (named in the errors)."""
     try:
         record = json.loads(raw.decode("utf-8"))
     except RecursionError:
