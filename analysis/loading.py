@@ -317,9 +317,9 @@ class _TrialReader:
     `experiment.datafile.read_trials`, the reference reader (quoted text, torn last rows).
     """
 
-    def __init__(self, problems: _Problems, files: "_Prefetch"):
+    def __init__(self, problems: _Problems, files: "_Prefetch | None" = None):
         self.problems = problems
-        self.source = files
+        self.source = files or _Prefetch()      # nothing read ahead: every file read when asked
         self.fast: dict[tuple, list] = {}       # header -> [(body text, n rows, file id)]
         self.slow: list[pd.DataFrame] = []
         self.files: list[dict] = []
