@@ -10,6 +10,7 @@ disagree about a session, and a refusal reads the same in both.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import tempfile
@@ -110,6 +111,9 @@ def preflight(req: SessionRequest) -> Preflight:
     result = Preflight(protocol=req.protocol)
     proto = req.protocol
     result.checks.append(_verdict("request", lambda: _check_request(req)))
+    consent = _verdict("consent text", lambda: _check_consent_text(req))
+    if consent.message:
+        result.checks.append(consent)
     study = datafile.study_dir(req.data_dir, proto.study_id)
     result.checks.append(_verdict("data folder", lambda: _check_data_folder(Path(req.data_dir), study)))
     previous: list = []
@@ -181,6 +185,31 @@ def _check_request(req: SessionRequest) -> str:
     who = f"participant {req.participant}" if req.participant else "participant assigned at start"
     return f"{who}, condition {req.condition or '(assigned at start)'}" + (
         f", simulated ({req.simulate}, {req.mode})" if req.simulate else "")
+
+
+PLACEHOLDER_RE = re.compile(r"\[[A-Z][A-Z -]{3,}\]")     # [LAB NAME]; not a key hint such as [Y] or [F1]
+
+
+def _check_consent_text(req: SessionRequest) -> str:
+    """A consent text must name who to ask before a real participant reads it: the shipped
+    protocols say [LAB NAME], [E-MAIL ADDRESS] until a lab fills them in. Pilots and simulated
+    participants run with the placeholders (and are told)."""
+    found = []
+    for phase in req.protocol.phases.values():
+        if phase.task != "consent":
+            continue
+        texts = [phase.params.get("contact") or "", *(phase.params.get("pages") or [])]
+        names = sorted({m for t in texts if isinstance(t, str) for m in PLACEHOLDER_RE.findall(t)})
+        if names:
+            found.append((phase, names))
+    if not found:
+        return ""
+    phase, names = found[0]
+    where = f"{req.protocol.path}:{phase.line}: phases.{phase.id}: the consent text still says {', '.join(names)}"
+    if req.pilot or req.simulate is not None:
+        return f"{where} (fine for a pilot; write your lab's contact in before real participants)"
+    raise BadInput(f"{where}: write your lab's contact (lab, responsible researcher, e-mail) into `contact` "
+                   "in your copy of the protocol before real participants read it; pilots (--pilot) run as is")
 
 
 def min_free_mb() -> float:

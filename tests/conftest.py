@@ -49,6 +49,24 @@ def run_lhlab(*args, check_rc: int | None = None, timeout: float = 120, **kw) ->
     return proc
 
 
+SHIPPED_CONTACT = "[LAB NAME], [RESPONSIBLE RESEARCHER], [E-MAIL ADDRESS]"
+LAB_CONTACT = "Memory Lab, Dr. A. Example, memory.lab@example.org"
+
+
+def lab_copy(protocol: Path, folder: Path) -> Path:
+    """A shipped protocol as a lab runs it with real participants: a copy whose consent names the
+    lab (real sessions are refused while it says [LAB NAME]), in folder/protocols/ beside a link
+    to the repository's stimuli/ (the protocols name their stimuli as ../stimuli/...)."""
+    text = Path(protocol).read_text(encoding="utf-8")
+    assert SHIPPED_CONTACT in text, f"{protocol} has no placeholder contact to fill in"
+    (folder / "protocols").mkdir(parents=True, exist_ok=True)
+    if not (folder / "stimuli").exists():
+        (folder / "stimuli").symlink_to(REPO / "stimuli", target_is_directory=True)
+    copy = folder / "protocols" / Path(protocol).name
+    copy.write_text(text.replace(SHIPPED_CONTACT, LAB_CONTACT), encoding="utf-8")
+    return copy
+
+
 def events(stdout: str) -> list[dict]:
     return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, run_lhlab
+from conftest import REPO, lab_copy, run_lhlab
 
 NOISE_SHUTTLE = REPO / "protocols" / "hiroto-seligman-noise-shuttle.yaml"
 
@@ -134,13 +134,15 @@ def test_escape_keys_may_not_use_the_withdraw_key(tmp_path):
 def test_noise_session_without_calibration_is_refused_before_anything_is_written(tmp_path):
     data = tmp_path / "data"
     env = {**__import__("os").environ, "LHLAB_CALIBRATIONS": str(tmp_path / "none.json"), "PULSE_SERVER": "unix:/nonexistent"}
-    out = run_lhlab("run", NOISE_SHUTTLE, "--participant", "p1", "--condition", "escapable", "--data-dir", data,
+    noise_shuttle = lab_copy(NOISE_SHUTTLE, tmp_path / "lab")      # real participants: the consent names the lab
+    out = run_lhlab("run", noise_shuttle, "--participant", "p1", "--condition", "escapable", "--data-dir", data,
                     check_rc=2, env=env)
     assert "no calibration for this audio output" in out.stderr and "lhlab calibrate --headphone MODEL" in out.stderr
     assert not data.exists(), "nothing may be written when a session is refused"
     # the control group plays noise in the shuttle test too: refused as well
-    run_lhlab("run", NOISE_SHUTTLE, "--participant", "p2", "--condition", "nonoise", "--data-dir", data,
-              check_rc=2, env=env)
+    out = run_lhlab("run", noise_shuttle, "--participant", "p2", "--condition", "nonoise", "--data-dir", data,
+                    check_rc=2, env=env)
+    assert "no calibration for this audio output" in out.stderr
     assert not data.exists()
 
 

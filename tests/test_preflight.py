@@ -14,6 +14,7 @@ import pytest
 from experiment import calibration, datafile
 from experiment.cli import main
 from experiment.devices.output import configured_device, output_identity
+from conftest import lab_copy
 from gui import commands, preflight
 
 REPO = Path(__file__).resolve().parent.parent
@@ -70,12 +71,15 @@ REFUSALS = [
      lambda t: DEMO, "P001", "solvable", [], "participant", f"still running (pid {os.getpid()})"),
     ("other condition before", lambda t: mktree(t, "P001", "aborted"), lambda t: DEMO, "P001", "unsolvable", [],
      "participant", "was run in condition 'solvable'"),
-    ("yoked without partner", lambda t: calibrate(), lambda t: NOISE, "P002", "inescapable", [], "yoke",
-     "pass --yoked-to LABEL"),
-    ("noise without calibration", None, lambda t: NOISE, "P001", "escapable", [], "audio calibration",
-     "no calibration for this audio output"),
-    ("calibration too old", lambda t: calibrate(days_old=400), lambda t: NOISE, "P001", "escapable", [],
-     "audio calibration", "days old"),
+    ("yoked without partner", lambda t: calibrate(), lambda t: lab_copy(NOISE, t), "P002", "inescapable", [],
+     "yoke", "pass --yoked-to LABEL"),
+    ("noise without calibration", None, lambda t: lab_copy(NOISE, t), "P001", "escapable", [],
+     "audio calibration", "no calibration for this audio output"),
+    ("calibration too old", lambda t: calibrate(days_old=400), lambda t: lab_copy(NOISE, t), "P001", "escapable",
+     [], "audio calibration", "days old"),
+    ("consent without the lab's contact", lambda t: calibrate(), lambda t: NOISE, "P001", "escapable", [],
+     "consent text", "phases.consent: the consent text still says [E-MAIL ADDRESS], [LAB NAME], "
+     "[RESPONSIBLE RESEARCHER]: write your lab's contact"),
 ]
 
 
@@ -117,12 +121,13 @@ def test_run_check_and_launcher_refuse_alike(case, tmp_path, capsys):
 
 def test_a_session_that_can_start_passes_everywhere(tmp_path, capsys):
     calibrate()
-    argv = ["run", str(NOISE), "--participant", "P001", "--condition", "escapable",
+    noise = lab_copy(NOISE, tmp_path / "lab")
+    argv = ["run", str(noise), "--participant", "P001", "--condition", "escapable",
             "--data-dir", str(tmp_path / "data"), "--check"]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "OK  audio calibration: calibration cal-001" in out and "first session (ses-1)" in out
-    pf = preflight.preflight(NOISE, tmp_path / "data", "P001", "escapable", **SCREEN_OK)
+    pf = preflight.preflight(noise, tmp_path / "data", "P001", "escapable", **SCREEN_OK)
     assert pf.ok and pf.session == 1 and [c.name for c in pf.checks] == \
         ["protocol", "request", "display", "data folder", "participant", "audio calibration"]
     assert not (tmp_path / "data").exists()
@@ -135,6 +140,9 @@ def test_a_session_that_can_start_passes_everywhere(tmp_path, capsys):
 def test_a_pilot_is_checked_before_its_label_exists(tmp_path):
     pf = preflight.preflight(NOISE, tmp_path, None, None, simulate="default", **SCREEN_OK)
     assert not pf.ok and [c.name for c in pf.problems] == ["audio calibration"]
+    # the consent placeholders do not stop a pilot, but its checklist says what is left to fill in
+    note = [c for c in pf.checks if c.name == "consent text"]
+    assert note and note[0].ok and "[LAB NAME]" in note[0].message and "fine for a pilot" in note[0].message
     calibrate()
     assert preflight.preflight(NOISE, tmp_path, None, None, simulate="default", **SCREEN_OK).ok
 
