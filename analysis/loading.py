@@ -44,6 +44,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from analysis.timing import session_timing
 from experiment import datafile
 from experiment.errors import BadInput
 from experiment.tasks import TASKS
@@ -74,6 +75,9 @@ class Study:
     participants: pd.DataFrame
     problems: pd.DataFrame
     notes: list[str] = field(default_factory=list)
+    # (participant_id, session) -> the session record's timing audit (analysis.timing.session_timing),
+    # kept while the record is read once, so the timing table never reads it again
+    timing: dict = field(default_factory=dict)
 
 
 class _Problems:
@@ -126,7 +130,7 @@ def load_study(study_dir: Path | str, session_rule: str = "first", progress: Pro
     reader = _TrialReader(problems, files)
 
     subs = [(name, is_dir) for name, is_dir in _entries(study) if name.startswith("sub-")]
-    records, found = [], 0
+    records, found, timing = [], 0, {}
     step = max(1, len(subs) // 10)
     for i, (name, is_dir) in enumerate(files.participants(study, subs), 1):
         sub = study / name
@@ -141,7 +145,8 @@ def load_study(study_dir: Path | str, session_rule: str = "first", progress: Pro
         for entry, entry_is_dir in files.entries(sub):
             if entry_is_dir and SES_RE.fullmatch(entry):
                 found += 1
-                rec = _read_session_dir(study, label, int(entry[4:]), sub / entry, problems, reader, files)
+                rec = _read_session_dir(study, label, int(entry[4:]), sub / entry, problems, reader, files,
+                                        timing)
                 if rec is not None:
                     records.append(rec)
             else:
@@ -156,13 +161,13 @@ def load_study(study_dir: Path | str, session_rule: str = "first", progress: Pro
     sessions = sessions.sort_values(["participant_id", "session"], kind="stable").reset_index(drop=True)
     trials = reader.frame(sessions)
     participants, notes = _participants(study, sessions, session_rule, problems)
-    return Study(study, trials, sessions, participants, problems.frame(), notes)
+    return Study(study, trials, sessions, participants, problems.frame(), notes, timing)
 
 
 # -- sessions ------------------------------------------------------------------------------------
 
 def _read_session_dir(study: Path, label: str, n: int, sdir: Path, problems: _Problems,
-                      reader: "_TrialReader", files: "_Prefetch") -> dict | None:
+                      reader: "_TrialReader", files: "_Prefetch", timing: dict) -> dict | None:
     json_path = datafile.session_json_path(study, label, n)
     names = dict(files.entries(sdir))
     if json_path.name not in names:
@@ -180,6 +185,7 @@ def _read_session_dir(study: Path, label: str, n: int, sdir: Path, problems: _Pr
                                 "condition or phases missing or different)", "session skipped")
         return None
     pid = f"sub-{label}"
+    timing[(pid, n)] = session_timing(rec)
     phases = {}
     for ph in rec["phases"]:
         if isinstance(ph, dict) and isinstance(ph.get("id"), str):

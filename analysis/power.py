@@ -107,6 +107,7 @@ def study_tables(sessions: list) -> "Study":
     (experiment.simstudy.SimulatedSession), built by the loader's own trial reader
     from the lines `RowSink` kept, exactly as `load_study` builds it from the files."""
     from analysis import loading
+    from analysis.timing import session_timing
     study = Path("<memory>")
     problems = loading._Problems(study)
     reader = loading._TrialReader(problems)
@@ -125,7 +126,8 @@ def study_tables(sessions: list) -> "Study":
     frame = frame.sort_values(["participant_id", "session"], kind="stable").reset_index(drop=True)
     trials = reader.frame(frame)
     participants, notes = loading._participants(study, frame, "first", problems)
-    return loading.Study(study, trials, frame, participants, problems.frame(), notes)
+    timing = {(f"sub-{s.record['participant']}", s.record["session"]): session_timing(s.record) for s in sessions}
+    return loading.Study(study, trials, frame, participants, problems.frame(), notes, timing)
 
 
 def analyse_study(study, spec: Spec, rules=None) -> pd.DataFrame:

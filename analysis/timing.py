@@ -76,14 +76,17 @@ def session_timing(record: dict) -> dict:
 def timing_table(study) -> pd.DataFrame:
     """One row per session of `study` (analysis.loading.Study); see the module docstring."""
     rows = []
+    known = getattr(study, "timing", None) or {}      # what the loader kept while it read each record
     for s in study.sessions[["participant_id", "session"]].itertuples(index=False):
         label, n = str(s.participant_id).removeprefix("sub-"), int(s.session)
-        try:
-            record = datafile.read_session(datafile.session_json_path(study.path, label, n))
-        except (OSError, ValueError):
-            record = {}             # already a load problem of analysis.loading
-        rows.append({"participant_id": s.participant_id, "session": n,
-                     **session_timing(record if isinstance(record, dict) else {})})
+        row = known.get((s.participant_id, n))
+        if row is None:
+            try:
+                record = datafile.read_session(datafile.session_json_path(study.path, label, n))
+            except (OSError, ValueError):
+                record = {}             # already a load problem of analysis.loading
+            row = session_timing(record if isinstance(record, dict) else {})
+        rows.append({"participant_id": s.participant_id, "session": n, **row})
     return pd.DataFrame(rows, columns=TIMING_COLUMNS)
 
 
