@@ -299,6 +299,11 @@ def test_a_commit_whose_answer_was_lost_is_not_counted_twice(pg_url, tmp_path, a
 # -- schema versions and migrations ----------------------------------------------------------------
 def _downgrade(execute, version: int) -> None:
     """Make a current registry look like one of schema `version` (what an older lhlab wrote)."""
+    if version < 6:
+        execute("DROP INDEX assignment_one_replacement")
+        execute("DROP INDEX assignment_one_slot")
+        execute("ALTER TABLE assignment_log DROP COLUMN replaces")
+        execute("CREATE UNIQUE INDEX assignment_one_slot ON assignment_log(block, slot) WHERE rule = 'block'")
     if version < 5:
         execute("DROP TABLE heartbeats")
         execute("DROP TABLE partner_schedules")

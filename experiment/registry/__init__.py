@@ -32,9 +32,15 @@ the queue and the next slot that is not yoked is used (in the same block, or the
 the block has none left). Manual assignments (`condition=...` with a typed reason) and
 participants found on disk that `lhlab run` created (rule `command-line`) use no block slot.
 
-The registry never frees a partner: once a yoke is made it stays, whatever happens to either
-participant. A participant keeps their condition for every session; a crashed session is
-re-run as the next session of the same participant.
+A participant who declines consent never took part (no manipulation, no data but the
+decision, and a declined participant can never run again): their block slot is given to the
+next new participant, whose assignment row names whom they replace (`replaces`, schema 6; each
+decliner is replaced once), so declines do not unbalance the conditions. A yoked decliner's
+partner is released for the next yoked participant (audited "yoke released").
+
+Otherwise the registry never frees a partner: once a yoke is made it stays, whatever happens
+to either participant. A participant keeps their condition for every session; a crashed
+session is re-run as the next session of the same participant.
 
 The session records on disk stay the truth about sessions; `sync_sessions()` copies them into
 the registry (with the effective status, so a killed session shows as `crashed`). With a

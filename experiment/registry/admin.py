@@ -122,7 +122,7 @@ _COPY = {  # table: columns copied from SQLite to the server, in the order rows 
     "sessions": ("label", "number", "started", "ended", "status", "data_path", "experimenter", "training_complete",
                  "notes", "pilot"),
     "assignment_log": ("label", "condition", "rule", "block", "slot", "seed", "yoked_to", "reason",
-                       "protocol_sha256", "time", "request", "station", "override_full"),
+                       "protocol_sha256", "time", "request", "station", "override_full", "replaces"),
     "audit": ("time", "action", "label", "detail", "station"),
     "partner_schedules": ("label", "session", "phase", "condition", "schedule", "sha256", "pilot", "station",
                           "stored"),

@@ -82,6 +82,7 @@ class Assignment:
     protocol_sha256: str | None
     time: str
     override_full: str | None = None     # why this participant was added to a full study (study.planned_n)
+    replaces: str | None = None          # the participant who held this block slot and declined consent
 
 
 def block_order(seed: int, block: int, conditions: list[str], block_size: int) -> list[str]:
@@ -253,6 +254,7 @@ class Registry:
                                "a person takes part once (look them up in the participants table)")
         label = self._new_label()
         design, seed = self._design(), int(self._meta("seed"))
+        self._release_declined_yokes()
         if condition is not None:
             partner = None
             if design["yoked"].get(condition):
@@ -260,11 +262,11 @@ class Registry:
                 if partner is None:
                     raise BadInput(f"no free partner for yoked condition {condition!r}: a "
                                    f"{design['yoked'][condition]!r} participant must finish training first")
-            block = slot = None
+            block = slot = replaces = None
             rule, logged_reason = "manual", reason.strip()
         else:
-            block, slot, condition, partner = self._next_slot()
-            rule, logged_reason = "block", None
+            block, slot, condition, partner, replaces = self._next_slot()
+            rule, logged_reason = "block", (f"replaces {replaces}, who declined consent" if replaces else None)
         now = now_iso()
         self._x("INSERT INTO participants (label, external_id, condition, yoked_to, status, created) "
                 "VALUES (?, ?, ?, ?, 'registered', ?)",
@@ -272,10 +274,10 @@ class Registry:
         if external_id is not None and not self._ids_in_registry:
             self._store_external(label, external_id)
         self._x("INSERT INTO assignment_log (label, condition, rule, block, slot, seed, yoked_to, reason, "
-                "protocol_sha256, time, request, station, override_full) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "protocol_sha256, time, request, station, override_full, replaces) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (label, condition, rule, block, slot, seed, partner, logged_reason, protocol.sha256, now,
-                 request, station_name(), override_reason.strip() if override_reason else None))
+                 request, station_name(), override_reason.strip() if override_reason else None, replaces))
         return label
 
     def participants(self) -> list[Participant]:
@@ -302,7 +304,7 @@ class Registry:
     def assignment_log(self) -> list[Assignment]:
         """The whole assignment log, in the order assignments were made."""
         rows = self._read(lambda: self._x("SELECT label, condition, rule, block, slot, seed, yoked_to, reason, "
-                                          "protocol_sha256, time, override_full FROM assignment_log ORDER BY id"
+                                          "protocol_sha256, time, override_full, replaces FROM assignment_log ORDER BY id"
                                           ).fetchall())
         return [Assignment(*r) for r in rows]
 
@@ -446,13 +448,24 @@ class Registry:
         self._set_meta("next_label", str(n + 1))
         return label
 
-    def _next_slot(self) -> tuple[int, int, str, str | None]:
-        """(block, slot, condition, partner) of the next slot that can be given now."""
+    def _next_slot(self) -> tuple[int, int, str, str | None, str | None]:
+        """(block, slot, condition, partner, replaces) of the next slot that can be given now.
+
+        A slot whose participant declined consent is free again (the earliest first): that
+        person never saw a manipulation, and a session that declined can never run again
+        (preflight), so giving the slot to the next person keeps the blocks balanced among
+        the people who took part. `replaces` names the decliner."""
         design, seed = self._design(), int(self._meta("seed"))
         conditions, yoked, size = design["conditions"], design["yoked"], design["block_size"]
+        holder: dict[tuple[int, int], tuple[str, str]] = {}     # the latest (label, status) of each slot
+        for block, slot, label, status in self._x(
+                "SELECT a.block, a.slot, a.label, p.status FROM assignment_log a JOIN participants p "
+                "ON p.label = a.label WHERE a.rule = 'block' ORDER BY a.id").fetchall():
+            holder[(block, slot)] = (label, status)
         used: dict[int, set[int]] = {}
-        for block, slot in self._x("SELECT block, slot FROM assignment_log WHERE rule = 'block'").fetchall():
-            used.setdefault(block, set()).add(slot)
+        for (block, slot), (_, status) in holder.items():
+            if status != "declined":
+                used.setdefault(block, set()).add(slot)
         block = 0
         while True:
             taken = used.get(block, set())
@@ -460,13 +473,23 @@ class Registry:
                 for slot, condition in enumerate(block_order(seed, block, conditions, size)):
                     if slot in taken:
                         continue
+                    replaces = holder[(block, slot)][0] if (block, slot) in holder else None
                     if condition in yoked:
                         partner = self._free_partner(condition)
                         if partner is None:
                             continue          # this slot waits for a partner; keep looking
-                        return block, slot, condition, partner
-                    return block, slot, condition, None
+                        return block, slot, condition, partner, replaces
+                    return block, slot, condition, None, replaces
             block += 1
+
+    def _release_declined_yokes(self) -> None:
+        """A yoked participant who declined consent never replays their partner's noise: the
+        partner is free for the next yoked participant (one yoke per partner). Audited."""
+        for label, partner in self._x("SELECT label, yoked_to FROM participants WHERE status = 'declined' "
+                                      "AND yoked_to IS NOT NULL").fetchall():
+            self._x("UPDATE participants SET yoked_to = NULL WHERE label = ?", (label,))
+            self._audit("yoke released", label, f"{label} declined consent; {partner} is free for another "
+                                                "yoked participant")
 
     def _free_partner(self, condition: str) -> str | None:
         partner_condition = self._design()["yoked"][condition]
