@@ -209,6 +209,17 @@ class StudyModel(QObject):
         self.changed.emit()
         return participant
 
+    def replaced_by(self, label: str) -> str | None:
+        """Whom `label` replaces: the participant who declined consent in the block slot the
+        registry gave `label` (None for a first assignment)."""
+        if self.registry is None:
+            return None
+        try:
+            mine = [a for a in self.registry.assignment_log() if a.label == label]
+        except LhlabError:
+            return None             # the log line only loses its note; the participant is added
+        return mine[-1].replaces if mine else None
+
     def record_crash(self, label: str, session: int | None) -> None:
         """The session's process is gone without ending it: write `crashed` into its record now
         (datafile.settle_crashed) rather than at the next run. Raises OSError/ValueError."""

@@ -82,6 +82,9 @@ class SessionFlow(QObject):
         w.tables.show_model(w.study)
         w.tables.select(w.study, p.label)
         how = f"by hand ({request.reason})" if request.condition else "by the registry"
+        replaced = w.study.replaced_by(p.label)
+        if replaced:
+            how += f" (the block slot of {replaced}, who declined consent)"
         w.log.add(f"added {p.label}: condition {p.condition}{' yoked to ' + p.yoked_to if p.yoked_to else ''}, "
                   f"assigned {how}" + (f"; study full, added because: {request.override_full}" if full else ""))
         w.statusBar().showMessage(f"{p.label} added: {p.condition}. Press Ctrl+R to start the session.", 10000)

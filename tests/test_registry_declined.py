@@ -71,3 +71,18 @@ def test_a_yoked_decliner_frees_their_partner(backend, tmp_path):
         assert reg.participant(yoked.label).yoked_to is None       # released, and the log still says so
         assert [e.yoked_to for e in reg.assignment_log() if e.label == yoked.label] == [master.label]
         assert [e.replaces for e in reg.assignment_log() if e.label == replacement.label] == [yoked.label]
+
+
+def test_the_launcher_says_whom_a_new_participant_replaces(qtbot, tmp_path, monkeypatch):
+    from gui.models import StudyModel
+    monkeypatch.setenv("LHLAB_REGISTRY", "sqlite")
+    proto, data = consent_protocol(tmp_path), tmp_path / "data"
+    model = StudyModel()
+    model.set_study(proto, data)
+    first = model.add_participant()                 # never yoked: nobody has trained yet
+    assert model.replaced_by(first.label) is None
+    run_session(proto, data, first.label, first.condition, profile="default,decline_consent=1")
+    model.refresh()
+    second = model.add_participant()
+    assert second.condition == first.condition and model.replaced_by(second.label) == first.label
+    model.close()
