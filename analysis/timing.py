@@ -23,7 +23,6 @@ import math
 import numpy as np
 import pandas as pd
 
-from experiment import datafile
 
 TIMING_COLUMNS = ["participant_id", "session", "audited", "refresh", "refresh_hz", "refresh_nominal_hz", "frames",
                   "dropped_frames", "dropped_percent", "worst_frame_ms", "trials_with_drops", "audio_server",
@@ -74,19 +73,10 @@ def session_timing(record: dict) -> dict:
 
 
 def timing_table(study) -> pd.DataFrame:
-    """One row per session of `study` (analysis.loading.Study); see the module docstring."""
-    rows = []
-    known = getattr(study, "timing", None) or {}      # what the loader kept while it read each record
-    for s in study.sessions[["participant_id", "session"]].itertuples(index=False):
-        label, n = str(s.participant_id).removeprefix("sub-"), int(s.session)
-        row = known.get((s.participant_id, n))
-        if row is None:
-            try:
-                record = datafile.read_session(datafile.session_json_path(study.path, label, n))
-            except (OSError, ValueError):
-                record = {}             # already a load problem of analysis.loading
-            row = session_timing(record if isinstance(record, dict) else {})
-        rows.append({"participant_id": s.participant_id, "session": n, **row})
+    """One row per session of `study` (analysis.loading.Study, whose loader kept each session
+    record's audit in `study.timing`); see the module docstring."""
+    rows = [{"participant_id": pid, "session": int(n), **(study.timing.get((pid, int(n))) or session_timing({}))}
+            for pid, n in study.sessions[["participant_id", "session"]].itertuples(index=False)]
     return pd.DataFrame(rows, columns=TIMING_COLUMNS)
 
 

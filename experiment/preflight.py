@@ -194,22 +194,18 @@ def _check_consent_text(req: SessionRequest) -> str:
     """A consent text must name who to ask before a real participant reads it: the shipped
     protocols say [LAB NAME], [E-MAIL ADDRESS] until a lab fills them in. Pilots and simulated
     participants run with the placeholders (and are told)."""
-    found = []
     for phase in req.protocol.phases.values():
-        if phase.task != "consent":
-            continue
-        texts = [phase.params.get("contact") or "", *(phase.params.get("pages") or [])]
+        texts = [phase.params.get("contact") or "", *(phase.params.get("pages") or [])] \
+            if phase.task == "consent" else []
         names = sorted({m for t in texts if isinstance(t, str) for m in PLACEHOLDER_RE.findall(t)})
-        if names:
-            found.append((phase, names))
-    if not found:
-        return ""
-    phase, names = found[0]
-    where = f"{req.protocol.path}:{phase.line}: phases.{phase.id}: the consent text still says {', '.join(names)}"
-    if req.pilot or req.simulate is not None:
-        return f"{where} (fine for a pilot; write your lab's contact in before real participants)"
-    raise BadInput(f"{where}: write your lab's contact (lab, responsible researcher, e-mail) into `contact` "
-                   "in your copy of the protocol before real participants read it; pilots (--pilot) run as is")
+        if not names:
+            continue
+        where = f"{req.protocol.path}:{phase.line}: phases.{phase.id}: the consent text still says {', '.join(names)}"
+        if req.pilot or req.simulate is not None:
+            return f"{where} (fine for a pilot; write your lab's contact in before real participants)"
+        raise BadInput(f"{where}: write your lab's contact (lab, responsible researcher, e-mail) into `contact` "
+                       "in your copy of the protocol before real participants read it; pilots (--pilot) run as is")
+    return ""
 
 
 def min_free_mb() -> float:
