@@ -68,7 +68,9 @@ def test_heartbeats_show_a_running_session_then_its_end(backend, lab, tmp_path, 
             time.sleep(0.3)                  # ~6 beats
             with Registry.open(datafile.study_dir(data, "yoketest")) as reg:
                 deadline = time.monotonic() + 10
-                while [s.phase for s in reg.live_sessions()] != ["test"] and time.monotonic() < deadline:
+                # wait for a beat written during the pause (a loaded disk can delay the writes)
+                while [(s.phase, s.elapsed_s > 0.2) for s in reg.live_sessions()] != [("test", True)] \
+                        and time.monotonic() < deadline:
                     time.sleep(0.05)
                 seen.append(reg.live_sessions())
     monkeypatch.setattr(session_mod.Progress, "__call__", slowed)
